@@ -1,0 +1,5 @@
+import sys
+
+from nfx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""`python -m nfx`: one entry point; each command group lives in its own module.
+
+Every module listed in COMMAND_MODULES has `register(subparsers)`, which adds its commands and
+sets `func` on each: `func(args) -> int` returns the exit code. User errors (`NFXError`) end
+as one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nfx.errors import NFXError
+
+COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.queue_cmds", "nfx.cli.app_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nfx",
+                                     description="NFX neural style transfer.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NFXError as exc:
+        print(f"nfx: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nfx: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,32 @@
+"""argparse options derived from the one settings object (nfx.settings.FIELDS)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nfx.settings import FIELDS, Settings
+
+
+def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """One --option per setting, with help showing default and range.
+
+    defaults=False leaves every option unset (None) unless given: for `rerun`, where the
+    defaults come from the stored settings instead."""
+    group = parser.add_argument_group("settings")
+    for spec in FIELDS.values():
+        shown = f" (default: {spec.format(spec.default) or 'none'}"
+        shown += f"; range {spec.describe_range()})" if spec.describe_range() else ")"
+        group.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, type=spec.parse,
+                           default=None, metavar=spec.kind.upper(),
+                           help=spec.help.replace("%", "%%") + (shown if defaults else ""))
+
+
+def settings_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by name."""
+    return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+
+
+def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
+    """Settings from the defaults (or `base`), with the command line's values applied."""
+    return (base or Settings()).with_changes(**settings_changes(args))

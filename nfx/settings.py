@@ -1,0 +1,290 @@
+"""The one source of truth for every engine parameter.
+
+`Settings` defines each parameter's type, default, range and help text. The CLI options, the
+app's widgets, the database's indexed columns, the PNG metadata and batch sweeps are all
+derived from it through `FIELDS`; nothing else lists parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nfx.errors import InputError
+
+LAYER_NAMES = (
+    "relu1_1", "relu1_2",
+    "relu2_1", "relu2_2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
+    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
+)
+Layer = Literal[LAYER_NAMES]  # type: ignore[valid-type]
+
+
+def _meta(group: str, *, indexed: bool = False, sweep: bool = True) -> dict[str, Any]:
+    """Extra facts about a field: its widget group, whether the gallery filters on it, whether
+    a batch may sweep it."""
+    return {"group": group, "indexed": indexed, "sweep": sweep}
+
+
+class Settings(BaseModel):
+    """Everything that decides what a style-transfer run produces."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    size: int = Field(512, ge=16, le=4096, json_schema_extra=_meta("Output", indexed=True),
+                      description="Long edge of the output in pixels; the short edge follows "
+                                  "the content image's aspect ratio.")
+    scales: int = Field(3, ge=1, le=8, json_schema_extra=_meta("Output", indexed=True),
+                        description="Coarse-to-fine scales: each one doubles the size up to "
+                                    "`size`. More scales give better large-scale structure "
+                                    "for little extra time.")
+    steps: int = Field(100, ge=1, le=5000, json_schema_extra=_meta("Optimiser", indexed=True),
+                       description="Optimiser iterations at each scale.")
+    content_weight: float = Field(1.0, ge=0.0, le=1e6,
+                                  json_schema_extra=_meta("Weights", indexed=True),
+                                  description="Weight of the content loss (feature match at "
+                                              "the content layer).")
+    style_weight: float = Field(1e3, ge=0.0, le=1e9,
+                                json_schema_extra=_meta("Weights", indexed=True),
+                                description="Weight of the style loss (Gram matrices). Higher "
+                                            "means more style, less content.")
+    tv_weight: float = Field(1e-4, ge=0.0, le=1e3,
+                             json_schema_extra=_meta("Weights", indexed=True),
+                             description="Weight of the total-variation loss; smooths out "
+                                         "high-frequency noise.")
+    style_scale: float = Field(1.0, ge=0.1, le=4.0,
+                               json_schema_extra=_meta("Style", indexed=True),
+                               description="Size of the style image relative to the output "
+                                           "(by area). Larger values give larger brush "
+                                           "strokes.")
+    style_blend: tuple[float, ...] = Field(
+        (), json_schema_extra=_meta("Style", sweep=False),
+        description="Blend weights, one per style image (comma-separated); empty means "
+                    "equal weights.")
+    preserve_color: Literal["none", "luminance", "histogram"] = Field(
+        "none", json_schema_extra=_meta("Style", indexed=True),
+        description="Keep the content's colours: 'luminance' transfers style on brightness "
+                    "only; 'histogram' first matches the style's colour statistics to the "
+                    "content.")
+    content_layer: Layer = Field("relu4_2", json_schema_extra=_meta("Layers"),
+                                 description="VGG-19 layer whose activations the output "
+                                             "must match to keep the content.")
+    style_layers: tuple[Layer, ...] = Field(
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        json_schema_extra=_meta("Layers", sweep=False),
+        description="VGG-19 layers whose Gram matrices define the style (comma-separated).")
+    style_layer_weights: tuple[float, ...] = Field(
+        (1.0, 1.0, 1.0, 1.0, 1.0), json_schema_extra=_meta("Layers", sweep=False),
+        description="Relative weight of each style layer, one per style layer "
+                    "(comma-separated).")
+    pooling: Literal["max", "avg"] = Field("max", json_schema_extra=_meta("Layers"),
+                                           description="VGG pooling: 'avg' gives smoother "
+                                                       "gradients and softer results.")
+    optimizer: Literal["lbfgs", "adam"] = Field(
+        "lbfgs", json_schema_extra=_meta("Optimiser", indexed=True),
+        description="L-BFGS converges in far fewer iterations; Adam uses less memory.")
+    learning_rate: float = Field(2.0, gt=0.0, le=100.0, json_schema_extra=_meta("Optimiser"),
+                                 description="Adam step size, in 0-255 pixel units (unused "
+                                             "by L-BFGS).")
+    init: Literal["content", "noise", "style"] = Field(
+        "content", json_schema_extra=_meta("Optimiser"),
+        description="Starting image: the content, random noise, or the style image.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, json_schema_extra=_meta("Optimiser"),
+                      description="Random seed: the same seed and settings reproduce a run "
+                                  "on the same machine.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", json_schema_extra=_meta("Optimiser"),
+        description="'auto' runs the network in bfloat16 where the CPU or GPU supports it "
+                    "(about 2x faster, same result within a few percent), else fp32.")
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> "Settings":
+        if not self.style_layers:
+            raise ValueError("style_layers needs at least one layer")
+        if len(self.style_layer_weights) != len(self.style_layers):
+            raise ValueError(
+                f"style_layer_weights has {len(self.style_layer_weights)} values but "
+                f"style_layers has {len(self.style_layers)}")
+        if any(w < 0 for w in self.style_layer_weights + self.style_blend):
+            raise ValueError("weights must not be negative")
+        return self
+
+    # --- construction and serialisation -------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> "Settings":
+        """Validate a mapping into Settings, raising InputError with one line.
+
+        strict=False drops unknown keys, for settings stored by another NFX version."""
+        if not strict:
+            data = {k: v for k, v in data.items() if k in cls.model_fields}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(validation_message(exc)) from None
+
+    def with_changes(self, **changes: Any) -> "Settings":
+        """A validated copy with some values changed (re-runs, sweeps)."""
+        return Settings.from_dict({**self.model_dump(), **changes})
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, strict: bool = False) -> "Settings":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"settings are not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise InputError("settings JSON must be an object")
+        return cls.from_dict(data, strict=strict)
+
+    def digest(self) -> str:
+        """Stable hash of every value: identical settings give identical digests."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def differences(self, other: "Settings") -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ, as name -> (mine, theirs)."""
+        mine, theirs = self.model_dump(), other.model_dump()
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line from pydantic's multi-line report, naming the field."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+# --- field descriptions for the CLI, widgets, database columns and sweeps ---------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a front end needs to know about one setting."""
+
+    name: str
+    kind: Literal["int", "float", "choice", "list"]
+    default: Any
+    help: str
+    group: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    item_choices: tuple[str, ...] = ()  # for lists of layer names
+    indexed: bool = False  # a database column the gallery filters on
+    sweepable: bool = True  # may take several values in one batch
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+    def parse(self, text: str) -> Any:
+        """Parse one value from text (CLI, sweep lists); InputError on nonsense."""
+        text = text.strip()
+        try:
+            if self.kind == "int":
+                as_float = float(text)
+                if not as_float.is_integer():
+                    raise ValueError
+                return int(as_float)
+            if self.kind == "float":
+                return float(text)
+            if self.kind == "choice":
+                if text not in self.choices:
+                    raise ValueError
+                return text
+            items = [t.strip() for t in text.split(",") if t.strip()]
+            if self.item_choices:
+                bad = [t for t in items if t not in self.item_choices]
+                if bad:
+                    raise ValueError
+                return tuple(items)
+            return tuple(float(t) for t in items)
+        except ValueError:
+            expected = {"int": "a whole number", "float": "a number",
+                        "choice": "one of " + ", ".join(self.choices),
+                        "list": "a comma-separated list"
+                        + (" of " + ", ".join(self.item_choices) if self.item_choices
+                           else " of numbers")}[self.kind]
+            raise InputError(f"{self.name}: {text!r} is not {expected}") from None
+
+    def format(self, value: Any) -> str:
+        """Text for a value, the inverse of parse."""
+        if isinstance(value, (tuple, list)):
+            return ",".join(self.format(v) for v in value)
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return "{" + ",".join(self.choices) + "}"
+        if self.minimum is not None and self.maximum is not None:
+            return f"[{self.format(self.minimum)}, {self.format(self.maximum)}]"
+        return ""
+
+
+def _spec(name: str) -> FieldSpec:
+    info = Settings.model_fields[name]
+    extra = info.json_schema_extra or {}
+    annotation = info.annotation
+    minimum = maximum = None
+    for item in info.metadata:
+        minimum = getattr(item, "ge", getattr(item, "gt", minimum))
+        maximum = getattr(item, "le", getattr(item, "lt", maximum))
+    choices: tuple[str, ...] = ()
+    item_choices: tuple[str, ...] = ()
+    if get_origin(annotation) is Literal:
+        kind, choices = "choice", tuple(get_args(annotation))
+    elif get_origin(annotation) is tuple:
+        kind = "list"
+        item = get_args(annotation)[0]
+        if get_origin(item) is Literal:
+            item_choices = tuple(get_args(item))
+    elif annotation is int:
+        kind = "int"
+    else:
+        kind = "float"
+    return FieldSpec(name=name, kind=kind, default=info.default, help=info.description or "",
+                     group=extra.get("group", "Other"), minimum=minimum, maximum=maximum,
+                     choices=choices, item_choices=item_choices,
+                     indexed=extra.get("indexed", False),
+                     sweepable=extra.get("sweep", True) and kind != "list")
+
+
+FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}
+INDEXED_FIELDS: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.indexed)
+
+
+def field(name: str) -> FieldSpec:
+    """The spec of a setting, or InputError naming the valid ones."""
+    try:
+        return FIELDS[name]
+    except KeyError:
+        raise InputError(f"unknown setting {name!r}; settings are: "
+                         + ", ".join(FIELDS)) from None
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """'style_weight=1e4,1e5' -> ('style_weight', [1e4, 1e5]), validated against ranges."""
+    name, sep, values = text.partition("=")
+    if not sep or not values.strip():
+        raise InputError(f"sweep {text!r} must look like name=value1,value2")
+    spec = field(name.strip())
+    if not spec.sweepable:
+        raise InputError(f"{spec.name} cannot be swept; set it once instead")
+    parsed = [spec.parse(v) for v in values.split(",") if v.strip()]
+    for value in parsed:
+        Settings.from_dict({spec.name: value})  # range check, one clear line if out of range
+    return spec.name, parsed
