@@ -16,9 +16,15 @@ from nfx.errors import NFXError
 COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.queue_cmds", "nfx.cli.app_cmd")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"nfx: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nfx",
-                                     description="NFX neural style transfer.")
+    parser = Parser(prog="python -m nfx", description="NFX neural style transfer.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -5,7 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nfx.settings import FIELDS, Settings
+from nfx.errors import InputError
+from nfx.settings import FIELDS, FieldSpec, Settings
+
+
+def _option_type(spec: FieldSpec):
+    """spec.parse, reporting bad values the way argparse expects."""
+    def parse(text: str) -> Any:
+        try:
+            return spec.parse(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = spec.kind  # argparse names the type in some messages
+    return parse
 
 
 def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
@@ -17,7 +30,7 @@ def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = Tr
     for spec in FIELDS.values():
         shown = f" (default: {spec.format(spec.default) or 'none'}"
         shown += f"; range {spec.describe_range()})" if spec.describe_range() else ")"
-        group.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, type=spec.parse,
+        group.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, type=_option_type(spec),
                            default=None, metavar=spec.kind.upper(),
                            help=spec.help.replace("%", "%%") + (shown if defaults else ""))
 

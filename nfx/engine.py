@@ -1,0 +1,309 @@
+"""The style-transfer engine: multi-scale optimisation of an image against one objective.
+
+The engine knows nothing of the database. It takes PIL images and a Settings object, reports
+progress through a callback (which may cancel), and returns a Result with everything a caller
+needs to store or show. Style Grams and content features are cached per (image, size, mode)
+so a worker running many combinations does not recompute them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from nfx import color
+from nfx.errors import Cancelled, InputError
+from nfx.images import resize, size_for_area, size_for_long_edge, to_pil, to_tensor
+from nfx.losses import ContentLoss, Objective, StyleLoss, gram
+from nfx.settings import Settings
+from nfx.vgg import VGG19Features, load_vgg, preprocess
+
+MIN_SCALE_EDGE = 32  # coarse scales smaller than this (long edge) teach nothing
+MIN_SCALE_SHORT_EDGE = 16  # ... nor those whose short edge is below this
+LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
+
+
+@dataclass
+class Progress:
+    """One optimiser iteration, as seen by a progress callback."""
+
+    iteration: int  # 1-based, over all scales
+    total_iterations: int
+    scale: int  # 0-based
+    scales: int
+    width: int
+    height: int
+    losses: dict[str, float]  # content, style, tv (unweighted) and total (weighted)
+    preview: Image.Image | None = None
+
+
+@dataclass
+class Result:
+    image: Image.Image
+    losses: dict[str, float]
+    history: list[dict[str, float]]
+    seconds: float
+    device: str
+    precision: str
+    settings: Settings
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' prefers CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device mps asked for, but MPS is not available")
+    return device
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs at hardware speed here (not emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    if requested == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if requested == "bf16" and device.type == "mps":
+        raise InputError("bf16 is not supported on MPS; use precision fp32 or auto")
+    return requested
+
+
+def scale_sizes(final: tuple[int, int], scales: int) -> list[tuple[int, int]]:
+    """Sizes from coarse to fine, each half the next; coarse ones too small to help are left
+    out (the final size is always kept)."""
+    sizes = []
+    for index in range(scales - 1, 0, -1):
+        size = size_for_long_edge(final, round(max(final) / 2 ** index))
+        if max(size) >= MIN_SCALE_EDGE and min(size) >= MIN_SCALE_SHORT_EDGE:
+            sizes.append(size)
+    return sizes + [final]
+
+
+def image_key(image: Image.Image) -> str:
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
+
+
+class FeatureCache:
+    """Least-recently-used cache of target tensors, bounded by count."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, compute: Callable[[], object]) -> object:
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        value = compute()
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+class Engine:
+    """Runs style transfers on one device; load once, call `stylize` many times."""
+
+    def __init__(self, device: str = "auto", weights: str | None = None) -> None:
+        self.device = pick_device(device)
+        self.model: VGG19Features = self._model(weights)
+        self.cache = FeatureCache()
+
+    def _model(self, weights: str | None) -> VGG19Features:
+        # A private copy: moving the process-wide model to a device would move it for all.
+        model = copy.deepcopy(load_vgg(weights))
+        return model.to(self.device, memory_format=torch.channels_last)
+
+    # --- targets ------------------------------------------------------------------------
+
+    def _autocast(self, precision: str):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=precision == "bf16")
+
+    def _features(self, pixels: torch.Tensor, layers: Sequence[str], s: Settings,
+                  precision: str) -> dict:
+        with torch.no_grad(), self._autocast(precision):
+            x = preprocess(pixels).contiguous(memory_format=torch.channels_last)
+            return self.model(x, layers, s.pooling)
+
+    def _pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+        return (to_tensor(resize(image, size)) * 255.0).to(self.device)
+
+    def _content_target(self, content: Image.Image, key: str, size: tuple[int, int],
+                        s: Settings, precision: str) -> torch.Tensor:
+        def compute() -> torch.Tensor:
+            pixels = self._pixels(content, size)
+            if s.preserve_color == "luminance":
+                pixels = color.luminance(pixels)
+            return self._features(pixels, [s.content_layer], s, precision)[s.content_layer].float()
+
+        return self.cache.get(("content", key, size, s.content_layer, s.pooling, precision,
+                               s.preserve_color == "luminance"), compute)
+
+    def _style_grams(self, style: Image.Image, style_key: str, content: Image.Image,
+                     content_key: str, out_size: tuple[int, int], s: Settings,
+                     precision: str) -> dict[str, torch.Tensor]:
+        area = out_size[0] * out_size[1] * s.style_scale ** 2
+        size = size_for_area(style.size, area)
+        # Colour-preserving modes make the style depend on the content too.
+        depends_on_content = s.preserve_color != "none"
+
+        def compute() -> dict[str, torch.Tensor]:
+            pixels = self._pixels(style, size)
+            if s.preserve_color == "histogram":
+                pixels = color.match_color_statistics(pixels, self._pixels(content, out_size))
+            elif s.preserve_color == "luminance":
+                content_lum = color.luminance(self._pixels(content, out_size))
+                pixels = color.match_luminance(color.luminance(pixels), content_lum)
+            features = self._features(pixels, s.style_layers, s, precision)
+            return {layer: gram(features[layer]) for layer in s.style_layers}
+
+        return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
+                               precision, s.preserve_color,
+                               content_key if depends_on_content else None,
+                               out_size if depends_on_content else None), compute)
+
+    def _objective(self, content: Image.Image, styles: Sequence[Image.Image],
+                   keys: tuple[str, list[str]], size: tuple[int, int], s: Settings,
+                   precision: str) -> Objective:
+        content_key, style_keys = keys
+        content_loss = ContentLoss(s.content_layer,
+                                   self._content_target(content, content_key, size, s, precision))
+        grams = [self._style_grams(style, key, content, content_key, size, s, precision)
+                 for style, key in zip(styles, style_keys)]
+        style_loss = StyleLoss(StyleLoss.blend(grams, s.style_blend), s.style_layer_weights)
+        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
+        return Objective(self.model, s.pooling, content_loss, style_loss, weights)
+
+    # --- optimisation -------------------------------------------------------------------
+
+    def _initial(self, content: Image.Image, styles: Sequence[Image.Image],
+                 size: tuple[int, int], s: Settings) -> torch.Tensor:
+        if s.init == "content":
+            pixels = self._pixels(content, size)
+        elif s.init == "style":
+            pixels = self._pixels(styles[0], size)
+        else:
+            generator = torch.Generator().manual_seed(s.seed)
+            mean = to_tensor(content).mean(dim=(2, 3), keepdim=True) * 255.0
+            noise = torch.randn((1, 3, size[1], size[0]), generator=generator) * 48.0
+            pixels = (mean + noise).clamp(0, 255).to(self.device)
+        if s.preserve_color == "luminance":
+            pixels = color.luminance(pixels)
+        return pixels
+
+    def stylize(self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings,
+                on_progress: Callable[[Progress], bool | None] | None = None,
+                preview_every: int = 10) -> Result:
+        """Optimise an image with the content of `content` and the style of `styles`."""
+        if not styles:
+            raise InputError("at least one style image is needed")
+        if settings.style_blend and len(settings.style_blend) != len(styles):
+            raise InputError(f"style_blend has {len(settings.style_blend)} weights for "
+                             f"{len(styles)} style images")
+        started = time.perf_counter()
+        s = settings
+        precision = resolve_precision(s.precision, self.device)
+        torch.manual_seed(s.seed)
+        content, styles = content.convert("RGB"), [style.convert("RGB") for style in styles]
+        keys = (image_key(content), [image_key(style) for style in styles])
+        final = size_for_long_edge(content.size, s.size)
+        sizes = scale_sizes(final, s.scales)
+        total = s.steps * len(sizes)
+        history: list[dict[str, float]] = []
+        timings = {"targets": 0.0, "optimise": 0.0}
+        pixels: torch.Tensor | None = None
+
+        for scale, size in enumerate(sizes):
+            t0 = time.perf_counter()
+            objective = self._objective(content, styles, keys, size, s, precision)
+            timings["targets"] += time.perf_counter() - t0
+            if pixels is None:
+                pixels = self._initial(content, styles, size, s)
+            else:
+                pixels = torch.nn.functional.interpolate(
+                    pixels, size=(size[1], size[0]), mode="bicubic", align_corners=False
+                ).clamp(0, 255)
+            pixels = pixels.detach().contiguous().requires_grad_(True)
+            t0 = time.perf_counter()
+            self._optimise(objective, pixels, s, precision, scale, len(sizes), size, total,
+                           history, on_progress, preview_every)
+            timings["optimise"] += time.perf_counter() - t0
+            pixels = pixels.detach().clamp(0, 255)
+
+        assert pixels is not None
+        if s.preserve_color == "luminance":
+            pixels = color.recombine_chroma(pixels, self._pixels(content, final)).clamp(0, 255)
+        image = to_pil(pixels / 255.0)
+        last = history[-1] if history else {}
+        losses = {k: v for k, v in last.items() if k not in ("iteration", "scale")}
+        return Result(image=image, losses=losses, history=history,
+                      seconds=time.perf_counter() - started, device=str(self.device),
+                      precision=precision, settings=s, timings=timings)
+
+    def _optimise(self, objective: Objective, pixels: torch.Tensor, s: Settings,
+                  precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
+                  history: list, on_progress, preview_every: int) -> None:
+        if s.optimizer == "lbfgs":
+            optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
+                [pixels], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY,
+                tolerance_grad=0.0, tolerance_change=0.0)
+        else:
+            optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)
+        record: dict[str, float] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            with self._autocast(precision):
+                loss, terms = objective(pixels)
+            loss.backward()
+            record.clear()
+            record.update({name: float(value.detach()) for name, value in terms.items()})
+            record["total"] = float(loss.detach())
+            return loss
+
+        for step in range(s.steps):
+            optimizer.step(closure)
+            if s.optimizer == "adam":
+                with torch.no_grad():
+                    pixels.clamp_(0, 255)
+            iteration = len(history) + 1
+            history.append({"iteration": iteration, "scale": scale, **record})
+            if on_progress is None:
+                continue
+            last_of_scale = step == s.steps - 1
+            preview = None
+            if preview_every and (iteration % preview_every == 0 or last_of_scale):
+                preview = to_pil(pixels.detach() / 255.0)
+            progress = Progress(iteration=iteration, total_iterations=total, scale=scale,
+                                scales=scales, width=size[0], height=size[1],
+                                losses=dict(record), preview=preview)
+            if on_progress(progress):
+                raise Cancelled(f"cancelled at iteration {iteration} of {total}")

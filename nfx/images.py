@@ -1,0 +1,154 @@
+"""Image input and output: decoding anything users throw at us into RGB, and PNGs that carry
+their full settings so any result can be re-run from the file alone."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from nfx.errors import InputError
+from nfx.settings import Settings
+
+MAX_PIXELS = 64_000_000  # far above any useful input; stops decompression bombs early
+SETTINGS_KEY = "nfx:settings"
+INFO_KEY = "nfx:info"
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Composite transparent images on white: what a user sees in a viewer."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit/float greyscale: scale the real range to 8 bits (convert() would clip).
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return _flatten_alpha(image)
+    return image.convert("RGB")
+
+
+def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Decode a file path or bytes into an upright RGB image, or raise InputError naming it."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    if isinstance(source, bytes):
+        stream: io.BytesIO | Path = io.BytesIO(source)
+    else:
+        stream = Path(source)
+        if not stream.is_file():
+            raise InputError(f"{label}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise InputError(f"{label}: {width}x{height} is too large "
+                                     f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
+                image.load()
+                image = ImageOps.exif_transpose(image) or image
+                rgb = _to_rgb(image)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{label}: image is too large (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{label}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{label}: cannot read image ({exc})") from None
+    if min(rgb.size) < 1:
+        raise InputError(f"{label}: image is empty")
+    return rgb
+
+
+def size_for_long_edge(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
+    """(width, height) with the given long edge and the same aspect ratio."""
+    width, height = size
+    scale = long_edge / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def size_for_area(size: tuple[int, int], area: float) -> tuple[int, int]:
+    """(width, height) covering about `area` pixels with the same aspect ratio."""
+    width, height = size
+    scale = (area / (width * height)) ** 0.5
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor (1, 3, H, W) in 0-1."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (1, 3, H, W) in 0-1 -> PIL RGB (clamped, rounded)."""
+    array = tensor.detach().float().squeeze(0).clamp(0, 1).mul(255).round()
+    return Image.fromarray(array.byte().permute(1, 2, 0).cpu().numpy(), "RGB")
+
+
+def png_bytes(image: Image.Image, settings: Settings, extra: dict | None = None) -> bytes:
+    """PNG with the full settings (and optional run facts) in text chunks."""
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text(SETTINGS_KEY, settings.to_json())
+    if extra:
+        meta.add_text(INFO_KEY, json.dumps(extra, sort_keys=True, default=str))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=meta, compress_level=6)
+    return buffer.getvalue()
+
+
+def _png_text(source: str | Path | bytes) -> dict[str, str]:
+    label = str(source) if not isinstance(source, bytes) else "image"
+    stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+    if isinstance(stream, Path) and not stream.is_file():
+        raise InputError(f"{label}: file not found")
+    try:
+        with Image.open(stream) as image:
+            return dict(getattr(image, "text", {}) or {})
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputError(f"{label}: not a PNG image") from None
+
+
+def read_png_settings(source: str | Path | bytes) -> Settings:
+    """The settings embedded by png_bytes, or InputError if the file has none."""
+    text = _png_text(source).get(SETTINGS_KEY)
+    if text is None:
+        label = str(source) if not isinstance(source, bytes) else "image"
+        raise InputError(f"{label}: no NFX settings embedded (not made by NFX?)")
+    return Settings.from_json(text, strict=False)
+
+
+def read_png_info(source: str | Path | bytes) -> dict:
+    """The run facts embedded by png_bytes (content/style names, losses, ...), or {}."""
+    text = _png_text(source).get(INFO_KEY)
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def thumbnail_bytes(image: Image.Image, size: int = 256) -> bytes:
+    """A small JPEG for gallery grids (kilobytes, not megabytes)."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

