@@ -268,6 +268,16 @@ class Engine:
                       seconds=time.perf_counter() - started, device=str(self.device),
                       precision=precision, settings=s, timings=timings)
 
+    def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
+                 settings: Settings) -> dict[str, float]:
+        """The objective's terms for a finished image at its own size (no optimisation)."""
+        precision = resolve_precision(settings.precision, self.device)
+        keys = (image_key(content), [image_key(style) for style in styles])
+        objective = self._objective(content, styles, keys, image.size, settings, precision)
+        with torch.no_grad(), self._autocast(precision):
+            total, terms = objective((to_tensor(image) * 255.0).to(self.device))
+        return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}
+
     def _optimise(self, objective: Objective, pixels: torch.Tensor, s: Settings,
                   precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
                   history: list, on_progress, preview_every: int) -> None:

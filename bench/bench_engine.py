@@ -1,0 +1,164 @@
+"""Engine benchmark: NFX with its defaults against pastiche (the peer), in one run.
+
+Prints, on the same images and size:
+- wall time of each (whole command, as a user runs it), seconds per iteration;
+- quality of each output by one evaluator: style distance (relative Gram error over
+  relu1_1..relu5_1 against the style image) and content distance (relative relu4_2 feature
+  error against the content image);
+- the bf16 result's fp32 objective against the fp32 run's;
+- ms per engine iteration against a bare VGG fwd+bwd at 256² and 512², fp32 and bf16.
+Every figure is measured in this run; targets are checked as ratios.
+
+    python bench/bench_engine.py [--content C] [--style S] [--size 512] [--peer-steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nfx.engine import Engine  # noqa: E402
+from nfx.images import load_image, resize, size_for_area, to_tensor  # noqa: E402
+from nfx.losses import gram  # noqa: E402
+from nfx.settings import Settings  # noqa: E402
+from nfx.vgg import preprocess  # noqa: E402
+
+IMAGES = ROOT.parent / "shared" / "images"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+class Evaluator:
+    """One yardstick for every output: fp32 VGG-19 features of the original weights."""
+
+    def __init__(self, content_path: Path, style_path: Path) -> None:
+        self.engine = Engine("cpu")
+        self.content = load_image(content_path)
+        self.style = load_image(style_path)
+
+    def features(self, image, layers):
+        with torch.no_grad():
+            return self.engine.model(preprocess(to_tensor(image) * 255.0), layers)
+
+    def distances(self, output) -> dict[str, float]:
+        size = output.size
+        out = self.features(output, ("relu4_2", *STYLE_LAYERS))
+        content = self.features(resize(self.content, size), ("relu4_2",))["relu4_2"]
+        style_size = size_for_area(self.style.size, size[0] * size[1])
+        style = self.features(resize(self.style, style_size), STYLE_LAYERS)
+        content_distance = ((out["relu4_2"] - content).norm() / content.norm()).item()
+        style_distance = statistics.mean(
+            ((gram(out[l]) - gram(style[l])).norm() / gram(style[l]).norm()).item()
+            for l in STYLE_LAYERS)
+        return {"style": style_distance, "content": content_distance}
+
+    def objective(self, output, settings: Settings) -> float:
+        """The fp32 NFX objective of an output image (for the bf16-vs-fp32 check)."""
+        fp32 = settings.with_changes(precision="fp32")
+        return self.engine.evaluate(output, self.content, [self.style], fp32)["total"]
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"benchmark: {' '.join(command[:4])} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6) -> tuple:
+    """Median ms of an engine iteration and of a bare VGG fwd+bwd to relu5_1, same size."""
+    content = load_image(IMAGES / "tubingen.jpg").resize((side, side))
+    style = load_image(IMAGES / "starry_night.jpg")
+    stamps: list[float] = []
+    settings = Settings(size=side, scales=1, steps=steps, precision=precision)
+    engine.stylize(content, [style], settings, lambda p: stamps.append(time.perf_counter()))
+    engine_ms = statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:])) * 1000
+
+    x = (torch.rand(1, 3, side, side) * 255).requires_grad_(True)
+    bare = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = engine.model(preprocess(x).contiguous(memory_format=torch.channels_last),
+                               ["relu5_1"])
+        out["relu5_1"].float().sum().backward()
+        bare.append(time.perf_counter() - started)
+    return engine_ms, statistics.median(bare[1:]) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--content", type=Path, default=IMAGES / "tubingen.jpg")
+    parser.add_argument("--style", type=Path, default=IMAGES / "starry_night.jpg")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--peer-steps", type=int, default=300)
+    parser.add_argument("--skip-peer", action="store_true", help="only the NFX figures")
+    args = parser.parse_args()
+    defaults = Settings(size=args.size)
+    print(f"# NFX engine benchmark: {args.content.name} x {args.style.name}, long edge "
+          f"{args.size}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    evaluator = Evaluator(args.content, args.style)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        nfx_out = Path(tmp) / "nfx.png"
+        nfx_seconds = timed([sys.executable, "-m", "nfx", "run", str(args.content),
+                             str(args.style), "-o", str(nfx_out), "--size", str(args.size),
+                             "--quiet"])
+        nfx_iterations = defaults.steps * defaults.scales
+        rows.append(("nfx (defaults, bf16 auto)", nfx_seconds, nfx_iterations,
+                     evaluator.distances(load_image(nfx_out))))
+        fp32_out = Path(tmp) / "nfx32.png"
+        fp32_seconds = timed([sys.executable, "-m", "nfx", "run", str(args.content),
+                              str(args.style), "-o", str(fp32_out), "--size", str(args.size),
+                              "--precision", "fp32", "--quiet"])
+        rows.append(("nfx (defaults, fp32)", fp32_seconds, nfx_iterations,
+                     evaluator.distances(load_image(fp32_out))))
+        if not args.skip_peer:
+            peer_out = Path(tmp) / "pastiche.png"
+            peer_seconds = timed(["pastiche", "-c", str(args.content), "-s", str(args.style),
+                                  "-o", str(peer_out), "--size", str(args.size), "--num-steps",
+                                  str(args.peer_steps), "--device", "cpu", "--seed", "0",
+                                  "--no-verbose"])
+            rows.append((f"pastiche 1.6.0 ({args.peer_steps} steps)", peer_seconds,
+                         args.peer_steps, evaluator.distances(load_image(peer_out))))
+        bf16_objective = evaluator.objective(load_image(nfx_out), defaults)
+        fp32_objective = evaluator.objective(load_image(fp32_out), defaults)
+
+    print("\n| run | wall s | s/iteration | style distance | content distance |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, seconds, iterations, quality in rows:
+        print(f"| {name} | {seconds:.1f} | {seconds / iterations:.3f} | "
+              f"{quality['style']:.4f} | {quality['content']:.4f} |")
+    print(f"\nbf16 result's fp32 objective / fp32 result's: "
+          f"{bf16_objective / fp32_objective:.3f} (target within a few percent)")
+    if not args.skip_peer:
+        nfx_q, peer_q = rows[0][3], rows[2][3]
+        print(f"wall time nfx / pastiche: {rows[0][1] / rows[2][1]:.3f} (target <= 0.25)")
+        print(f"style distance nfx / pastiche: {nfx_q['style'] / peer_q['style']:.3f} "
+              f"(target <= 1)")
+        print(f"content distance nfx / pastiche: {nfx_q['content'] / peer_q['content']:.3f} "
+              f"(target <= 1)")
+
+    print("\n| size | precision | engine ms/iter | bare VGG fwd+bwd ms | ratio |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    engine = evaluator.engine
+    for side in (256, 512):
+        for precision in ("fp32", "bf16"):
+            engine_ms, bare_ms = per_iteration_ms(engine, side, precision)
+            print(f"| {side}² | {precision} | {engine_ms:.0f} | {bare_ms:.0f} | "
+                  f"{engine_ms / bare_ms:.2f} |")
+    print("\ntargets: ratio <= 1.10; bf16 at 512² <= 500 ms per iteration")
+
+
+if __name__ == "__main__":
+    main()

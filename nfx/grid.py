@@ -1,0 +1,100 @@
+"""Labelled contact sheets: results laid out on a row axis × column axis, as one PNG.
+
+Used by the Compare page to show how a batch varies along two axes (content, style or a
+swept setting). Pure PIL, so it also works from a script.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+BACKGROUND = (255, 255, 255)
+EMPTY_CELL = (235, 235, 235)
+TEXT = (30, 30, 30)
+
+
+def _font(size: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu where installed, else PIL's built-in font (scalable since Pillow 10.1)."""
+    path = FONT_DIR / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, max_width: int) -> str:
+    """Shorten text with an ellipsis until it fits in max_width pixels."""
+    if draw.textlength(text, font=font) <= max_width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > max_width:
+        text = text[:-1]
+    return text + "…"
+
+
+def contact_sheet(cells: Mapping[tuple[int, int], Image.Image], row_labels: Sequence[str],
+                  column_labels: Sequence[str], *, cell_size: int = 256,
+                  row_title: str = "", column_title: str = "", title: str = "",
+                  gap: int = 8) -> Image.Image:
+    """A grid image: cells[(row, column)] scaled to fit cell_size, labels on the top and left.
+
+    Missing cells are drawn as grey squares, so gaps in a batch stay visible."""
+    label_font, title_font = _font(max(12, cell_size // 14)), _font(max(14, cell_size // 11), True)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line = int(label_font.size * 1.5) if hasattr(label_font, "size") else 16
+    left = min(cell_size, max([int(probe.textlength(t, font=label_font)) for t in row_labels]
+                              + [40]) + 2 * gap)
+    title_height = int(line * 1.4) if title else 0
+    top = title_height + line + (line if column_title else 0) + gap
+    left += line if row_title else 0
+    width = left + len(column_labels) * (cell_size + gap) + gap
+    height = top + len(row_labels) * (cell_size + gap) + gap
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((gap, gap // 2), _fit_text(draw, title, title_font, width - 2 * gap),
+                  font=title_font, fill=TEXT)
+    if column_title:
+        draw.text((left, title_height), column_title + " →", font=label_font, fill=TEXT)
+    if row_title:
+        rotated = Image.new("RGB", (height - top, line), BACKGROUND)
+        ImageDraw.Draw(rotated).text((gap, 0), row_title + " →", font=label_font, fill=TEXT)
+        sheet.paste(rotated.rotate(90, expand=True).transpose(Image.FLIP_TOP_BOTTOM)
+                    .transpose(Image.FLIP_LEFT_RIGHT), (0, top))
+    for c, label in enumerate(column_labels):
+        x = left + c * (cell_size + gap)
+        text = _fit_text(draw, label, label_font, cell_size)
+        draw.text((x + (cell_size - draw.textlength(text, font=label_font)) / 2, top - line),
+                  text, font=label_font, fill=TEXT)
+    for r, label in enumerate(row_labels):
+        y = top + r * (cell_size + gap)
+        text = _fit_text(draw, label, label_font, left - (line if row_title else 0) - 2 * gap)
+        draw.text((left - gap - draw.textlength(text, font=label_font), y + cell_size / 2),
+                  text, font=label_font, fill=TEXT, anchor="lm")
+        for c in range(len(column_labels)):
+            x = left + c * (cell_size + gap)
+            image = cells.get((r, c))
+            if image is None:
+                draw.rectangle([x, y, x + cell_size - 1, y + cell_size - 1], fill=EMPTY_CELL)
+                continue
+            thumb = _fit(image.convert("RGB"), cell_size)
+            sheet.paste(thumb, (x + (cell_size - thumb.width) // 2,
+                                y + (cell_size - thumb.height) // 2))
+    return sheet
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    """Scale to fit a size×size cell, up or down, keeping the aspect ratio."""
+    factor = size / max(image.size)
+    return image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
+                        Image.LANCZOS)
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -1,0 +1,53 @@
+"""Home: what NFX is, the queue at a glance, recent results and first steps."""
+
+import streamlit as st
+
+from nfx import services
+from pages._widgets import through_app_navigation
+
+through_app_navigation()
+
+st.title("NFX · neural style transfer")
+st.markdown(
+    "NFX repaints a **content** picture in the manner of one or more **style** pictures "
+    "(Gatys et al., VGG-19). Queue whole batches — every content × style × setting you want "
+    "to try — and a worker runs them while you browse the gallery, compare results and "
+    "re-run the best with tweaks.")
+
+counts = services.queue_counts()
+library = services.library_counts()
+metrics = st.columns(5)
+metrics[0].metric("Results", counts.get("done", 0))
+metrics[1].metric("Queued", counts.get("queued", 0))
+metrics[2].metric("Running", counts.get("running", 0))
+metrics[3].metric("Failed", counts.get("failed", 0))
+metrics[4].metric("Library", f"{library['content']} + {library['style']}",
+                  help="content images + style images")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Recent results")
+    recent = services.recent_results(6)
+    if not recent:
+        st.info("No results yet. Queue a batch and they will appear here.")
+    cells = st.columns(3)
+    for i, card in enumerate(recent):
+        with cells[i % 3]:
+            st.image(services.card_thumbnail(card), caption=services.result_label(card),
+                     width="stretch")
+    if recent:
+        st.page_link("pages/gallery.py", label="Open the gallery", icon=":material/photo_library:")
+
+with right:
+    st.subheader("First steps")
+    st.markdown(
+        "1. **Add images**: upload your own on *New batch*, or add the built-in samples.\n"
+        "2. **Queue a batch**: pick contents and styles, set or sweep the settings.\n"
+        "3. **Watch it run** on *Queue*: progress, loss and a live preview.\n"
+        "4. **Browse and compare** in *Gallery* and *Compare*; re-run any result with tweaks.")
+    if st.button("Add sample images", icon=":material/add_photo_alternate:",
+                 help="Two content pictures and four painterly styles, drawn by NFX itself."):
+        added = services.add_sample_images()
+        st.success(f"Added {added} sample images." if added
+                   else "The sample images are already in the library.")
+    st.page_link("pages/new_batch.py", label="Start a new batch", icon=":material/arrow_forward:")

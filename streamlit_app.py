@@ -1,0 +1,26 @@
+"""NFX web app: the entry point `streamlit run streamlit_app.py` (or `python -m nfx app`).
+
+Only navigation lives here; each page is a layout over `nfx.services`.
+"""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # pages import `nfx` and `pages._widgets` from the repo root
+    sys.path.insert(0, str(ROOT))
+
+st.set_page_config(page_title="NFX style transfer", page_icon="🎨", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("pages/new_batch.py", title="New batch", icon=":material/add_photo_alternate:"),
+    st.Page("pages/queue.py", title="Queue", icon=":material/pending_actions:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+]
+
+st.session_state["nfx:navigated"] = True  # pages check it: see pages/_widgets.py
+st.navigation(PAGES).run()
