@@ -1,0 +1,119 @@
+"""Opening a database: URL choice, SQLite pragmas, and migrations on open.
+
+SQLite runs in WAL mode (readers never wait for the worker's writes) with foreign keys on and a
+busy timeout; write transactions start with BEGIN IMMEDIATE so that two processes never both
+read-then-write the same rows (the queue's claim depends on it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+import nfx
+from nfx.errors import InputError
+from nfx.store.setting_columns import sync_setting_columns
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DATA_DIR = Path(nfx.__file__).resolve().parent.parent / "data"
+BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_KEY = 0x4E4658  # pg_advisory_xact_lock key: "NFX"
+
+
+def default_url() -> str:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DATA_DIR / 'nfx.db'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """--db, else $NFX_DATABASE_URL, else the project's data/nfx.db."""
+    url = url or os.environ.get("NFX_DATABASE_URL") or default_url()
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise InputError(f"database URL {url!r} is not a valid URL") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we ship
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise InputError(f"unsupported database {parsed.get_backend_name()!r}: "
+                     "use sqlite:///FILE or postgresql://...")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def writer(engine: Engine) -> Engine:
+    """The same pool, with transactions that take SQLite's write lock at BEGIN."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
+
+
+def head_revision() -> str:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade to `revision` under a lock, so several workers starting at once are safe.
+
+    On SQLite, foreign keys are off while migrating (a table rebuild must not fire ON DELETE
+    actions) and checked before commit."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    sqlite = engine.dialect.name == "sqlite"
+    with writer(engine).connect() as connection:
+        if sqlite:  # only outside a transaction does this pragma take effect
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():
+                if not sqlite:
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                       {"key": MIGRATION_LOCK_KEY})
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if revision == "head":
+                    sync_setting_columns(connection)
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("migration left rows with broken foreign keys")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")

@@ -1,0 +1,48 @@
+"""A batch as a ZIP: one PNG per result (settings embedded by the worker) plus settings.csv."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from nfx.settings import FIELDS
+from nfx.store.records import ResultRecord
+
+
+def _slug(text: str) -> str:
+    stem = text.rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "image"
+
+
+def file_name(result: ResultRecord) -> str:
+    styles = "+".join(_slug(s.name) for s in result.styles)
+    return f"{result.job_id:06d}_{_slug(result.content.name)}_{styles}.png"
+
+
+def settings_table(results: Sequence[ResultRecord], files: Sequence[str]) -> pd.DataFrame:
+    """One row per result: file, inputs, every setting, final losses, time."""
+    rows = []
+    for result, name in zip(results, files):
+        row = {"file": name, "result_id": result.id, "job_id": result.job_id,
+               "content": result.content.name,
+               "styles": ";".join(s.name for s in result.styles)}
+        values = result.settings.model_dump()
+        row.update({key: spec.format(values[key]) for key, spec in FIELDS.items()})
+        row.update({f"loss_{k}": v for k, v in sorted(result.losses.items())})
+        row.update(seconds=result.seconds, device=result.device, precision=result.precision)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def batch_zip(results: Sequence[ResultRecord], png: Callable[[ResultRecord], bytes]) -> bytes:
+    files = [file_name(r) for r in results]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed
+        for result, name in zip(results, files):
+            archive.writestr(name, png(result))
+        archive.writestr("settings.csv", settings_table(results, files).to_csv(index=False))
+    return buffer.getvalue()

@@ -1,0 +1,107 @@
+"""Gallery queries: jobs joined with their results, filtered on anything the app offers.
+
+Every filter is a WHERE clause on an indexed column (status/date, content, style, tag,
+favourite, and the `INDEXED_FIELDS` setting columns), so the first page stays fast with tens of
+thousands of results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+
+from nfx.errors import InputError
+from nfx.settings import INDEXED_FIELDS
+from nfx.store.models import Job, JobStyle, Result, ResultTag, Tag, setting_column
+
+SORTS = ("newest", "loss", "seconds", "id") + INDEXED_FIELDS
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    content_ids: tuple[int, ...] = ()
+    style_ids: tuple[int, ...] = ()
+    batch_ids: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ("done",)  # empty: every status
+    tags: tuple[str, ...] = ()  # any of these
+    favourites_only: bool = False
+    date_from: date | datetime | None = None  # when the job was queued, inclusive
+    date_to: date | datetime | None = None  # inclusive (a date means the whole day)
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    choices: dict[str, list[Any]] = field(default_factory=dict)
+    sort: str = "newest"  # one of SORTS
+    descending: bool = True
+
+
+def _as_datetime(value: date | datetime, *, end: bool) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime.combine(value + timedelta(days=1), time()) if end else \
+        datetime.combine(value, time())
+
+
+def _indexed(name: str):
+    if name not in INDEXED_FIELDS:
+        raise InputError(f"cannot filter on {name!r}; filterable settings are: "
+                         + ", ".join(INDEXED_FIELDS))
+    return setting_column(name)
+
+
+def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if flt.statuses:
+        where.append(Job.status.in_(flt.statuses))
+    if flt.content_ids:
+        where.append(Job.content_id.in_(flt.content_ids))
+    if flt.style_ids:
+        # an uncorrelated IN: computed once, not probed per job
+        where.append(Job.id.in_(select(JobStyle.job_id)
+                                .where(JobStyle.image_id.in_(flt.style_ids))))
+    if flt.batch_ids:
+        where.append(Job.batch_id.in_(flt.batch_ids))
+    if flt.tags:
+        where.append(Job.result_id.in_(select(ResultTag.result_id)
+                                       .join(Tag, Tag.id == ResultTag.tag_id)
+                                       .where(Tag.name.in_(flt.tags))))
+    if flt.favourites_only:
+        where.append(Result.favourite.is_(True))
+    if flt.date_from is not None:
+        where.append(Job.created_at >= _as_datetime(flt.date_from, end=False))
+    if flt.date_to is not None:
+        end = _as_datetime(flt.date_to, end=True)
+        where.append(Job.created_at < end if not isinstance(flt.date_to, datetime)
+                     else Job.created_at <= end)
+    for name, (low, high) in flt.ranges.items():
+        column = _indexed(name)
+        if low is not None:
+            where.append(column >= low)
+        if high is not None:
+            where.append(column <= high)
+    for name, values in flt.choices.items():
+        where.append(_indexed(name).in_(list(values)))
+    return where
+
+
+def order(flt: GalleryFilter) -> list:
+    if flt.sort not in SORTS:
+        raise InputError(f"cannot sort by {flt.sort!r}; choose one of " + ", ".join(SORTS))
+    column = {"newest": Job.created_at, "loss": Result.loss_total, "seconds": Result.seconds,
+              "id": Job.id}.get(flt.sort)
+    if column is None:
+        column = setting_column(flt.sort)
+    if flt.descending:
+        return [column.desc().nulls_last(), Job.id.desc()]
+    return [column.asc().nulls_last(), Job.id.asc()]
+
+
+def gallery_select(flt: GalleryFilter) -> Select:
+    return (select(Job, Result).outerjoin(Result, Job.result_id == Result.id)
+            .where(and_(True, *conditions(flt))).order_by(*order(flt)))
+
+
+def count_select(flt: GalleryFilter) -> Select:
+    return (select(func.count()).select_from(Job).outerjoin(Result, Job.result_id == Result.id)
+            .where(and_(True, *conditions(flt))))

@@ -1,0 +1,120 @@
+"""Plain records the store hands out: detached from sessions, safe to cache and to show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nfx.settings import Settings
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    sha256: str
+    name: str
+    role: str  # "content" | "style"
+    width: int
+    height: int
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    name: str
+    created_at: datetime
+    job_count: int
+    reused_count: int
+    counts: dict[str, int] = field(default_factory=dict)  # jobs by status
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    batch_id: int | None
+    status: str  # queued | running | done | failed | canceled
+    priority: int
+    attempts: int
+    error: str | None
+    progress: float  # 0..1
+    iteration: int
+    total_iterations: int
+    losses: dict[str, float]
+    preview_png: bytes | None
+    worker: str | None
+    content_id: int
+    style_ids: tuple[int, ...]
+    settings: Settings
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result_id: int | None
+    # beyond the contract's list: what the list command and the queue page also show
+    content_name: str = ""
+    style_names: tuple[str, ...] = ()
+    reused: bool = False
+    cancel_requested: bool = False
+    max_attempts: int = 3
+    heartbeat_at: datetime | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: int
+    name: str
+    host: str
+    pid: int
+    device: str
+    started_at: datetime
+    last_seen: datetime
+    jobs_done: int
+    alive: bool
+    current_job_id: int | None
+
+
+@dataclass(frozen=True)
+class GalleryCard:
+    """One tile of the gallery: a job and, when done, its result."""
+
+    job_id: int
+    result_id: int | None
+    batch_id: int | None
+    status: str
+    content_id: int
+    content_name: str
+    style_ids: tuple[int, ...]
+    style_names: tuple[str, ...]
+    thumb_sha256: str | None  # store.thumbnail(...) of it; None until done
+    image_sha256: str | None
+    settings: Settings
+    losses: dict[str, float]
+    seconds: float | None
+    created_at: datetime
+    favourite: bool
+    tags: tuple[str, ...]
+    progress: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    id: int
+    job_id: int
+    batch_id: int | None
+    image_sha256: str
+    width: int
+    height: int
+    content: ImageRecord
+    styles: tuple[ImageRecord, ...]
+    settings: Settings
+    losses: dict[str, float]
+    history: list[dict[str, Any]]
+    seconds: float
+    device: str
+    precision: str
+    created_at: datetime
+    favourite: bool
+    tags: tuple[str, ...]

@@ -1,0 +1,440 @@
+"""`Store`: the gallery and queue behind one object, one database URL.
+
+Each public method is one transaction and returns plain records (nfx.store.records), so
+callers never hold sessions. Reads use a plain transaction; writes use `write()`, which on
+SQLite takes the write lock at BEGIN.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from nfx import images as image_io
+from nfx import queue
+from nfx.errors import InputError
+from nfx.settings import Settings
+from nfx.store import db, export, gallery
+from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_sha
+from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, Worker, utcnow
+from nfx.store.records import (BatchRecord, GalleryCard, ImageRecord, JobRecord,
+                               ResultRecord, WorkerRecord)
+
+ROLES = ("content", "style")
+THUMBNAIL_SIZE = 256
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating and migrating as needed) the gallery at `url`, $NFX_DATABASE_URL, or the
+    project's data/nfx.db."""
+    return Store(db.resolve_url(url))
+
+
+class Store:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine: Engine = db.create_db_engine(url)
+        self._writer = db.writer(self.engine)
+        if migrate:
+            db.migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # --- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed on success, rolled back on any error."""
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- images --------------------------------------------------------------------------
+
+    def add_image(self, data: bytes, name: str, role: str) -> ImageRecord:
+        """Store an upload (once per picture and role); InputError, and nothing written, if
+        it is not a usable image."""
+        with self.write() as session:
+            return _image_record(_add_image(session, data, name, role))
+
+    def list_images(self, role: str | None = None) -> list[ImageRecord]:
+        with self.read() as session:
+            query = select(Image).order_by(Image.added_at.desc(), Image.id.desc())
+            if role is not None:
+                query = query.where(Image.role == _role(role))
+            return [_image_record(i) for i in session.scalars(query)]
+
+    def get_image(self, image_id: int) -> ImageRecord:
+        with self.read() as session:
+            return _image_record(_get(session, Image, image_id, "image"))
+
+    def blob(self, sha256: str) -> bytes:
+        with self.read() as session:
+            return get_blob(session, sha256)
+
+    def thumbnail(self, sha256: str) -> bytes:
+        with self.read() as session:
+            return get_blob(session, thumbnail_sha(session, sha256))
+
+    # --- batches and jobs ----------------------------------------------------------------
+
+    def create_batch(self, content_ids: Sequence[int], style_ids: Sequence[int],
+                     base: Settings, sweep: dict[str, Sequence[Any]] | None = None,
+                     name: str | None = None, force: bool = False,
+                     priority: int = 0) -> BatchRecord:
+        """contents × styles × sweep as one batch; jobs identical to a finished one reuse its
+        result unless `force`."""
+        plan = queue.plan_batch(content_ids, style_ids, base, sweep)
+        with self.write() as session:
+            return _create_batch(session, plan, base, sweep, name, force, priority)
+
+    def create_batch_from_uploads(self, contents: Sequence[tuple[str, bytes]],
+                                  styles: Sequence[tuple[str, bytes]], base: Settings,
+                                  sweep: dict[str, Sequence[Any]] | None = None,
+                                  name: str | None = None, force: bool = False,
+                                  priority: int = 0) -> BatchRecord:
+        """Uploads and the batch in one transaction: a bad file leaves nothing behind."""
+        queue.plan_batch([0] * len(contents), [0] * len(styles), base, sweep)  # validate
+        with self.write() as session:
+            content_ids = [_add_image(session, d, n, "content").id for n, d in contents]
+            style_ids = [_add_image(session, d, n, "style").id for n, d in styles]
+            plan = queue.plan_batch(content_ids, style_ids, base, sweep)
+            return _create_batch(session, plan, base, sweep, name, force, priority)
+
+    def rerun(self, result_id: int, changes: dict[str, Any] | None = None, *,
+              force: bool | None = None, priority: int = 0) -> JobRecord:
+        """A new queued job from a result's settings with `changes`. With no changes it is
+        forced (the user asked to run it again); with changes it may reuse an identical run."""
+        changes = dict(changes or {})
+        with self.write() as session:
+            result = _get(session, Result, result_id, "result")
+            source = session.get(Job, result.job_id)
+            if source is None:
+                raise InputError(f"result {result_id} has lost its job; cannot re-run it")
+            settings = Settings.from_json(result.settings_json).with_changes(**changes)
+            job = queue.add_job(session, content=source.content,
+                                styles=[s.image for s in source.styles], settings=settings,
+                                force=not changes if force is None else force,
+                                priority=priority)
+            session.flush()
+            return _job_record(session, job)
+
+    def get_batch(self, batch_id: int) -> BatchRecord:
+        with self.read() as session:
+            return _batch_record(session, _get(session, Batch, batch_id, "batch"))
+
+    def list_batches(self) -> list[BatchRecord]:
+        with self.read() as session:
+            batches = session.scalars(select(Batch).order_by(Batch.id.desc())).all()
+            return [_batch_record(session, b) for b in batches]
+
+    def list_jobs(self, status: str | Sequence[str] | None = None,
+                  batch_id: int | None = None, limit: int | None = 200) -> list[JobRecord]:
+        """Jobs in queue order: running, then queued by priority and age, then the rest newest
+        first."""
+        with self.read() as session:
+            query = select(Job)
+            if status is not None:
+                statuses = (status,) if isinstance(status, str) else tuple(status)
+                bad = set(statuses) - set(queue.STATUSES)
+                if bad:
+                    raise InputError(f"unknown status {sorted(bad)[0]!r}; statuses are: "
+                                     + ", ".join(queue.STATUSES))
+                query = query.where(Job.status.in_(statuses))
+            if batch_id is not None:
+                query = query.where(Job.batch_id == batch_id)
+            query = query.order_by((Job.status != "running"), (Job.status != "queued"),
+                                   Job.priority.desc(), Job.created_at, Job.id).limit(limit)
+            jobs = session.scalars(query).all()
+            return _job_records(session, jobs)
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self.read() as session:
+            return _job_record(session, _get(session, Job, job_id, "job"))
+
+    def cancel_job(self, job_id: int) -> JobRecord:
+        """Queued: canceled now. Running: the worker is asked to stop (within a few
+        iterations)."""
+        with self.write() as session:
+            job = _get(session, Job, job_id, "job")
+            if job.status == "queued":
+                job.status, job.finished_at, job.error = "canceled", utcnow(), "canceled"
+            elif job.status == "running":
+                job.cancel_requested = True
+            else:
+                raise InputError(f"job {job_id} is {job.status}; only queued or running jobs "
+                                 "can be canceled")
+            session.flush()
+            return _job_record(session, job)
+
+    def move_to_front(self, job_id: int) -> JobRecord:
+        """Raise a queued job's priority above every other queued job."""
+        with self.write() as session:
+            job = _get(session, Job, job_id, "job")
+            if job.status != "queued":
+                raise InputError(f"job {job_id} is {job.status}; only queued jobs can move")
+            top = session.scalar(select(func.max(Job.priority)).where(
+                Job.status == "queued", Job.id != job_id))
+            job.priority = max(job.priority, (top if top is not None else job.priority) + 1)
+            session.flush()
+            return _job_record(session, job)
+
+    def retry_job(self, job_id: int) -> JobRecord:
+        """Failed or canceled → queued, with a fresh count of attempts."""
+        with self.write() as session:
+            job = _get(session, Job, job_id, "job")
+            if job.status not in ("failed", "canceled"):
+                raise InputError(f"job {job_id} is {job.status}; only failed or canceled jobs "
+                                 "can be retried")
+            job.status, job.attempts, job.error, job.cancel_requested = "queued", 0, None, False
+            job.progress, job.iteration, job.preview_png = 0.0, 0, None
+            job.started_at = job.finished_at = job.worker = None
+            session.flush()
+            return _job_record(session, job)
+
+    def queue_counts(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+            counts = dict.fromkeys(queue.STATUSES, 0)
+            counts.update({status: n for status, n in rows})
+            return counts
+
+    def list_workers(self) -> list[WorkerRecord]:
+        with self.read() as session:
+            now = utcnow()
+            return [WorkerRecord(id=w.id, name=w.name, host=w.host, pid=w.pid, device=w.device,
+                                 started_at=w.started_at, last_seen=w.last_seen,
+                                 jobs_done=w.jobs_done, current_job_id=w.current_job_id,
+                                 alive=w.stopped_at is None
+                                 and now - w.last_seen < timedelta(seconds=w.lease_seconds))
+                    for w in session.scalars(select(Worker).order_by(Worker.last_seen.desc()))]
+
+    def seconds_per_megapixel_iteration(self, device: str | None = None) -> float | None:
+        """Median over recent results on this database: seconds per (megapixel × iteration),
+        counting each coarser scale at a quarter of the pixels."""
+        with self.read() as session:
+            query = select(Result).order_by(Result.id.desc()).limit(50)
+            if device is not None:
+                query = query.where(Result.device == device)
+            rates = []
+            for r in session.scalars(query):
+                s = Settings.from_json(r.settings_json)
+                work = r.width * r.height / 1e6 * s.steps * sum(4.0 ** -k for k in
+                                                                 range(s.scales))
+                if work > 0 and r.seconds > 0:
+                    rates.append(r.seconds / work)
+            return statistics.median(rates) if rates else None
+
+    # --- gallery -------------------------------------------------------------------------
+
+    def query_gallery(self, flt: gallery.GalleryFilter | None = None, page: int = 0,
+                      page_size: int = 24) -> list[GalleryCard]:
+        flt = flt or gallery.GalleryFilter()
+        if page < 0 or page_size < 1:
+            raise InputError("page must be >= 0 and page_size >= 1")
+        with self.read() as session:
+            rows = session.execute(gallery.gallery_select(flt)
+                                   .options(selectinload(Result.tags))
+                                   .offset(page * page_size).limit(page_size)).all()
+            return [_card(job, result) for job, result in rows]
+
+    def count_gallery(self, flt: gallery.GalleryFilter | None = None) -> int:
+        with self.read() as session:
+            return session.scalar(gallery.count_select(flt or gallery.GalleryFilter()))
+
+    def get_result(self, result_id: int) -> ResultRecord:
+        with self.read() as session:
+            return _result_record(session, _get(session, Result, result_id, "result"))
+
+    def result_png(self, result_id: int) -> bytes:
+        """The output PNG, with its settings embedded (the worker stores it that way)."""
+        with self.read() as session:
+            result = _get(session, Result, result_id, "result")
+            return get_blob(session, result.image_sha256)
+
+    def set_favourite(self, result_id: int, favourite: bool = True) -> None:
+        with self.write() as session:
+            _get(session, Result, result_id, "result").favourite = bool(favourite)
+
+    def set_tags(self, result_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        """Replace a result's tags (trimmed, lower-cased, unique)."""
+        names = sorted({t.strip().lower() for t in tags if t.strip()})
+        if any(len(n) > 64 for n in names):
+            raise InputError("tags must be at most 64 characters")
+        with self.write() as session:
+            result = _get(session, Result, result_id, "result")
+            existing = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(names)))}
+            for name in names:
+                if name not in existing:
+                    existing[name] = Tag(name=name)
+                    session.add(existing[name])
+            result.tags = [existing[n] for n in names]
+            session.flush()
+            session.execute(delete(Tag).where(~Tag.id.in_(select(ResultTag.tag_id))))
+            return tuple(names)
+
+    def all_tags(self) -> list[str]:
+        with self.read() as session:
+            return list(session.scalars(select(Tag.name).order_by(Tag.name)))
+
+    def delete_result(self, result_id: int) -> None:
+        """Remove a result, the jobs that show it, and images nothing else uses."""
+        with self.write() as session:
+            result = _get(session, Result, result_id, "result")
+            digests = {result.image_sha256, result.thumb_sha256}
+            for job in session.scalars(select(Job).where(Job.result_id == result_id)):
+                session.delete(job)
+            session.delete(result)
+            session.flush()
+            session.execute(delete(Tag).where(~Tag.id.in_(select(ResultTag.tag_id))))
+            delete_unreferenced(session, digests)
+
+    def batch_results(self, batch_id: int) -> list[ResultRecord]:
+        with self.read() as session:
+            _get(session, Batch, batch_id, "batch")
+            rows = session.execute(
+                select(Job, Result).join(Result, Job.result_id == Result.id)
+                .where(Job.batch_id == batch_id, Job.status == "done").order_by(Job.id)).all()
+            return [_result_record(session, result, job) for job, result in rows]
+
+    def export_batch(self, batch_id: int) -> bytes:
+        """ZIP of the batch's PNGs (settings embedded) and settings.csv."""
+        results = self.batch_results(batch_id)
+        if not results:
+            raise InputError(f"batch {batch_id} has no finished results to export")
+        with self.read() as session:
+            return export.batch_zip(results, lambda r: get_blob(session, r.image_sha256))
+
+
+# --- helpers: one transaction's worth of work, on a session ----------------------------------
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise InputError(f"image role must be 'content' or 'style', not {role!r}")
+    return role
+
+
+def _get(session: Session, model, key: int, what: str):
+    row = session.get(model, key)
+    if row is None:
+        raise InputError(f"no {what} with id {key}")
+    return row
+
+
+def _add_image(session: Session, data: bytes, name: str, role: str) -> Image:
+    role = _role(role)
+    name = (name or "image").strip()[:255] or "image"
+    picture = image_io.load_image(data, name)  # InputError for anything unusable
+    digest = put_blob(session, data)
+    existing = session.scalar(select(Image).where(Image.sha256 == digest, Image.role == role))
+    if existing is not None:
+        return existing
+    image = Image(sha256=digest, name=name, role=role, width=picture.width,
+                  height=picture.height, added_at=utcnow(),
+                  thumb_sha256=put_blob(session, image_io.thumbnail_bytes(picture,
+                                                                          THUMBNAIL_SIZE)))
+    session.add(image)
+    session.flush()
+    return image
+
+
+def _create_batch(session: Session, plan: list[queue.PlannedJob], base: Settings,
+                  sweep: dict[str, Sequence[Any]] | None, name: str | None, force: bool,
+                  priority: int) -> BatchRecord:
+    ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
+    images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(ids)))}
+    missing = sorted(ids - set(images))
+    if missing:
+        raise InputError(f"no image with id {missing[0]}")
+    batch = Batch(name=name or f"batch {utcnow():%Y-%m-%d %H:%M:%S}",
+                  base_settings_json=base.to_json(), created_at=utcnow(),
+                  sweep={k: list(v) for k, v in (sweep or {}).items()})
+    session.add(batch)
+    session.flush()
+    for p in plan:
+        queue.add_job(session, content=images[p.content_id],
+                      styles=[images[s] for s in p.style_ids], settings=p.settings,
+                      batch_id=batch.id, force=force, priority=priority)
+    session.flush()
+    return _batch_record(session, batch)
+
+
+def _image_record(image: Image) -> ImageRecord:
+    return ImageRecord(id=image.id, sha256=image.sha256, name=image.name, role=image.role,
+                       width=image.width, height=image.height, added_at=image.added_at)
+
+
+def _batch_record(session: Session, batch: Batch) -> BatchRecord:
+    counts = dict(session.execute(select(Job.status, func.count()).where(
+        Job.batch_id == batch.id).group_by(Job.status)).all())
+    reused = session.scalar(select(func.count()).where(Job.batch_id == batch.id,
+                                                      Job.reused.is_(True)))
+    return BatchRecord(id=batch.id, name=batch.name, created_at=batch.created_at,
+                       job_count=sum(counts.values()), reused_count=reused, counts=counts)
+
+
+def _job_records(session: Session, jobs: Sequence[Job]) -> list[JobRecord]:
+    result_ids = {j.result_id for j in jobs if j.result_id is not None}
+    seconds = dict(session.execute(select(Result.id, Result.seconds)
+                                   .where(Result.id.in_(result_ids))).all()) if result_ids else {}
+    return [_job_record(session, j, seconds.get(j.result_id)) for j in jobs]
+
+
+def _job_record(session: Session, job: Job, seconds: float | None = None) -> JobRecord:
+    if seconds is None and job.result_id is not None:
+        seconds = session.scalar(select(Result.seconds).where(Result.id == job.result_id))
+    return JobRecord(
+        id=job.id, batch_id=job.batch_id, status=job.status, priority=job.priority,
+        attempts=job.attempts, error=job.error, progress=job.progress, iteration=job.iteration,
+        total_iterations=job.total_iterations, losses=dict(job.losses or {}),
+        preview_png=job.preview_png, worker=job.worker, content_id=job.content_id,
+        style_ids=job.style_ids, settings=Settings.from_json(job.settings_json),
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        result_id=job.result_id, content_name=job.content.name,
+        style_names=tuple(s.image.name for s in job.styles), reused=job.reused,
+        cancel_requested=job.cancel_requested, max_attempts=job.max_attempts,
+        heartbeat_at=job.heartbeat_at, seconds=seconds)
+
+
+def _card(job: Job, result: Result | None) -> GalleryCard:
+    return GalleryCard(
+        job_id=job.id, result_id=result.id if result else None, batch_id=job.batch_id,
+        status=job.status, content_id=job.content_id, content_name=job.content.name,
+        style_ids=job.style_ids, style_names=tuple(s.image.name for s in job.styles),
+        thumb_sha256=result.thumb_sha256 if result else None,
+        image_sha256=result.image_sha256 if result else None,
+        settings=Settings.from_json(job.settings_json), losses=dict(job.losses or {}),
+        seconds=result.seconds if result else None, created_at=job.created_at,
+        favourite=bool(result and result.favourite),
+        tags=tuple(t.name for t in result.tags) if result else (), progress=job.progress,
+        error=job.error)
+
+
+def _result_record(session: Session, result: Result, job: Job | None = None) -> ResultRecord:
+    job = job or session.get(Job, result.job_id) or session.scalars(
+        select(Job).where(Job.result_id == result.id).limit(1)).first()
+    if job is None:
+        raise InputError(f"result {result.id} has no job")
+    return ResultRecord(
+        id=result.id, job_id=job.id, batch_id=job.batch_id, image_sha256=result.image_sha256,
+        width=result.width, height=result.height, content=_image_record(job.content),
+        styles=tuple(_image_record(s.image) for s in job.styles),
+        settings=Settings.from_json(result.settings_json), losses=dict(result.losses),
+        history=list(result.history), seconds=result.seconds, device=result.device,
+        precision=result.precision, created_at=result.created_at, favourite=result.favourite,
+        tags=tuple(t.name for t in result.tags))

@@ -1,0 +1,286 @@
+"""The queue on real databases: planning, order, atomic claims, leases, cancel, retry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import image_bytes, make_image
+from postgres_fixture import db_url, postgres_server, postgres_url  # noqa: F401
+from sqlalchemy import func, select
+
+from nfx import queue
+from nfx.errors import InputError
+from nfx.images import png_bytes, thumbnail_bytes
+from nfx.queue import JobState, plan_batch
+from nfx.settings import Settings
+from nfx.store import open_store
+from nfx.store.models import Result
+
+TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
+
+
+def finished(claim: queue.Claim) -> queue.Finished:
+    picture = make_image(32, 24, seed=claim.job_id)
+    return queue.Finished(png=png_bytes(picture, claim.settings), width=32, height=24,
+                          thumbnail=thumbnail_bytes(picture, 64), settings=claim.settings,
+                          losses={"total": 1.0}, history=[], seconds=0.5, device="cpu",
+                          precision="fp32")
+
+
+@pytest.fixture
+def store(db_url):  # noqa: F811
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def images(store):
+    content = store.add_image(image_bytes(make_image(40, 30, 1)), "c.png", "content").id
+    style = store.add_image(image_bytes(make_image(30, 30, 2)), "s.png", "style").id
+    return content, style
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+def test_plan_batch_is_the_product():
+    plan = plan_batch([1, 2], [3, 4, 5], TINY, {"style_weight": [1e4, 1e5], "size": [32, 64]})
+    assert len(plan) == 2 * 3 * 2 * 2
+    assert len({(p.content_id, p.style_ids, p.settings) for p in plan}) == 24
+    assert {p.settings.size for p in plan} == {32, 64}
+    assert all(p.settings.steps == 2 and len(p.style_ids) == 1 for p in plan)
+    assert plan_batch([1], [2], TINY) == [queue.PlannedJob(1, (2,), TINY)]
+
+
+@pytest.mark.parametrize("contents, styles, sweep, message", [
+    ([], [1], {}, "content image"),
+    ([1], [], {}, "style image"),
+    ([1], [2], {"colour": [1]}, "unknown setting"),
+    ([1], [2], {"style_layers": [("relu1_1",)]}, "cannot be swept"),
+    ([1], [2], {"size": []}, "no values"),
+    ([1], [2], {"size": [8]}, "size"),
+])
+def test_plan_batch_refuses_bad_input(contents, styles, sweep, message):
+    with pytest.raises(InputError, match=message):
+        plan_batch(contents, styles, TINY, sweep)
+
+
+# --- order -------------------------------------------------------------------------------
+
+
+def test_claim_order_is_priority_then_age_and_move_to_front(store, images):
+    content, style = images
+    store.create_batch([content], [style], TINY, {"seed": [1, 2, 3]})
+    urgent = store.create_batch([content], [style], TINY, {"seed": [4]}, priority=5)
+    jobs = store.list_jobs(status="queued")
+    assert [j.settings.seed for j in jobs] == [4, 1, 2, 3]
+    last = next(j for j in jobs if j.settings.seed == 3)
+    assert store.move_to_front(last.id).priority == 6
+    order = []
+    while (claim := queue.claim_next(store, "w")) is not None:
+        order.append(claim.settings.seed)
+        assert queue.finish(store, claim, finished(claim)) is not None
+    assert order == [3, 4, 1, 2]
+    assert store.get_batch(urgent.id).counts == {"done": 1}
+    with pytest.raises(InputError, match="only queued"):
+        store.move_to_front(last.id)
+
+
+def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F811
+    content, style = images
+    store.create_batch([content], [style], TINY, {"seed": list(range(24))})
+    claimed: list[int] = []
+    errors: list[BaseException] = []
+
+    def drain(name: str) -> None:
+        own = open_store(db_url)
+        try:
+            while (claim := queue.claim_next(own, name)) is not None:
+                claimed.append(claim.job_id)
+                queue.finish(own, claim, finished(claim))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=drain, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 24
+    assert store.queue_counts()["done"] == 24
+    assert all(j.attempts == 1 for j in store.list_jobs())
+
+
+# --- leases, cancel, retry ---------------------------------------------------------------
+
+
+def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
+    content, style = images
+    store.create_batch([content], [style], TINY)
+    first = queue.claim_next(store, "dead", lease=0.05)
+    assert queue.claim_next(store, "other", lease=0.05) is None  # still leased
+    time.sleep(0.1)
+    second = queue.claim_next(store, "other", lease=0.05)
+    assert second.job_id == first.job_id and second.attempt == 2
+    # the first worker comes back: everything it tries is refused
+    assert queue.heartbeat(store, first, 60) is JobState.LOST
+    assert queue.finish(store, first, finished(first)) is None
+    assert not queue.fail(store, first, "late")
+    time.sleep(0.1)
+    third = queue.claim_next(store, "third", lease=0.05)
+    assert third.attempt == 3
+    time.sleep(0.1)
+    assert queue.claim_next(store, "fourth") is None
+    job = store.get_job(first.job_id)
+    assert job.status == "failed" and "stopped responding" in job.error
+    assert job.attempts == 3
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Result)) == 0
+
+
+def test_heartbeat_keeps_the_lease(store, images):
+    store.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next(store, "alive", lease=0.3)
+    for _ in range(4):
+        time.sleep(0.1)
+        assert queue.heartbeat(store, claim, 0.3, iteration=1, progress=0.5) is JobState.OWNED
+    assert queue.claim_next(store, "thief", lease=0.3) is None
+    job = store.get_job(claim.job_id)
+    assert (job.status, job.worker, job.iteration, job.progress) == ("running", "alive", 1, 0.5)
+
+
+def test_cancel_queued_and_running(store, images):
+    content, style = images
+    batch = store.create_batch([content], [style], TINY, {"seed": [1, 2]})
+    queued, running = store.list_jobs(batch_id=batch.id)
+    claim = queue.claim_next(store, "w")
+    running, queued = (queued, running) if claim.job_id == queued.id else (running, queued)
+    assert store.cancel_job(queued.id).status == "canceled"
+    assert store.cancel_job(running.id).cancel_requested
+    assert queue.heartbeat(store, claim, 60) is JobState.CANCEL
+    assert queue.cancelled(store, claim)
+    assert store.get_job(running.id).status == "canceled"
+    with pytest.raises(InputError, match="only queued or running"):
+        store.cancel_job(running.id)
+
+
+def test_retry_failed_and_canceled(store, images):
+    content, style = images
+    store.create_batch([content], [style], TINY, {"seed": [1, 2]})
+    claim = queue.claim_next(store, "w")
+    assert queue.fail(store, claim, "RuntimeError: CUDA out of memory")
+    failed = store.get_job(claim.job_id)
+    assert (failed.status, failed.error) == ("failed", "RuntimeError: CUDA out of memory")
+    other = next(j for j in store.list_jobs() if j.id != claim.job_id)
+    store.cancel_job(other.id)
+    for job_id in (claim.job_id, other.id):
+        retried = store.retry_job(job_id)
+        assert (retried.status, retried.attempts, retried.error) == ("queued", 0, None)
+    assert store.queue_counts() == {"queued": 2, "running": 0, "done": 0, "failed": 0,
+                                    "canceled": 0}
+    with pytest.raises(InputError, match="only failed or canceled"):
+        store.retry_job(claim.job_id)
+
+
+def test_release_puts_job_back_without_using_an_attempt(store, images):
+    store.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next(store, "w")
+    assert queue.release(store, claim)
+    job = store.get_job(claim.job_id)
+    assert (job.status, job.attempts, job.worker) == ("queued", 0, None)
+
+
+def test_identical_job_finished_meanwhile_is_reused_at_claim(store, images):
+    content, style = images
+    store.create_batch([content], [style], TINY)
+    twin = store.create_batch([content], [style], TINY)  # nothing finished yet: queued
+    assert twin.reused_count == 0
+    claim = queue.claim_next(store, "w")
+    result_id = queue.finish(store, claim, finished(claim))
+    assert queue.claim_next(store, "w") is None  # the twin took the result instead
+    job = store.list_jobs(batch_id=twin.id)[0]
+    assert (job.status, job.reused, job.result_id, job.attempts) == ("done", True, result_id, 0)
+
+
+def test_workers_table(store, images):
+    queue.register_worker(store, "w1", "host", 123, "cpu", lease=0.2)
+    store.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next(store, "w1", lease=0.2)
+    (worker,) = store.list_workers()
+    assert (worker.name, worker.host, worker.pid, worker.device) == ("w1", "host", 123, "cpu")
+    assert worker.alive and worker.current_job_id == claim.job_id and worker.jobs_done == 0
+    queue.finish(store, claim, finished(claim))
+    (worker,) = store.list_workers()
+    assert worker.jobs_done == 1 and worker.current_job_id is None
+    time.sleep(0.3)
+    assert not store.list_workers()[0].alive  # silent longer than its lease
+    queue.worker_seen(store, "w1")
+    assert store.list_workers()[0].alive
+    queue.worker_seen(store, "w1", stopped=True)
+    assert not store.list_workers()[0].alive
+
+
+def test_seconds_per_megapixel_iteration(store, images):
+    assert store.seconds_per_megapixel_iteration() is None
+    store.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next(store, "w")
+    queue.finish(store, claim, finished(claim))
+    # 0.5 s for 32×24 pixels × 2 steps at one scale
+    expected = 0.5 / (32 * 24 / 1e6 * 2)
+    assert store.seconds_per_megapixel_iteration() == pytest.approx(expected)
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
+    import io as _io
+    import json
+    import zipfile
+
+    import pandas as pd
+
+    from nfx.cli import main
+
+    for name, seed in (("a.png", 1), ("b.jpg", 2), ("s.png", 3)):
+        make_image(40, 30, seed).save(tmp_path / name)
+    (tmp_path / "bad.jpg").write_bytes(b"GIF89a but not really")
+    common = ["--db", sqlite_url, "--size", "32", "--scales", "1", "--steps", "2"]
+
+    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "bad.jpg"),
+                 "--style", str(tmp_path / "s.png"), *common]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nfx: error: bad.jpg") and err.count("\n") == 1
+    assert main(["batch", "--content", str(tmp_path / "a.png"), "--style",
+                 str(tmp_path / "s.png"), "--sweep", "steps=1,x", *common]) == 2
+    assert "steps" in capsys.readouterr().err
+    store = open_store(sqlite_url)
+    assert store.list_images() == [] and store.list_batches() == []  # nothing half-written
+
+    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"),
+                 "--style", str(tmp_path / "s.png"), "--sweep", "style_weight=1e4,1e5",
+                 "--name", "cli", *common]) == 0
+    assert capsys.readouterr().out.strip() == "batch 1: 4 jobs queued"
+    claim = queue.claim_next(store, "w")
+    queue.finish(store, claim, finished(claim))
+
+    assert main(["list", "--db", sqlite_url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done", "queued"}
+    assert {r["style_weight"] for r in rows} == {1e4, 1e5}
+    assert main(["list", "--db", sqlite_url, "--status", "done", "--format", "csv"]) == 0
+    table = pd.read_csv(_io.StringIO(capsys.readouterr().out))
+    assert len(table) == 1 and {"status", "seconds", "loss_total", "style_weight",
+                                "style_layers"} <= set(table.columns)
+
+    out = tmp_path / "out.zip"
+    assert main(["export", "1", "-o", str(out), "--db", sqlite_url]) == 0
+    assert len([n for n in zipfile.ZipFile(out).namelist() if n.endswith(".png")]) == 1
+    assert main(["export", "7", "-o", str(tmp_path / "none.zip"), "--db", sqlite_url]) == 2
+    assert not (tmp_path / "none.zip").exists()
