@@ -9,6 +9,7 @@ $(VENV)/.app: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.app requirements-dev.txt

@@ -15,6 +15,7 @@ Every figure is measured in this run; targets are checked as ratios.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--peer-steps", type=int, default=300)
     parser.add_argument("--skip-peer", action="store_true", help="only the NFX figures")
+    parser.add_argument("--keep", type=Path, help="copy the output images to this folder")
     args = parser.parse_args()
     defaults = Settings(size=args.size)
     print(f"# NFX engine benchmark: {args.content.name} x {args.style.name}, long edge "
@@ -131,6 +133,10 @@ def main() -> None:
                                   "--no-verbose"])
             rows.append((f"pastiche 1.6.0 ({args.peer_steps} steps)", peer_seconds,
                          args.peer_steps, evaluator.distances(load_image(peer_out))))
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in Path(tmp).glob("*.png"):
+                shutil.copy(path, args.keep / path.name)
         bf16_objective = evaluator.objective(load_image(nfx_out), defaults)
         fp32_objective = evaluator.objective(load_image(fp32_out), defaults)
 

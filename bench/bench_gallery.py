@@ -30,7 +30,7 @@ from nfx.settings import Settings  # noqa: E402
 from nfx.store import GalleryFilter, open_store  # noqa: E402
 from nfx.store.blobs import put_blob  # noqa: E402
 from nfx.store.models import Image as ImageRow  # noqa: E402
-from nfx.store.models import Job, Result, ResultTag, Tag, utcnow  # noqa: E402
+from nfx.store.models import Result, ResultTag, Tag, utcnow  # noqa: E402
 
 
 def synthetic_png(rng: np.random.Generator, size: int = 24) -> bytes:

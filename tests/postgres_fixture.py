@@ -124,3 +124,13 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'nfx.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(db_url):
+    """An open Store on each database kind, closed after the test."""
+    from nfx.store import open_store
+
+    opened = open_store(db_url)
+    yield opened
+    opened.close()

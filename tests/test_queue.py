@@ -7,15 +7,16 @@ import time
 
 import pytest
 from conftest import image_bytes, make_image
-from postgres_fixture import db_url, postgres_server, postgres_url  # noqa: F401
+from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
 from sqlalchemy import func, select
 
 from nfx import queue
 from nfx.errors import InputError
 from nfx.images import png_bytes, thumbnail_bytes
 from nfx.queue import JobState, plan_batch
-from nfx.settings import Settings
 from nfx.store import open_store
+from nfx.settings import Settings
+
 from nfx.store.models import Result
 
 TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
@@ -27,13 +28,6 @@ def finished(claim: queue.Claim) -> queue.Finished:
                           thumbnail=thumbnail_bytes(picture, 64), settings=claim.settings,
                           losses={"total": 1.0}, history=[], seconds=0.5, device="cpu",
                           precision="fp32")
-
-
-@pytest.fixture
-def store(db_url):  # noqa: F811
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

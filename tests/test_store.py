@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 from conftest import image_bytes, make_image
-from postgres_fixture import db_url, postgres_server, postgres_url  # noqa: F401
+from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
 from sqlalchemy import create_engine, func, select, text, update
 
 from nfx import queue
@@ -51,13 +51,6 @@ def finish_next(store, losses_total: float = 1.0, seconds: float = 1.0) -> int |
 def count(store, model) -> int:
     with store.read() as session:
         return session.scalar(select(func.count()).select_from(model))
-
-
-@pytest.fixture
-def store(db_url):  # noqa: F811
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

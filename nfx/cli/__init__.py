@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from nfx.errors import NFXError
@@ -48,3 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nfx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `nfx list | head`: the reader left; stop quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
 from nfx import queue
-from nfx.errors import InputError
+from nfx.errors import InputError, NFXError
 from nfx.settings import Settings
 from nfx.store import db, export, gallery
 from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_sha
@@ -42,7 +43,13 @@ class Store:
         self.engine: Engine = db.create_db_engine(url)
         self._writer = db.writer(self.engine)
         if migrate:
-            db.migrate(self.engine)
+            try:
+                db.migrate(self.engine)
+            except OperationalError as exc:  # unreachable server, unwritable file, ...
+                self.engine.dispose()
+                reason = " ".join(str(exc.orig).split()) if exc.orig else str(exc)
+                raise NFXError(f"cannot open database {self.engine.url.render_as_string()}: "
+                               f"{reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()
