@@ -76,25 +76,29 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6) -> tuple:
-    """Median ms of an engine iteration and of a bare VGG fwd+bwd to relu5_1, same size."""
+def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 5,
+                     rounds: int = 3) -> tuple[float, float]:
+    """Best steady-state ms of an engine iteration and of a bare VGG fwd+bwd to relu5_1 at the
+    same size and precision. The two alternate in rounds, so that the machine's drift (conv
+    speed here varies by 20% from one minute to the next) hits both alike."""
     content = load_image(IMAGES / "tubingen.jpg").resize((side, side))
     style = load_image(IMAGES / "starry_night.jpg")
-    stamps: list[float] = []
     settings = Settings(size=side, scales=1, steps=steps, precision=precision)
-    engine.stylize(content, [style], settings, lambda p: stamps.append(time.perf_counter()))
-    engine_ms = statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:])) * 1000
-
     x = (torch.rand(1, 3, side, side) * 255).requires_grad_(True)
-    bare = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = engine.model(preprocess(x).contiguous(memory_format=torch.channels_last),
-                               ["relu5_1"])
-        out["relu5_1"].float().sum().backward()
-        bare.append(time.perf_counter() - started)
-    return engine_ms, statistics.median(bare[1:]) * 1000
+    engine_times, bare_times = [], []
+    for _ in range(rounds):
+        stamps: list[float] = []
+        engine.stylize(content, [style], settings, lambda p: stamps.append(time.perf_counter()))
+        engine_times += [b - a for a, b in zip(stamps[1:], stamps[2:])]
+        for index in range(steps):
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = engine.model(preprocess(x).contiguous(memory_format=torch.channels_last),
+                                   ["relu5_1"])
+            out["relu5_1"].float().sum().backward()
+            if index:  # the first pass after the engine's run warms caches back up
+                bare_times.append(time.perf_counter() - started)
+    return min(engine_times) * 1000, min(bare_times) * 1000
 
 
 def main() -> None:
@@ -155,7 +159,7 @@ def main() -> None:
         print(f"content distance nfx / pastiche: {nfx_q['content'] / peer_q['content']:.3f} "
               f"(target <= 1)")
 
-    print("\n| size | precision | engine ms/iter | bare VGG fwd+bwd ms | ratio |")
+    print("\n| size | precision | engine ms/iter (best) | bare VGG fwd+bwd ms (best) | ratio |")
     print("| --- | --- | ---: | ---: | ---: |")
     engine = evaluator.engine
     for side in (256, 512):
