@@ -103,6 +103,12 @@ def scale_sizes(final: tuple[int, int], scales: int) -> list[tuple[int, int]]:
     return sizes + [final]
 
 
+def megapixel_iterations(final: tuple[int, int], settings: Settings) -> float:
+    """The work of a run, in megapixels x iterations over its scales: what time estimates
+    scale with."""
+    return sum(w * h / 1e6 * settings.steps for w, h in scale_sizes(final, settings.scales))
+
+
 def image_key(image: Image.Image) -> str:
     return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
 

@@ -19,7 +19,8 @@ from PIL import Image
 
 from nfx import grid, samples
 from nfx.errors import InputError, NFXError
-from nfx.images import load_image
+from nfx.engine import megapixel_iterations
+from nfx.images import load_image, size_for_long_edge
 from nfx.queue import plan_batch
 from nfx.settings import FIELDS, INDEXED_FIELDS, FieldSpec, Settings, parse_sweep
 from nfx.store import GalleryFilter, Store, open_store
@@ -141,17 +142,6 @@ def add_sample_images() -> int:
 # --- planning and queueing batches --------------------------------------------------------
 
 
-def megapixel_iterations(width: int, height: int, settings: Settings) -> float:
-    """Work of one job: each scale's pixels (in megapixels) times its steps."""
-    long_edge = max(width, height)
-    total = 0.0
-    for scale in range(settings.scales):
-        edge = settings.size / 2 ** (settings.scales - 1 - scale)
-        factor = edge / long_edge
-        total += (width * factor) * (height * factor) / 1e6 * settings.steps
-    return total
-
-
 def seconds_per_megapixel_iteration() -> tuple[float, bool]:
     """(rate, measured): measured on this machine once anything has run, else a fallback."""
     measured = store().seconds_per_megapixel_iteration()
@@ -176,7 +166,8 @@ def plan_frame(content_ids: Sequence[int], style_ids: Sequence[int], base: Setti
                     for name in sweep})
         row["size"] = job.settings.size
         row["estimate (s)"] = round(
-            rate * megapixel_iterations(content.width, content.height, job.settings), 1)
+            rate * megapixel_iterations(size_for_long_edge((content.width, content.height),
+                                                           job.settings.size), job.settings), 1)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -369,16 +360,25 @@ def workers_frame(workers: Sequence) -> pd.DataFrame:
                           "last seen": w.last_seen} for w in workers])
 
 
+def _queue_action(action, job_id: int) -> None:
+    """Run a button's queue action; a job that changed state meanwhile (it finished while
+    the user clicked Cancel, say) is one line in a toast, not a traceback."""
+    try:
+        action(job_id)
+    except NFXError as exc:
+        st.toast(str(exc), icon=":material/info:")
+
+
 def cancel_job(job_id: int) -> None:
-    store().cancel_job(job_id)
+    _queue_action(store().cancel_job, job_id)
 
 
 def move_to_front(job_id: int) -> None:
-    store().move_to_front(job_id)
+    _queue_action(store().move_to_front, job_id)
 
 
 def retry_job(job_id: int) -> None:
-    store().retry_job(job_id)
+    _queue_action(store().retry_job, job_id)
 
 
 # --- compare ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nfx import color
-from nfx.engine import Engine, scale_sizes
+from nfx.engine import Engine, megapixel_iterations, scale_sizes
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, to_tensor
 from nfx.losses import ContentLoss, StyleLoss, TVLoss, gram
@@ -146,6 +146,8 @@ def test_multiscale_returns_the_asked_size_for_odd_aspect_ratios(engine, width, 
 def test_scale_sizes_double_up_to_the_final_size():
     assert scale_sizes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]
     assert scale_sizes((64, 48), 4) == [(32, 24), (64, 48)]  # nothing under 32 px
+    work = megapixel_iterations((64, 48), Settings(size=64, scales=4, steps=10))
+    assert work == pytest.approx((32 * 24 + 64 * 48) / 1e6 * 10)  # the estimate follows suit
 
 
 def test_luminance_transfer_keeps_the_contents_chroma(engine, content_image, style_image):

@@ -23,13 +23,17 @@ from nfx.store.models import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
-LEASE = "1.5"
+LEASE = "1.5"  # short, so that a killed worker's job comes back quickly
+# Draining: a lease no healthy worker loses on a loaded CI machine, and jobs long enough that
+# one worker starting seconds before the others cannot take them all.
+DRAIN_LEASE = "15"
+DRAIN_JOB = TINY.with_changes(size=48, steps=5)
 
 
-def start_worker(url: str, *args: str) -> subprocess.Popen:
+def start_worker(url: str, *args: str, lease: str = LEASE) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", url, "--device",
-                             "cpu", "--poll", "0.2", "--lease", LEASE, *args],
+                             "cpu", "--poll", "0.2", "--lease", lease, *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -72,9 +76,10 @@ def drain_with_three_workers(url: str) -> None:
                 for s in (1, 2)]
     styles = [store.add_image(image_bytes(make_image(40, 40, s)), f"s{s}.png", "style").id
               for s in (3, 4, 5)]
-    batch = store.create_batch(contents, styles, TINY, {"seed": [1, 2, 3, 4, 5]})
+    batch = store.create_batch(contents, styles, DRAIN_JOB, {"seed": [1, 2, 3, 4, 5]})
     assert batch.job_count == 30
-    workers = [start_worker(url, "--once", "--name", f"w{i}") for i in range(3)]
+    workers = [start_worker(url, "--once", "--name", f"w{i}", lease=DRAIN_LEASE)
+               for i in range(3)]
     for worker in workers:
         wait_exit(worker, timeout=240)
     jobs = store.list_jobs(batch_id=batch.id)

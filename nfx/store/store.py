@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
 from nfx import queue
+from nfx.engine import megapixel_iterations
 from nfx.errors import InputError, NFXError
 from nfx.settings import Settings
 from nfx.store import db, export, gallery
@@ -232,7 +233,7 @@ class Store:
 
     def seconds_per_megapixel_iteration(self, device: str | None = None) -> float | None:
         """Median over recent results on this database: seconds per (megapixel × iteration),
-        counting each coarser scale at a quarter of the pixels."""
+        counted over the engine's own scale schedule."""
         with self.read() as session:
             query = select(Result).order_by(Result.id.desc()).limit(50)
             if device is not None:
@@ -240,8 +241,7 @@ class Store:
             rates = []
             for r in session.scalars(query):
                 s = Settings.from_json(r.settings_json)
-                work = r.width * r.height / 1e6 * s.steps * sum(4.0 ** -k for k in
-                                                                 range(s.scales))
+                work = megapixel_iterations((r.width, r.height), s)
                 if work > 0 and r.seconds > 0:
                     rates.append(r.seconds / work)
             return statistics.median(rates) if rates else None
