@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
@@ -16,11 +17,18 @@ def sha256_of(data: bytes) -> str:
 
 
 def put_blob(session: Session, data: bytes) -> str:
-    """Store bytes once; returns their sha256."""
+    """Store bytes once; returns their sha256.
+
+    Two workers can store the same picture at the same moment (jobs whose settings differ
+    only where the output does not, a seed with content init, say): the insert is
+    'if absent' in the database itself, so the second one waits for the first and adds
+    nothing, instead of failing on the primary key."""
     digest = sha256_of(data)
     if session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, data=data, size=len(data)))
-        session.flush()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(Blob).values(sha256=digest, data=data, size=len(data))
+                        .on_conflict_do_nothing(index_elements=[Blob.sha256]))
     return digest
 
 
