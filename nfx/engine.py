@@ -22,6 +22,7 @@ from nfx import color
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge, to_pil, to_tensor
 from nfx.losses import ContentLoss, Objective, StyleLoss, gram
+from nfx.memory import keep_freed_memory
 from nfx.settings import Settings
 from nfx.vgg import VGG19Features, load_vgg, preprocess
 
@@ -139,6 +140,7 @@ class Engine:
 
     def __init__(self, device: str = "auto", weights: str | None = None) -> None:
         self.device = pick_device(device)
+        keep_freed_memory()  # CPU buffers are reused across iterations, not page-faulted in
         self.model: VGG19Features = self._model(weights)
         self.cache = FeatureCache()
 
