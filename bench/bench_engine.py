@@ -70,6 +70,15 @@ class Evaluator:
         return self.engine.evaluate(output, self.content, [self.style], fp32)["total"]
 
 
+def peer_command() -> str:
+    """pastiche's CLI, installed beside this Python (a venv's bin/ need not be on PATH)."""
+    beside = Path(sys.executable).parent / "pastiche"
+    found = str(beside) if beside.exists() else shutil.which("pastiche")
+    if not found:
+        sys.exit("benchmark: the pastiche command is not installed (pip install pastiche==1.6.0)")
+    return found
+
+
 def timed(command: list[str]) -> float:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -222,7 +231,7 @@ def main() -> None:
                      evaluator.distances(load_image(fp32_out))))
         if not args.skip_peer:
             peer_out = Path(tmp) / "pastiche.png"
-            peer_seconds = timed(["pastiche", "-c", str(args.content), "-s", str(args.style),
+            peer_seconds = timed([peer_command(), "-c", str(args.content), "-s", str(args.style),
                                   "-o", str(peer_out), "--size", str(args.size), "--num-steps",
                                   str(args.peer_steps), "--device", "cpu", "--seed", "0",
                                   "--no-verbose"])
