@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # pages import `nfx` and `pages._widgets` from the repo root
     sys.path.insert(0, str(ROOT))
 
+from pages._widgets import NAVIGATED  # noqa: E402 (needs ROOT on sys.path)
+
 st.set_page_config(page_title="NFX style transfer", page_icon="🎨", layout="wide")
 
 PAGES = [
@@ -22,5 +24,5 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
 ]
 
-st.session_state["nfx:navigated"] = True  # pages check it: see pages/_widgets.py
+st.session_state[NAVIGATED] = True  # pages check it: see pages/_widgets.py
 st.navigation(PAGES).run()
