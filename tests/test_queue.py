@@ -20,6 +20,7 @@ from nfx.settings import Settings
 from nfx.store.models import Result
 
 TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
+SHORT_LEASE = 0.5  # seconds: long enough that a busy CI machine cannot expire it mid-test
 
 
 def finished(claim: queue.Claim) -> queue.Finished:
@@ -117,19 +118,19 @@ def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F
 def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
     content, style = images
     store.create_batch([content], [style], TINY)
-    first = queue.claim_next(store, "dead", lease=0.05)
-    assert queue.claim_next(store, "other", lease=0.05) is None  # still leased
-    time.sleep(0.1)
-    second = queue.claim_next(store, "other", lease=0.05)
+    first = queue.claim_next(store, "dead", lease=SHORT_LEASE)
+    assert queue.claim_next(store, "other", lease=SHORT_LEASE) is None  # still leased
+    time.sleep(SHORT_LEASE + 0.1)
+    second = queue.claim_next(store, "other", lease=SHORT_LEASE)
     assert second.job_id == first.job_id and second.attempt == 2
     # the first worker comes back: everything it tries is refused
     assert queue.heartbeat(store, first, 60) is JobState.LOST
     assert queue.finish(store, first, finished(first)) is None
     assert not queue.fail(store, first, "late")
-    time.sleep(0.1)
-    third = queue.claim_next(store, "third", lease=0.05)
+    time.sleep(SHORT_LEASE + 0.1)
+    third = queue.claim_next(store, "third", lease=SHORT_LEASE)
     assert third.attempt == 3
-    time.sleep(0.1)
+    time.sleep(SHORT_LEASE + 0.1)
     assert queue.claim_next(store, "fourth") is None
     job = store.get_job(first.job_id)
     assert job.status == "failed" and "stopped responding" in job.error
@@ -140,11 +141,11 @@ def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
 
 def test_heartbeat_keeps_the_lease(store, images):
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "alive", lease=0.3)
+    claim = queue.claim_next(store, "alive", lease=1.0)
     for _ in range(4):
-        time.sleep(0.1)
-        assert queue.heartbeat(store, claim, 0.3, iteration=1, progress=0.5) is JobState.OWNED
-    assert queue.claim_next(store, "thief", lease=0.3) is None
+        time.sleep(0.3)
+        assert queue.heartbeat(store, claim, 1.0, iteration=1, progress=0.5) is JobState.OWNED
+    assert queue.claim_next(store, "thief", lease=1.0) is None
     job = store.get_job(claim.job_id)
     assert (job.status, job.worker, job.iteration, job.progress) == ("running", "alive", 1, 0.5)
 
@@ -203,16 +204,16 @@ def test_identical_job_finished_meanwhile_is_reused_at_claim(store, images):
 
 
 def test_workers_table(store, images):
-    queue.register_worker(store, "w1", "host", 123, "cpu", lease=0.2)
+    queue.register_worker(store, "w1", "host", 123, "cpu", lease=SHORT_LEASE)
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "w1", lease=0.2)
+    claim = queue.claim_next(store, "w1", lease=SHORT_LEASE)
     (worker,) = store.list_workers()
     assert (worker.name, worker.host, worker.pid, worker.device) == ("w1", "host", 123, "cpu")
     assert worker.alive and worker.current_job_id == claim.job_id and worker.jobs_done == 0
     queue.finish(store, claim, finished(claim))
     (worker,) = store.list_workers()
     assert worker.jobs_done == 1 and worker.current_job_id is None
-    time.sleep(0.3)
+    time.sleep(SHORT_LEASE + 0.1)
     assert not store.list_workers()[0].alive  # silent longer than its lease
     queue.worker_seen(store, "w1")
     assert store.list_workers()[0].alive
