@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nfx.engine import Engine  # noqa: E402
-from nfx.images import load_image, resize, size_for_area, to_tensor  # noqa: E402
+from nfx.images import load_image, resize, size_for_area  # noqa: E402
+from nfx.tensors import to_tensor  # noqa: E402
 from nfx.losses import gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.vgg import BLOCK_WIDTHS, preprocess  # noqa: E402

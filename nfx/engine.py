@@ -20,14 +20,14 @@ from PIL import Image
 
 from nfx import color
 from nfx.errors import Cancelled, InputError
-from nfx.images import resize, size_for_area, size_for_long_edge, to_pil, to_tensor
+from nfx.images import resize, size_for_area, size_for_long_edge
 from nfx.losses import ContentLoss, Objective, StyleLoss, gram
 from nfx.memory import keep_freed_memory
+from nfx.scales import scale_sizes
 from nfx.settings import Settings
+from nfx.tensors import to_pil, to_tensor
 from nfx.vgg import VGG19Features, load_vgg, preprocess
 
-MIN_SCALE_EDGE = 32  # coarse scales smaller than this (long edge) teach nothing
-MIN_SCALE_SHORT_EDGE = 16  # ... nor those whose short edge is below this
 LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
 
 
@@ -91,23 +91,6 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "bf16" and device.type == "mps":
         raise InputError("bf16 is not supported on MPS; use precision fp32 or auto")
     return requested
-
-
-def scale_sizes(final: tuple[int, int], scales: int) -> list[tuple[int, int]]:
-    """Sizes from coarse to fine, each half the next; coarse ones too small to help are left
-    out (the final size is always kept)."""
-    sizes = []
-    for index in range(scales - 1, 0, -1):
-        size = size_for_long_edge(final, round(max(final) / 2 ** index))
-        if max(size) >= MIN_SCALE_EDGE and min(size) >= MIN_SCALE_SHORT_EDGE:
-            sizes.append(size)
-    return sizes + [final]
-
-
-def megapixel_iterations(final: tuple[int, int], settings: Settings) -> float:
-    """The work of a run, in megapixels x iterations over its scales: what time estimates
-    scale with."""
-    return sum(w * h / 1e6 * settings.steps for w, h in scale_sizes(final, settings.scales))
 
 
 def image_key(image: Image.Image) -> str:

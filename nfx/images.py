@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from nfx.errors import InputError
@@ -90,18 +89,6 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> float tensor (1, 3, H, W) in 0-1."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-def to_pil(tensor: torch.Tensor) -> Image.Image:
-    """Float tensor (1, 3, H, W) in 0-1 -> PIL RGB (clamped, rounded)."""
-    array = tensor.detach().float().squeeze(0).clamp(0, 1).mul(255).round()
-    return Image.fromarray(array.byte().permute(1, 2, 0).cpu().numpy(), "RGB")
 
 
 def png_bytes(image: Image.Image, settings: Settings, extra: dict | None = None) -> bytes:

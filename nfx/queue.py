@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nfx.store import Store
 
 DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_POLL_SECONDS = 2.0  # a worker's pause between looks at an empty queue
 DEFAULT_MAX_ATTEMPTS = 3
 STATUSES = ("queued", "running", "done", "failed", "canceled")
 

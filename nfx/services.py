@@ -19,18 +19,19 @@ from PIL import Image
 
 from nfx import grid, samples
 from nfx.errors import InputError, NFXError
-from nfx.engine import megapixel_iterations
+from nfx.scales import megapixel_iterations
 from nfx.images import load_image, size_for_long_edge
-from nfx.queue import plan_batch
-from nfx.settings import FIELDS, INDEXED_FIELDS, FieldSpec, Settings, parse_sweep
+from nfx.queue import STATUSES, plan_batch
+from nfx.settings import FIELDS, FieldSpec, Settings, parse_sweep, settings_text
+from nfx.store import SORTS as STORE_SORTS
 from nfx.store import GalleryFilter, Store, open_store
 
 PAGE_SIZES = (12, 24, 48, 96)
 # Before anything has run on this machine: a mid-range CPU's VGG-19 L-BFGS cost, rough.
 FALLBACK_SECONDS_PER_MEGAPIXEL_ITERATION = 3.0
-SORTS = {"newest": "Date", "loss": "Final loss", "seconds": "Run time",
-         **{name: FIELDS[name].label for name in INDEXED_FIELDS}}
-STATUSES = ("done", "queued", "running", "failed", "canceled")
+SORT_LABELS = {"newest": "Date", "loss": "Final loss", "seconds": "Run time"}
+SORTS = {key: SORT_LABELS.get(key) or FIELDS[key].label  # the store's sorts, labelled
+         for key in STORE_SORTS if key != "id"}
 STOPPED_WORKERS_SHOWN = 3  # the queue page lists live workers and the last few stopped ones
 
 
@@ -86,8 +87,8 @@ def parse_sweeps(texts: dict[str, str]) -> dict[str, list[Any]]:
 
 def settings_frame(settings: Settings) -> pd.DataFrame:
     """Every setting with its value and group, for a read-only table."""
-    rows = [{"setting": spec.label, "value": spec.format(getattr(settings, name)),
-             "group": spec.group} for name, spec in FIELDS.items()]
+    rows = [{"setting": spec.label, "value": spec.text_of(settings), "group": spec.group}
+            for spec in FIELDS.values()]
     return pd.DataFrame(rows).set_index("setting")
 
 
@@ -162,8 +163,7 @@ def plan_frame(content_ids: Sequence[int], style_ids: Sequence[int], base: Setti
         content = images[job.content_id]
         row = {"content": content.name,
                "style": " + ".join(images[i].name for i in job.style_ids)}
-        row.update({FIELDS[name].label: FIELDS[name].format(getattr(job.settings, name))
-                    for name in sweep})
+        row.update(settings_text(job.settings, sweep, labels=True))
         row["size"] = job.settings.size
         row["estimate (s)"] = round(
             rate * megapixel_iterations(size_for_long_edge((content.width, content.height),
@@ -297,15 +297,16 @@ def card_thumbnail(card) -> bytes | None:
     return _blob(card.thumb_sha256) if card.thumb_sha256 else None
 
 
-def varying_settings(cards: Sequence) -> list[str]:
-    """The settings whose values differ between these cards: what tells them apart."""
+def varying_settings(records: Sequence) -> list[str]:
+    """The settings whose values differ between these cards or results: what tells them
+    apart."""
     return [name for name in FIELDS
-            if len({repr(getattr(card.settings, name)) for card in cards}) > 1]
+            if len({repr(getattr(record.settings, name)) for record in records}) > 1]
 
 
 def settings_summary(settings: Settings, names: Sequence[str]) -> str:
-    return " · ".join(f"{FIELDS[n].label} {FIELDS[n].format(getattr(settings, n))}"
-                      for n in names)
+    return " · ".join(f"{label} {value}"
+                      for label, value in settings_text(settings, names, labels=True).items())
 
 
 def result_label(card) -> str:
@@ -404,8 +405,7 @@ def compare(result_ids: Sequence[int]) -> Comparison:
     columns = {}
     for r in records:
         column = {"Content": r.content.name, "Style": " + ".join(s.name for s in r.styles)}
-        column.update({spec.label: spec.format(getattr(r.settings, name))
-                       for name, spec in FIELDS.items()})
+        column.update(settings_text(r.settings, labels=True))
         columns[f"#{r.id}"] = column
     frame = pd.DataFrame(columns)
     changed = {name for r in records[1:] for name in records[0].settings.differences(r.settings)}
@@ -417,11 +417,7 @@ def compare(result_ids: Sequence[int]) -> Comparison:
 def batch_axes(batch_id: int) -> list[str]:
     """Axes a batch varies along: content, style, and each setting with several values."""
     records = store().batch_results(batch_id)
-    axes = ["content", "style"]
-    for name in FIELDS:
-        if len({repr(getattr(r.settings, name)) for r in records}) > 1:
-            axes.append(name)
-    return axes
+    return ["content", "style"] + varying_settings(records)
 
 
 def _axis_value(record, axis: str) -> str:
@@ -429,7 +425,7 @@ def _axis_value(record, axis: str) -> str:
         return record.content.name
     if axis == "style":
         return " + ".join(s.name for s in record.styles)
-    return FIELDS[axis].format(getattr(record.settings, axis))
+    return FIELDS[axis].text_of(record.settings)
 
 
 def batch_grid(batch_id: int, row_axis: str, column_axis: str,
@@ -472,4 +468,4 @@ def all_tags() -> list[str]:
 
 def batches_with_results() -> list:
     """Batches that have at least one finished result, newest first."""
-    return [b for b in store().list_batches() if not b.counts or b.counts.get("done", 0)]
+    return [b for b in store().list_batches() if b.counts.get("done", 0)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
@@ -227,6 +228,10 @@ class FieldSpec:
             return f"{value:g}"
         return str(value)
 
+    def text_of(self, settings: Settings) -> str:
+        """This setting's value in `settings`, as text."""
+        return self.format(getattr(settings, self.name))
+
     def describe_range(self) -> str:
         if self.choices:
             return "{" + ",".join(self.choices) + "}"
@@ -265,6 +270,14 @@ def _spec(name: str) -> FieldSpec:
 
 FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}
 INDEXED_FIELDS: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.indexed)
+
+
+def settings_text(settings: Settings, names: Iterable[str] | None = None, *,
+                  labels: bool = False) -> dict[str, str]:
+    """Settings as the text the CLI takes, keyed by name (or label): the columns of every
+    table and export."""
+    specs = [FIELDS[n] for n in names] if names is not None else FIELDS.values()
+    return {(spec.label if labels else spec.name): spec.text_of(settings) for spec in specs}
 
 
 def field(name: str) -> FieldSpec:

@@ -35,7 +35,7 @@ class WorkerOptions:
     max_jobs: int | None = None  # stop after this many jobs (done, failed or canceled)
     once: bool = False  # stop when nothing is queued or running
     lease: float = queue.DEFAULT_LEASE_SECONDS
-    poll: float = 2.0  # seconds between looks at an empty queue
+    poll: float = queue.DEFAULT_POLL_SECONDS
     preview_every: int = 10  # engine iterations between previews
     progress_interval: float = 0.5  # seconds between progress writes
 

@@ -96,6 +96,15 @@ def settings_inputs(key: str, base: Settings, *, sweepable: bool = False,
     return values, sweeps
 
 
+def add_samples_button() -> int | None:
+    """The built-in samples, one click away on a fresh install; how many were new, or None
+    while not clicked."""
+    if st.button("Add sample images", icon=":material/add_photo_alternate:",
+                 help="Two content pictures and four painterly styles, drawn by NFX itself."):
+        return services.add_sample_images()
+    return None
+
+
 # --- the result dialog (gallery, home) ----------------------------------------------------
 
 OPEN_RESULT = "open_result"

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from nfx import services
-from pages._widgets import through_app_navigation
+from pages._widgets import add_samples_button, through_app_navigation
 
 through_app_navigation()
 
@@ -45,9 +45,8 @@ with right:
         "2. **Queue a batch**: pick contents and styles, set or sweep the settings.\n"
         "3. **Watch it run** on *Queue*: progress, loss and a live preview.\n"
         "4. **Browse and compare** in *Gallery* and *Compare*; re-run any result with tweaks.")
-    if st.button("Add sample images", icon=":material/add_photo_alternate:",
-                 help="Two content pictures and four painterly styles, drawn by NFX itself."):
-        added = services.add_sample_images()
+    added = add_samples_button()
+    if added is not None:
         st.success(f"Added {added} sample images." if added
                    else "The sample images are already in the library.")
     st.page_link("pages/new_batch.py", label="Start a new batch", icon=":material/arrow_forward:")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from nfx import services
 from nfx.settings import Settings
-from pages._widgets import settings_inputs, through_app_navigation
+from pages._widgets import add_samples_button, settings_inputs, through_app_navigation
 
 through_app_navigation()
 
@@ -47,9 +47,7 @@ st.title("New batch")
 st.caption("Every chosen content image is stylised with every chosen style, once for each "
            "combination of swept values.")
 if not any(services.library_counts().values()):
-    if st.button("Add sample images", icon=":material/add_photo_alternate:",
-                 help="Two content pictures and four painterly styles, drawn by NFX itself."):
-        services.add_sample_images()
+    if add_samples_button() is not None:
         st.rerun()
 
 left, right = st.columns(2)

@@ -33,7 +33,7 @@ def running_job(job) -> None:
 def live_queue() -> None:
     snapshot = services.queue_snapshot(SHOWN)
     counts = st.columns(5)
-    for column, status in zip(counts, ("queued", "running", "done", "failed", "canceled")):
+    for column, status in zip(counts, services.STATUSES):
         column.metric(status.capitalize(), snapshot.counts.get(status, 0))
 
     st.subheader("Running")

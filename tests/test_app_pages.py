@@ -6,7 +6,10 @@ once per module; each test works on its own copy of that database.
 
 from __future__ import annotations
 
+import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +269,31 @@ def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery
     at.multiselect(key="g:content").select(contents[0]).run()  # 15 left: page 3 is gone, 2 shown
     assert "15 results" in captions(at)
     assert len(at.progress) == 3
+
+
+
+def test_the_app_and_the_store_never_load_torch():
+    """The app only queues and shows work; workers run it. Loading torch in the app's process
+    would cost seconds at start and hundreds of MB per server for nothing."""
+    check = ("import sys, nfx.services, nfx.store, nfx.queue, nfx.grid, nfx.samples; "
+             "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=True, cwd=Path(APP).parent)
+    assert done.stdout.strip() == "False"
+
+
+def test_pages_import_only_streamlit_and_nfx_services():
+    """Pages are layout: no SQL, no torch, no store internals."""
+    allowed = {"streamlit", "nfx", "nfx.services", "nfx.settings", "pages._widgets",
+               "__future__", "math", "runpy", "pathlib", "typing"}
+    pages = sorted((Path(APP).parent / "pages").glob("*.py"))
+    assert len(pages) >= 5
+    for page in pages + [Path(APP)]:
+        for node in ast.walk(ast.parse(page.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module]
+            else:
+                continue
+            assert set(names) <= allowed | {"sys"}, f"{page.name} imports {names}"

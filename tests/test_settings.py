@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from nfx.errors import InputError
@@ -60,3 +63,16 @@ def test_field_parse_and_format_are_inverse():
                         ("style_layer_weights", (1.0, 0.5))]:
         spec = field(name)
         assert spec.parse(spec.format(value)) == value
+
+
+def test_the_readme_settings_table_shows_the_real_defaults():
+    """The README's table is for reading; the settings object is the truth it must match."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \| ([^|]+) \|", readme, re.MULTILINE)
+    assert len(rows) >= 6
+    for names, defaults in rows:
+        names = re.findall(r"`([a-z_]+)`", names)
+        values = [v.strip() for v in defaults.split(",")]
+        assert len(names) == len(values), names
+        for name, value in zip(names, values):
+            assert field(name).parse(value) == FIELDS[name].default, name

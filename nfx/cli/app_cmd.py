@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nfx.cli.options import add_db_option
+
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 STOP_GRACE_SECONDS = 10
 
@@ -23,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "app", help="run the web app with its queue worker(s)",
         description="Start the Streamlit app on 127.0.0.1 and queue worker(s) beside it; "
                     "stopping the app stops the workers.")
-    parser.add_argument("--db", metavar="URL", default=None,
-                        help="database URL (default: $NFX_DATABASE_URL, else data/nfx.db)")
+    add_db_option(parser)
     parser.add_argument("--port", type=int, default=8501, help="port for the app (default 8501)")
     parser.add_argument("--workers", type=int, default=1,
                         help="number of worker processes (default 1; 0 runs none)")

@@ -9,6 +9,11 @@ from nfx.errors import InputError
 from nfx.settings import FIELDS, FieldSpec, Settings
 
 
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", default=None,
+                        help="database URL (default: $NFX_DATABASE_URL, else data/nfx.db)")
+
+
 def _option_type(spec: FieldSpec):
     """spec.parse, reporting bad values the way argparse expects."""
     def parse(text: str) -> Any:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nfx import queue
-from nfx.cli.options import add_settings_options, settings_from_args
+from nfx.cli.options import add_db_option, add_settings_options, settings_from_args
 from nfx.errors import InputError
 from nfx.settings import FIELDS, parse_sweep
-
-DB_HELP = "database URL (default: $NFX_DATABASE_URL, else data/nfx.db)"
-
+from nfx.store.export import loss_columns
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     batch = subparsers.add_parser(
@@ -32,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--priority", type=int, default=0, help="higher runs first")
     batch.add_argument("--force", action="store_true",
                        help="run jobs again even if an identical run finished")
-    batch.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+    add_db_option(batch)
     add_settings_options(batch)
     batch.set_defaults(func=run_batch)
 
@@ -41,20 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--batch", type=int, default=None, metavar="ID")
     listing.add_argument("--limit", type=int, default=None, help="at most this many jobs")
     listing.add_argument("--format", choices=("json", "csv"), default="json")
-    listing.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+    add_db_option(listing)
     listing.set_defaults(func=run_list)
 
     export = subparsers.add_parser("export", help="a batch's PNGs and settings.csv as a ZIP")
     export.add_argument("batch_id", type=int, metavar="BATCH_ID")
     export.add_argument("-o", "--output", required=True, metavar="ZIP")
-    export.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+    add_db_option(export)
     export.set_defaults(func=run_export)
 
     worker = subparsers.add_parser(
         "worker", help="run queued jobs",
         description="Claim and run queued jobs until stopped (SIGTERM/Ctrl-C puts the running "
                     "job back in the queue). Several workers may share one database.")
-    worker.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+    add_db_option(worker)
     worker.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     worker.add_argument("--max-jobs", type=int, default=None, metavar="N",
                         help="stop after N jobs")
@@ -65,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar="SECONDS",
                         help="a job whose worker is silent this long is requeued (default "
                              f"{queue.DEFAULT_LEASE_SECONDS:g})")
-    worker.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                        help="pause between looks at an empty queue (default 2)")
+    worker.add_argument("--poll", type=float, default=queue.DEFAULT_POLL_SECONDS,
+                        metavar="SECONDS", help="pause between looks at an empty queue "
+                                                f"(default {queue.DEFAULT_POLL_SECONDS:g})")
     worker.set_defaults(func=run_worker_cmd)
 
 
@@ -106,7 +106,7 @@ def jobs_table(jobs) -> pd.DataFrame:
                "reused": job.reused, "seconds": job.seconds, "error": job.error}
         values = job.settings.model_dump(mode="json")
         row.update({name: values[name] for name in FIELDS})
-        row.update({f"loss_{k}": v for k, v in sorted(job.losses.items())})
+        row.update(loss_columns(job.losses))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -143,8 +143,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_worker_cmd(args: argparse.Namespace) -> int:
     from nfx.worker import WorkerOptions, install_stop_signals, run_worker
-
-    import threading
 
     if args.max_jobs is not None and args.max_jobs < 1:
         raise InputError("--max-jobs must be at least 1")

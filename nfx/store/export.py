@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from nfx.settings import FIELDS
+from nfx.settings import settings_text
 from nfx.store.records import ResultRecord
 
 
@@ -23,6 +23,10 @@ def file_name(result: ResultRecord) -> str:
     return f"{result.job_id:06d}_{_slug(result.content.name)}_{styles}.png"
 
 
+def loss_columns(losses: dict[str, float]) -> dict[str, float]:
+    return {f"loss_{term}": value for term, value in sorted(losses.items())}
+
+
 def settings_table(results: Sequence[ResultRecord], files: Sequence[str]) -> pd.DataFrame:
     """One row per result: file, inputs, every setting, final losses, time."""
     rows = []
@@ -30,9 +34,8 @@ def settings_table(results: Sequence[ResultRecord], files: Sequence[str]) -> pd.
         row = {"file": name, "result_id": result.id, "job_id": result.job_id,
                "content": result.content.name,
                "styles": ";".join(s.name for s in result.styles)}
-        values = result.settings.model_dump()
-        row.update({key: spec.format(values[key]) for key, spec in FIELDS.items()})
-        row.update({f"loss_{k}": v for k, v in sorted(result.losses.items())})
+        row.update(settings_text(result.settings))
+        row.update(loss_columns(result.losses))
         row.update(seconds=result.seconds, device=result.device, precision=result.precision)
         rows.append(row)
     return pd.DataFrame(rows)

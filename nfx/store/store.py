@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
 from nfx import queue
-from nfx.engine import megapixel_iterations
+from nfx.scales import megapixel_iterations
 from nfx.errors import InputError, NFXError
 from nfx.settings import Settings
 from nfx.store import db, export, gallery
