@@ -102,12 +102,18 @@ def test_three_workers_drain_30_jobs_postgres(postgres_url):  # noqa: F811
     drain_with_three_workers(postgres_url)
 
 
-def test_sigkill_mid_job_is_requeued_and_finished_by_another_worker(sqlite_url):
-    store = open_store(sqlite_url)
-    store.create_batch(*[[i] for i in add_pair(store)], TINY.with_changes(size=64, steps=60))
+def worker_mid_job(url: str, name: str, steps: int):
+    """One queued job and a worker that has started iterating on it."""
+    store = open_store(url)
+    store.create_batch(*[[i] for i in add_pair(store)], TINY.with_changes(size=64, steps=steps))
     (job,) = store.list_jobs()
-    victim = start_worker(sqlite_url, "--name", "victim")
+    worker = start_worker(url, "--name", name)
     wait_for(lambda: store.get_job(job.id).iteration > 0, 120, "the job to make progress")
+    return store, job, worker
+
+
+def test_sigkill_mid_job_is_requeued_and_finished_by_another_worker(sqlite_url):
+    store, job, victim = worker_mid_job(sqlite_url, "victim", steps=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     running = store.get_job(job.id)
@@ -123,11 +129,7 @@ def test_sigkill_mid_job_is_requeued_and_finished_by_another_worker(sqlite_url):
 
 
 def test_sigterm_puts_the_running_job_back(sqlite_url):
-    store = open_store(sqlite_url)
-    store.create_batch(*[[i] for i in add_pair(store)], TINY.with_changes(size=64, steps=500))
-    (job,) = store.list_jobs()
-    worker = start_worker(sqlite_url, "--name", "polite")
-    wait_for(lambda: store.get_job(job.id).iteration > 0, 120, "the job to make progress")
+    store, job, worker = worker_mid_job(sqlite_url, "polite", steps=500)
     worker.send_signal(signal.SIGTERM)
     output = wait_exit(worker, timeout=60)
     assert '"released": 1' in output
