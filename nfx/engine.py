@@ -1,8 +1,9 @@
 """The style-transfer engine: multi-scale optimisation of an image against one objective.
 
 The engine knows nothing of the database. It takes PIL images and a Settings object, reports
-progress through a callback (which may cancel), and returns a Result with everything a caller
-needs to store or show. Style Grams and content features are cached per (image, size, mode)
+progress through a callback (which may cancel) and each finished scale through another (so a
+caller can keep it and resume there after a crash), and returns a `RunRecord` with everything
+a caller needs to store or show. Style Grams and content features are cached per (image, size, mode)
 so a worker running many combinations does not recompute them.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import statistics
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -23,12 +25,14 @@ from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
 from nfx.losses import ContentLoss, Objective, StyleLoss, gram
 from nfx.memory import keep_freed_memory
-from nfx.scales import scale_sizes
+from nfx.run_record import RunRecord, ScaleImage
+from nfx.scales import WorkModel, scale_sizes
 from nfx.settings import Settings
 from nfx.tensors import to_pil, to_tensor
 from nfx.vgg import VGG19Features, load_vgg, preprocess
 
 LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
+CALIBRATION_EDGES = (64, 192)  # small and mid-sized: fixed costs dominate one, pixels the other
 
 
 @dataclass
@@ -43,18 +47,6 @@ class Progress:
     height: int
     losses: dict[str, float]  # content, style, tv (unweighted) and total (weighted)
     preview: Image.Image | None = None
-
-
-@dataclass
-class Result:
-    image: Image.Image
-    losses: dict[str, float]
-    history: list[dict[str, float]]
-    seconds: float
-    device: str
-    precision: str
-    settings: Settings
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -212,8 +204,12 @@ class Engine:
 
     def stylize(self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings,
                 on_progress: Callable[[Progress], bool | None] | None = None,
-                preview_every: int = 10) -> Result:
-        """Optimise an image with the content of `content` and the style of `styles`."""
+                preview_every: int = 10, resume: ScaleImage | None = None,
+                on_scale_done: Callable[[ScaleImage], None] | None = None) -> RunRecord:
+        """Optimise an image with the content of `content` and the style of `styles`.
+
+        `resume` continues a run whose first scales finished earlier (same inputs and
+        settings); `on_scale_done` receives each finished scale but the last."""
         if not styles:
             raise InputError("at least one style image is needed")
         if settings.style_blend and len(settings.style_blend) != len(styles):
@@ -231,8 +227,14 @@ class Engine:
         history: list[dict[str, float]] = []
         timings = {"targets": 0.0, "optimise": 0.0}
         pixels: torch.Tensor | None = None
+        first = 0
+        if resume is not None:
+            first, history = self._check_resume(resume, sizes), list(resume.history)
+            pixels = to_tensor(resume.image).to(self.device) * 255.0
+        resumed_history = len(history)
 
-        for scale, size in enumerate(sizes):
+        for scale in range(first, len(sizes)):
+            size = sizes[scale]
             t0 = time.perf_counter()
             objective = self._objective(content, styles, keys, size, s, precision)
             timings["targets"] += time.perf_counter() - t0
@@ -248,6 +250,8 @@ class Engine:
                            history, on_progress, preview_every)
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
+            if on_scale_done is not None and scale < len(sizes) - 1:
+                on_scale_done(ScaleImage(scale + 1, to_pil(pixels / 255.0), list(history)))
 
         assert pixels is not None
         if s.preserve_color == "luminance":
@@ -255,9 +259,42 @@ class Engine:
         image = to_pil(pixels / 255.0)
         last = history[-1] if history else {}
         losses = {k: v for k, v in last.items() if k not in ("iteration", "scale")}
-        return Result(image=image, losses=losses, history=history,
-                      seconds=time.perf_counter() - started, device=str(self.device),
-                      precision=precision, settings=s, timings=timings)
+        return RunRecord(image=image, settings=s, losses=losses, history=history,
+                         seconds=time.perf_counter() - started, device=str(self.device),
+                         precision=precision, resumed_from_scale=first,
+                         iterations_run=len(history) - resumed_history, timings=timings)
+
+    @staticmethod
+    def _check_resume(resume: ScaleImage, sizes: list[tuple[int, int]]) -> int:
+        """The scale to go on from; InputError if the checkpoint is not of this run."""
+        if not 0 < resume.scales_done < len(sizes):
+            raise InputError(f"checkpoint after scale {resume.scales_done} does not fit a run "
+                             f"of {len(sizes)} scales")
+        expected = sizes[resume.scales_done - 1]
+        if resume.image.size != expected:
+            raise InputError(f"checkpoint is {resume.image.size[0]}x{resume.image.size[1]}, "
+                             f"scale {resume.scales_done} is {expected[0]}x{expected[1]}")
+        return resume.scales_done
+
+    def calibrate(self, precision: str = "auto") -> WorkModel:
+        """Measure this device's `WorkModel` in a few seconds: short real runs at two sizes
+        give the cost per iteration (a line in megapixels) and the setup per scale."""
+        content = Image.effect_mandelbrot((192, 192), (-2.0, -1.2, 0.8, 1.2), 60).convert("RGB")
+        style = Image.radial_gradient("L").resize((96, 96)).convert("RGB")
+        self.stylize(content, [style], Settings(size=32, scales=1, steps=2, precision=precision))
+        points = []
+        for edge in CALIBRATION_EDGES:
+            settings = Settings(size=edge, scales=1, steps=6, precision=precision)
+            ticks = [time.perf_counter()]
+            self.stylize(content, [style], settings,
+                         lambda progress: ticks.append(time.perf_counter()), preview_every=0)
+            steps = [b - a for a, b in zip(ticks[1:], ticks[2:])]
+            per_iteration = statistics.median(steps)
+            points.append((edge * edge / 1e6, per_iteration, ticks[1] - ticks[0] - per_iteration))
+        (m1, t1, setup1), (m2, t2, setup2) = points
+        slope = max((t2 - t1) / (m2 - m1), 0.0)
+        return WorkModel(per_megapixel_iteration=slope, per_iteration=max(t1 - slope * m1, 0.0),
+                         per_scale=max((setup1 + setup2) / 2, 0.0))
 
     def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
                  settings: Settings) -> dict[str, float]:

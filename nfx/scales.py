@@ -1,10 +1,12 @@
-"""The coarse-to-fine schedule: the sizes a run optimises at, and the work they add up to.
+"""The coarse-to-fine schedule: the sizes a run optimises at, and the time they take.
 
 Free of torch, so that the store and the app can estimate run times without loading the
 engine.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from nfx.images import size_for_long_edge
 from nfx.settings import Settings
@@ -24,7 +26,23 @@ def scale_sizes(final: tuple[int, int], scales: int) -> list[tuple[int, int]]:
     return sizes + [final]
 
 
-def megapixel_iterations(final: tuple[int, int], settings: Settings) -> float:
-    """The work of a run, in megapixels x iterations over its scales: what time estimates
-    scale with."""
-    return sum(w * h / 1e6 * settings.steps for w, h in scale_sizes(final, settings.scales))
+@dataclass(frozen=True)
+class WorkModel:
+    """How long the engine takes on one device: seconds per megapixel-iteration (the network's
+    passes), per iteration (what does not grow with the image: the optimiser step, progress,
+    small kernels) and per scale (targets, setup). Measured by `Engine.calibrate` when a worker
+    starts, so the first estimate on a new machine is already near the truth; small images
+    are dominated by the fixed costs, which megapixels alone would miss."""
+
+    per_megapixel_iteration: float
+    per_iteration: float = 0.0
+    per_scale: float = 0.0
+
+    def seconds(self, final: tuple[int, int], settings: Settings) -> float:
+        return sum(settings.steps * (self.per_megapixel_iteration * w * h / 1e6
+                                     + self.per_iteration) + self.per_scale
+                   for w, h in scale_sizes(final, settings.scales))
+
+    def scaled(self, factor: float) -> "WorkModel":
+        return WorkModel(self.per_megapixel_iteration * factor, self.per_iteration * factor,
+                         self.per_scale * factor)

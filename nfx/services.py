@@ -19,12 +19,12 @@ from PIL import Image
 
 from nfx import grid, samples
 from nfx.errors import InputError, NFXError
-from nfx.scales import megapixel_iterations
 from nfx.images import load_image, size_for_long_edge
-from nfx.queue import STATUSES, plan_batch
+from nfx.planner import plan_batch
+from nfx.scales import WorkModel
 from nfx.settings import FIELDS, FieldSpec, Settings, parse_sweep, settings_text
 from nfx.store import SORTS as STORE_SORTS
-from nfx.store import GalleryFilter, Store, open_store
+from nfx.store import STATUSES, GalleryFilter, Store, open_store
 
 PAGE_SIZES = (12, 24, 48, 96)
 # Before anything has run on this machine: a mid-range CPU's VGG-19 L-BFGS cost, rough.
@@ -143,12 +143,23 @@ def add_sample_images() -> int:
 # --- planning and queueing batches --------------------------------------------------------
 
 
-def seconds_per_megapixel_iteration() -> tuple[float, bool]:
-    """(rate, measured): measured on this machine once anything has run, else a fallback."""
-    measured = store().seconds_per_megapixel_iteration()
+def work_model() -> tuple[WorkModel, bool]:
+    """(model, measured): this machine's, once a worker has measured it or anything has run,
+    else a rough fallback."""
+    measured = store().work_model()
     if measured:
         return measured, True
-    return FALLBACK_SECONDS_PER_MEGAPIXEL_ITERATION, False
+    return WorkModel(FALLBACK_SECONDS_PER_MEGAPIXEL_ITERATION), False
+
+
+ESTIMATE_SPREAD = (0.75, 1.3)  # the range shown around an estimate
+
+
+def estimate_text(seconds: float) -> tuple[str, bool]:
+    """'2 min 10 s – 3 min 45 s' around an estimate, and whether it is measured."""
+    _, measured = work_model()
+    low, high = (seconds * f for f in ESTIMATE_SPREAD)
+    return f"{format_duration(low)} – {format_duration(high)}", measured
 
 
 def plan_frame(content_ids: Sequence[int], style_ids: Sequence[int], base: Settings,
@@ -157,7 +168,7 @@ def plan_frame(content_ids: Sequence[int], style_ids: Sequence[int], base: Setti
     if not content_ids or not style_ids:
         return pd.DataFrame(columns=["content", "style", "size", "estimate (s)"])
     images = {record.id: record for role in ("content", "style") for record in library(role)}
-    rate, _ = seconds_per_megapixel_iteration()
+    model, _ = work_model()
     rows = []
     for job in plan_batch(list(content_ids), list(style_ids), base, sweep):
         content = images[job.content_id]
@@ -165,9 +176,9 @@ def plan_frame(content_ids: Sequence[int], style_ids: Sequence[int], base: Setti
                "style": " + ".join(images[i].name for i in job.style_ids)}
         row.update(settings_text(job.settings, sweep, labels=True))
         row["size"] = job.settings.size
-        row["estimate (s)"] = round(
-            rate * megapixel_iterations(size_for_long_edge((content.width, content.height),
-                                                           job.settings.size), job.settings), 1)
+        row["estimate (s)"] = round(model.seconds(
+            size_for_long_edge((content.width, content.height), job.settings.size),
+            job.settings), 1)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -336,6 +347,7 @@ class QueueSnapshot:
 
 def queue_snapshot(limit: int = 50) -> QueueSnapshot:
     s = store()
+    s.queue.requeue_expired()  # a job whose worker vanished goes back now, not at next claim
     workers = s.list_workers()  # newest first
     recent_stopped = [w for w in workers if not w.alive][:STOPPED_WORKERS_SHOWN]
     return QueueSnapshot(counts=s.queue_counts(), running=s.list_jobs(status="running"),

@@ -3,7 +3,9 @@
 One job's trouble stays with that job: an engine error (out of memory, an unreadable image)
 marks it failed and the loop goes on. SIGTERM/SIGINT stop the engine between iterations and
 put the running job back in the queue. A heartbeat thread extends the job's lease; if this
-process dies, another worker requeues the job once the lease runs out.
+process dies, its supervisor (`nfx app`, `nfx workers`) requeues the job at once, and
+otherwise any process that looks at the queue does once the lease runs out. Each finished
+scale is kept with the job, so a requeued job resumes at the next scale.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 
 from PIL import Image
 
-from nfx import queue
 from nfx.engine import Engine, Progress
 from nfx.errors import Cancelled, NFXError
-from nfx.images import load_image, png_bytes, thumbnail_bytes
-from nfx.queue import Claim, JobState
+from nfx.images import load_image, thumbnail_bytes
+from nfx.run_record import ScaleImage, run_png
+from nfx.scales import WorkModel
 from nfx.store import Store, open_store
+from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, JobState
 
 PREVIEW_EDGE = 512  # previews are for watching, not keeping
 
@@ -34,10 +38,24 @@ class WorkerOptions:
     name: str | None = None
     max_jobs: int | None = None  # stop after this many jobs (done, failed or canceled)
     once: bool = False  # stop when nothing is queued or running
-    lease: float = queue.DEFAULT_LEASE_SECONDS
-    poll: float = queue.DEFAULT_POLL_SECONDS
+    lease: float = DEFAULT_LEASE_SECONDS
+    poll: float = DEFAULT_POLL_SECONDS
     preview_every: int = 10  # engine iterations between previews
     progress_interval: float = 0.5  # seconds between progress writes
+    calibrate: bool = True  # measure the device's speed at start, once per host and device
+
+
+class Outcome(str, Enum):
+    """How one claimed job ended for this worker."""
+
+    DONE = "done"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    RELEASED = "released"  # this worker is stopping: back in the queue
+    LOST = "lost"  # the lease ran out and the job went on elsewhere
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def default_name() -> str:
@@ -54,11 +72,13 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def preview_png(image: Image.Image) -> bytes:
-    small = image.copy()
-    small.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE))
+def plain_png(image: Image.Image, max_edge: int | None = None) -> bytes:
+    """A quick PNG: previews (downscaled) and scale checkpoints (full size)."""
+    if max_edge is not None:
+        image = image.copy()
+        image.thumbnail((max_edge, max_edge))
     buffer = io.BytesIO()
-    small.save(buffer, format="PNG", compress_level=1)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -75,8 +95,8 @@ class Heartbeat(threading.Thread):
         interval = max(self.run_.options.lease / 4, 0.05)
         while not self.stopped.wait(interval):
             try:
-                self.run_.state = queue.heartbeat(self.run_.store, self.run_.claim,
-                                                  self.run_.options.lease)
+                self.run_.state = self.run_.store.queue.heartbeat(self.run_.claim,
+                                                                  self.run_.options.lease)
             except Exception:  # a busy database: try again next beat; the lease has slack
                 continue
 
@@ -107,53 +127,61 @@ class JobRun:
                           total_iterations=progress.total_iterations,
                           losses=dict(progress.losses))
             if self.pending_preview is not None:
-                values["preview_png"] = preview_png(self.pending_preview)
+                values["preview_png"] = plain_png(self.pending_preview, PREVIEW_EDGE)
                 self.pending_preview = None
-            self.state = queue.heartbeat(self.store, self.claim, self.options.lease, **values)
+            self.state = self.store.queue.heartbeat(self.claim, self.options.lease, **values)
             self.last_write = time.monotonic()
         return self.stop.is_set() or self.state is not JobState.OWNED
 
-    def run(self) -> str:
-        """Returns the job's outcome: done, failed, canceled, released or lost."""
+    def on_scale_done(self, scale: ScaleImage) -> None:
+        """Keep the finished scale with the job: after a crash it resumes from here."""
+        self.store.queue.save_checkpoint(self.claim, scale.scales_done, plain_png(scale.image),
+                                         scale.history)
+
+    def _resume_point(self) -> ScaleImage | None:
+        checkpoint = self.claim.checkpoint
+        if checkpoint is None:
+            return None
+        image = load_image(self.store.blob(checkpoint.image_sha256), "checkpoint")
+        return ScaleImage(checkpoint.scales_done, image, checkpoint.history)
+
+    def run(self) -> Outcome:
+        queue = self.store.queue
         try:
-            content = load_image(self.store.blob(self.claim.content_sha256), "content image")
-            styles = [load_image(self.store.blob(sha), "style image")
-                      for sha in self.claim.style_sha256s]
+            content = load_image(self.store.blob(self.claim.content.sha256), "content image")
+            styles = [load_image(self.store.blob(ref.sha256), "style image")
+                      for ref in self.claim.styles]
+            resume = self._resume_point()
         except NFXError as exc:
-            queue.fail(self.store, self.claim, error_message(exc))
-            return "failed"
+            queue.fail(self.claim, error_message(exc))
+            return Outcome.FAILED
         heartbeat = Heartbeat(self)
         heartbeat.start()
         try:
-            result = self.engine.stylize(content, styles, self.claim.settings,
-                                         on_progress=self.on_progress,
-                                         preview_every=self.options.preview_every)
+            run = self.engine.stylize(content, styles, self.claim.settings,
+                                      on_progress=self.on_progress,
+                                      preview_every=self.options.preview_every, resume=resume,
+                                      on_scale_done=self.on_scale_done)
         except Cancelled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
-            queue.fail(self.store, self.claim, error_message(exc))
+            queue.fail(self.claim, error_message(exc))
             _free_device_memory()
-            return "failed"
+            return Outcome.FAILED
         finally:
             heartbeat.stop()
-        done = queue.Finished(
-            png=png_bytes(result.image, result.settings,
-                          {"losses": result.losses, "seconds": result.seconds,
-                           "device": result.device, "job_id": self.claim.job_id}),
-            thumbnail=thumbnail_bytes(result.image), width=result.image.width,
-            height=result.image.height, settings=result.settings, losses=result.losses,
-            history=result.history, seconds=result.seconds, device=result.device,
-            precision=result.precision)
-        return "done" if queue.finish(self.store, self.claim, done) is not None else "lost"
+        png = run_png(run, self.claim.content, self.claim.styles, job_id=self.claim.job_id)
+        result_id = queue.finish(self.claim, run, png, thumbnail_bytes(run.image))
+        return Outcome.DONE if result_id is not None else Outcome.LOST
 
-    def _stopped(self) -> str:
+    def _stopped(self) -> Outcome:
         if self.state is JobState.LOST:
-            return "lost"
+            return Outcome.LOST
         if self.state is JobState.CANCEL:
-            queue.cancelled(self.store, self.claim)
-            return "canceled"
-        queue.release(self.store, self.claim)  # shutting down: back to the queue
-        return "released"
+            self.store.queue.cancelled(self.claim)
+            return Outcome.CANCELED
+        self.store.queue.release(self.claim)  # shutting down: back to the queue
+        return Outcome.RELEASED
 
 
 def _free_device_memory() -> None:
@@ -176,33 +204,52 @@ def install_stop_signals(stop: threading.Event) -> None:
         signal.signal(signum, handler)
 
 
+def work_model(store: Store, engine: Engine, log) -> WorkModel | None:
+    """This device's speed for time estimates: measured once per host and device (a few
+    seconds of real runs), then reused by the workers that start after."""
+    known = store.queue.calibrated(socket.gethostname(), str(engine.device))
+    if known is not None:
+        return known
+    log("nfx worker: measuring this device's speed for time estimates (a few seconds)")
+    try:
+        return engine.calibrate()
+    except Exception as exc:  # estimates are a nicety: never a reason not to work
+        log(f"nfx worker: could not measure this device's speed: {error_message(exc)}")
+        return None
+
+
 def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
                stop: threading.Event | None = None, log=print) -> dict[str, int]:
     """Work the queue until stopped, out of jobs (`once`) or at `max_jobs`; returns how many
     jobs ended each way."""
     stop = stop or threading.Event()
     store = open_store(url)
+    queue = store.queue
     engine = Engine(options.device)
     name = options.name or default_name()
-    queue.register_worker(store, name, socket.gethostname(), os.getpid(), str(engine.device),
-                          options.lease)
+    work = work_model(store, engine, log) if options.calibrate else None
+    queue.register_worker(name, socket.gethostname(), os.getpid(), str(engine.device),
+                          options.lease, work)
     log(f"nfx worker {name}: {store!r} on {engine.device}")
     outcomes: dict[str, int] = {}
     finished = 0
     try:
         while not stop.is_set() and (options.max_jobs is None or finished < options.max_jobs):
-            claim = queue.claim_next(store, name, options.lease)
+            claim = queue.claim_next(name, options.lease)
             if claim is None:
-                if options.once and not queue.work_remaining(store):
+                if options.once and not queue.work_remaining():
                     break
-                queue.worker_seen(store, name)
+                queue.worker_seen(name)
                 stop.wait(options.poll)
                 continue
+            resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
+                       if claim.checkpoint else "")
+            log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
             outcome = JobRun(store, engine, claim, options, stop).run()
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            finished += outcome in ("done", "failed", "canceled")
+            outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
+            finished += outcome in (Outcome.DONE, Outcome.FAILED, Outcome.CANCELED)
             log(f"nfx worker {name}: job {claim.job_id} {outcome}")
     finally:
-        queue.worker_seen(store, name, stopped=True)
+        queue.worker_seen(name, stopped=True)
         store.close()
     return outcomes

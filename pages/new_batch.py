@@ -69,12 +69,13 @@ except services.InputError as exc:
 
 if base is not None:
     plan = services.plan_frame(content_ids, style_ids, base, sweep)
-    rate, measured = services.seconds_per_megapixel_iteration()
+    estimate_text, measured = services.estimate_text(plan["estimate (s)"].sum())
     count, estimate, name_box = st.columns([1, 1, 2], vertical_alignment="bottom")
     count.metric("Jobs", len(plan))
-    estimate.metric("Estimated time", services.format_duration(plan["estimate (s)"].sum()),
-                    help=(f"{rate:.3g} s per megapixel-iteration, measured on this machine."
-                          if measured else "A rough guess until a job has run on this machine."))
+    estimate.metric("Estimated time", estimate_text,
+                    help=("From this machine's measured speed (a worker measures it when it "
+                          "starts, and finished jobs refine it)." if measured else
+                          "A rough guess: no worker has measured this machine's speed yet."))
     name = name_box.text_input("Batch name", placeholder="optional", key="nb:name")
     if len(plan):
         st.dataframe(plan, hide_index=True, width="stretch", height=min(38 + 35 * len(plan), 300))

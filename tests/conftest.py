@@ -27,6 +27,22 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
     return buffer.getvalue()
 
 
+def synthetic_run(claim, *, total: float = 1.0, seconds: float = 0.5, size=(32, 24),
+                  history=None):
+    """A finished run of a claimed job with a made-up picture (for testing the store and the
+    queue without the engine): the arguments of `store.queue.finish` after the claim."""
+    from nfx.images import thumbnail_bytes
+    from nfx.run_record import RunRecord, run_png
+
+    picture = make_image(*size, seed=claim.job_id)
+    run = RunRecord(image=picture, settings=claim.settings,
+                    losses={"content": 1.0, "style": 2.0, "tv": 0.1, "total": total},
+                    history=history if history is not None else [{"iteration": 1,
+                                                                   "total": total}],
+                    seconds=seconds, device="cpu", precision="fp32")
+    return run, run_png(run, claim.content, claim.styles), thumbnail_bytes(picture, 64)
+
+
 @pytest.fixture
 def content_image() -> Image.Image:
     return make_image(48, 32, seed=1)

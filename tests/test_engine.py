@@ -8,7 +8,7 @@ import torch
 
 from nfx import color
 from nfx.engine import Engine
-from nfx.scales import megapixel_iterations, scale_sizes
+from nfx.scales import WorkModel, scale_sizes
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize
 from nfx.tensors import to_tensor
@@ -151,8 +151,10 @@ def test_multiscale_returns_the_asked_size_for_odd_aspect_ratios(engine, width, 
 def test_scale_sizes_double_up_to_the_final_size():
     assert scale_sizes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]
     assert scale_sizes((64, 48), 4) == [(32, 24), (64, 48)]  # nothing under 32 px
-    work = megapixel_iterations((64, 48), Settings(size=64, scales=4, steps=10))
-    assert work == pytest.approx((32 * 24 + 64 * 48) / 1e6 * 10)  # the estimate follows suit
+    model = WorkModel(per_megapixel_iteration=2.0, per_iteration=0.01, per_scale=0.5)
+    seconds = model.seconds((64, 48), Settings(size=64, scales=4, steps=10))
+    # the estimate follows suit: two scales of 10 steps each
+    assert seconds == pytest.approx(2.0 * (32 * 24 + 64 * 48) / 1e6 * 10 + 2 * (10 * 0.01 + 0.5))
 
 
 def test_luminance_transfer_keeps_the_contents_chroma(engine, content_image, style_image):

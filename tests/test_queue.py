@@ -6,14 +6,14 @@ import threading
 import time
 
 import pytest
-from conftest import image_bytes, make_image
+from conftest import image_bytes, make_image, synthetic_run
 from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
 from sqlalchemy import func, select
 
-from nfx import queue
 from nfx.errors import InputError
-from nfx.images import png_bytes, thumbnail_bytes
-from nfx.queue import JobState, plan_batch
+from nfx.planner import PlannedJob, plan_batch
+from nfx.scales import WorkModel
+from nfx.store.jobs import JobState
 from nfx.store import open_store
 from nfx.settings import Settings
 
@@ -23,12 +23,8 @@ TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
 SHORT_LEASE = 0.5  # seconds: long enough that a busy CI machine cannot expire it mid-test
 
 
-def finished(claim: queue.Claim) -> queue.Finished:
-    picture = make_image(32, 24, seed=claim.job_id)
-    return queue.Finished(png=png_bytes(picture, claim.settings), width=32, height=24,
-                          thumbnail=thumbnail_bytes(picture, 64), settings=claim.settings,
-                          losses={"total": 1.0}, history=[], seconds=0.5, device="cpu",
-                          precision="fp32")
+def finished(claim):
+    return synthetic_run(claim)
 
 
 @pytest.fixture
@@ -47,7 +43,7 @@ def test_plan_batch_is_the_product():
     assert len({(p.content_id, p.style_ids, p.settings) for p in plan}) == 24
     assert {p.settings.size for p in plan} == {32, 64}
     assert all(p.settings.steps == 2 and len(p.style_ids) == 1 for p in plan)
-    assert plan_batch([1], [2], TINY) == [queue.PlannedJob(1, (2,), TINY)]
+    assert plan_batch([1], [2], TINY) == [PlannedJob(1, (2,), TINY)]
 
 
 @pytest.mark.parametrize("contents, styles, sweep, message", [
@@ -75,9 +71,9 @@ def test_claim_order_is_priority_then_age_and_move_to_front(store, images):
     last = next(j for j in jobs if j.settings.seed == 3)
     assert store.move_to_front(last.id).priority == 6
     order = []
-    while (claim := queue.claim_next(store, "w")) is not None:
+    while (claim := store.queue.claim_next("w")) is not None:
         order.append(claim.settings.seed)
-        assert queue.finish(store, claim, finished(claim)) is not None
+        assert store.queue.finish(claim, *finished(claim)) is not None
     assert order == [3, 4, 1, 2]
     assert store.get_batch(urgent.id).counts == {"done": 1}
     with pytest.raises(InputError, match="only queued"):
@@ -93,9 +89,9 @@ def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F
     def drain(name: str) -> None:
         own = open_store(db_url)
         try:
-            while (claim := queue.claim_next(own, name)) is not None:
+            while (claim := own.queue.claim_next(name)) is not None:
                 claimed.append(claim.job_id)
-                queue.finish(own, claim, finished(claim))
+                own.queue.finish(claim, *finished(claim))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -118,20 +114,20 @@ def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F
 def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
     content, style = images
     store.create_batch([content], [style], TINY)
-    first = queue.claim_next(store, "dead", lease=SHORT_LEASE)
-    assert queue.claim_next(store, "other", lease=SHORT_LEASE) is None  # still leased
+    first = store.queue.claim_next("dead", lease=SHORT_LEASE)
+    assert store.queue.claim_next("other", lease=SHORT_LEASE) is None  # still leased
     time.sleep(SHORT_LEASE + 0.1)
-    second = queue.claim_next(store, "other", lease=SHORT_LEASE)
+    second = store.queue.claim_next("other", lease=SHORT_LEASE)
     assert second.job_id == first.job_id and second.attempt == 2
     # the first worker comes back: everything it tries is refused
-    assert queue.heartbeat(store, first, 60) is JobState.LOST
-    assert queue.finish(store, first, finished(first)) is None
-    assert not queue.fail(store, first, "late")
+    assert store.queue.heartbeat(first, 60) is JobState.LOST
+    assert store.queue.finish(first, *finished(first)) is None
+    assert not store.queue.fail(first, "late")
     time.sleep(SHORT_LEASE + 0.1)
-    third = queue.claim_next(store, "third", lease=SHORT_LEASE)
+    third = store.queue.claim_next("third", lease=SHORT_LEASE)
     assert third.attempt == 3
     time.sleep(SHORT_LEASE + 0.1)
-    assert queue.claim_next(store, "fourth") is None
+    assert store.queue.claim_next("fourth") is None
     job = store.get_job(first.job_id)
     assert job.status == "failed" and "stopped responding" in job.error
     assert job.attempts == 3
@@ -141,11 +137,11 @@ def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
 
 def test_heartbeat_keeps_the_lease(store, images):
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "alive", lease=1.0)
+    claim = store.queue.claim_next("alive", lease=1.0)
     for _ in range(4):
         time.sleep(0.3)
-        assert queue.heartbeat(store, claim, 1.0, iteration=1, progress=0.5) is JobState.OWNED
-    assert queue.claim_next(store, "thief", lease=1.0) is None
+        assert store.queue.heartbeat(claim, 1.0, iteration=1, progress=0.5) is JobState.OWNED
+    assert store.queue.claim_next("thief", lease=1.0) is None
     job = store.get_job(claim.job_id)
     assert (job.status, job.worker, job.iteration, job.progress) == ("running", "alive", 1, 0.5)
 
@@ -154,12 +150,12 @@ def test_cancel_queued_and_running(store, images):
     content, style = images
     batch = store.create_batch([content], [style], TINY, {"seed": [1, 2]})
     queued, running = store.list_jobs(batch_id=batch.id)
-    claim = queue.claim_next(store, "w")
+    claim = store.queue.claim_next("w")
     running, queued = (queued, running) if claim.job_id == queued.id else (running, queued)
     assert store.cancel_job(queued.id).status == "canceled"
     assert store.cancel_job(running.id).cancel_requested
-    assert queue.heartbeat(store, claim, 60) is JobState.CANCEL
-    assert queue.cancelled(store, claim)
+    assert store.queue.heartbeat(claim, 60) is JobState.CANCEL
+    assert store.queue.cancelled(claim)
     assert store.get_job(running.id).status == "canceled"
     with pytest.raises(InputError, match="only queued or running"):
         store.cancel_job(running.id)
@@ -168,8 +164,8 @@ def test_cancel_queued_and_running(store, images):
 def test_retry_failed_and_canceled(store, images):
     content, style = images
     store.create_batch([content], [style], TINY, {"seed": [1, 2]})
-    claim = queue.claim_next(store, "w")
-    assert queue.fail(store, claim, "RuntimeError: CUDA out of memory")
+    claim = store.queue.claim_next("w")
+    assert store.queue.fail(claim, "RuntimeError: CUDA out of memory")
     failed = store.get_job(claim.job_id)
     assert (failed.status, failed.error) == ("failed", "RuntimeError: CUDA out of memory")
     other = next(j for j in store.list_jobs() if j.id != claim.job_id)
@@ -185,8 +181,8 @@ def test_retry_failed_and_canceled(store, images):
 
 def test_release_puts_job_back_without_using_an_attempt(store, images):
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "w")
-    assert queue.release(store, claim)
+    claim = store.queue.claim_next("w")
+    assert store.queue.release(claim)
     job = store.get_job(claim.job_id)
     assert (job.status, job.attempts, job.worker) == ("queued", 0, None)
 
@@ -196,39 +192,46 @@ def test_identical_job_finished_meanwhile_is_reused_at_claim(store, images):
     store.create_batch([content], [style], TINY)
     twin = store.create_batch([content], [style], TINY)  # nothing finished yet: queued
     assert twin.reused_count == 0
-    claim = queue.claim_next(store, "w")
-    result_id = queue.finish(store, claim, finished(claim))
-    assert queue.claim_next(store, "w") is None  # the twin took the result instead
+    claim = store.queue.claim_next("w")
+    result_id = store.queue.finish(claim, *finished(claim))
+    assert store.queue.claim_next("w") is None  # the twin took the result instead
     job = store.list_jobs(batch_id=twin.id)[0]
     assert (job.status, job.reused, job.result_id, job.attempts) == ("done", True, result_id, 0)
 
 
 def test_workers_table(store, images):
-    queue.register_worker(store, "w1", "host", 123, "cpu", lease=SHORT_LEASE)
+    store.queue.register_worker("w1", "host", 123, "cpu", lease=SHORT_LEASE)
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "w1", lease=SHORT_LEASE)
+    claim = store.queue.claim_next("w1", lease=SHORT_LEASE)
     (worker,) = store.list_workers()
     assert (worker.name, worker.host, worker.pid, worker.device) == ("w1", "host", 123, "cpu")
     assert worker.alive and worker.current_job_id == claim.job_id and worker.jobs_done == 0
-    queue.finish(store, claim, finished(claim))
+    store.queue.finish(claim, *finished(claim))
     (worker,) = store.list_workers()
     assert worker.jobs_done == 1 and worker.current_job_id is None
     time.sleep(SHORT_LEASE + 0.1)
     assert not store.list_workers()[0].alive  # silent longer than its lease
-    queue.worker_seen(store, "w1")
+    store.queue.worker_seen("w1")
     assert store.list_workers()[0].alive
-    queue.worker_seen(store, "w1", stopped=True)
+    store.queue.worker_seen("w1", stopped=True)
     assert not store.list_workers()[0].alive
 
 
-def test_seconds_per_megapixel_iteration(store, images):
-    assert store.seconds_per_megapixel_iteration() is None
+def test_work_model_from_calibration_corrected_by_results(store, images):
+    assert store.work_model() is None
     store.create_batch(*[[i] for i in images], TINY)
-    claim = queue.claim_next(store, "w")
-    queue.finish(store, claim, finished(claim))
-    # 0.5 s for 32×24 pixels × 2 steps at one scale
-    expected = 0.5 / (32 * 24 / 1e6 * 2)
-    assert store.seconds_per_megapixel_iteration() == pytest.approx(expected)
+    claim = store.queue.claim_next("w")
+    store.queue.finish(claim, *finished(claim))
+    # results alone: 0.5 s for 32×24 pixels × 2 steps at one scale
+    assert store.work_model().per_megapixel_iteration == pytest.approx(0.5 / (32 * 24 / 1e6 * 2))
+    measured = WorkModel(per_megapixel_iteration=100.0, per_iteration=0.1, per_scale=0.05)
+    store.queue.register_worker("w", "host", 1, "cpu", 60.0, measured)
+    assert store.queue.calibrated("host", "cpu") == measured
+    assert store.queue.calibrated("elsewhere", "cpu") is None
+    # the worker's model, scaled so that it predicts the finished run exactly
+    predicted = measured.seconds((32, 24), TINY)
+    assert store.work_model().seconds((32, 24), TINY) == pytest.approx(0.5)
+    assert store.work_model().per_scale == pytest.approx(0.05 * 0.5 / predicted)
 
 
 # --- command line ------------------------------------------------------------------------
@@ -262,8 +265,8 @@ def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
                  "--style", str(tmp_path / "s.png"), "--sweep", "style_weight=1e4,1e5",
                  "--name", "cli", *common]) == 0
     assert capsys.readouterr().out.strip() == "batch 1: 4 jobs queued"
-    claim = queue.claim_next(store, "w")
-    queue.finish(store, claim, finished(claim))
+    claim = store.queue.claim_next("w")
+    store.queue.finish(claim, *finished(claim))
 
     assert main(["list", "--db", sqlite_url, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)

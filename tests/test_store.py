@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from conftest import image_bytes, make_image
+from conftest import image_bytes, make_image, synthetic_run
 from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
 from sqlalchemy import create_engine, func, select, text, update
 
-from nfx import queue
+
 from nfx.errors import InputError
 from nfx.images import read_png_settings
 from nfx.settings import FIELDS, INDEXED_FIELDS, Settings
@@ -32,19 +32,11 @@ def png(seed: int, w: int = 40, h: int = 32) -> bytes:
 def finish_next(store, losses_total: float = 1.0, seconds: float = 1.0) -> int | None:
     """Claim the next job and store a synthetic picture as its result (no engine needed for
     testing the store); returns the job id."""
-    claim = queue.claim_next(store, "test-worker")
+    claim = store.queue.claim_next("test-worker")
     if claim is None:
         return None
-    from nfx.images import png_bytes, thumbnail_bytes
-
-    picture = make_image(32, 24, seed=claim.job_id)
-    done = queue.Finished(png=png_bytes(picture, claim.settings), width=32, height=24,
-                          thumbnail=thumbnail_bytes(picture, 64), settings=claim.settings,
-                          losses={"content": 1.0, "style": 2.0, "tv": 0.1,
-                                  "total": losses_total},
-                          history=[{"iteration": 1, "total": losses_total}], seconds=seconds,
-                          device="cpu", precision="fp32")
-    assert queue.finish(store, claim, done) is not None
+    done = synthetic_run(claim, total=losses_total, seconds=seconds)
+    assert store.queue.finish(claim, *done) is not None
     return claim.job_id
 
 
@@ -64,8 +56,8 @@ def gallery(store):
         finish_next(store, losses_total=100.0 - n, seconds=1.0 + n)
     other = store.create_batch([contents[0].id], [styles[0].id], TINY.with_changes(size=48),
                                {"seed": [1, 2]}, name="pending")
-    claim = queue.claim_next(store, "w")
-    queue.fail(store, claim, "boom")
+    claim = store.queue.claim_next("w")
+    store.queue.fail(claim, "boom")
     return {"contents": contents, "styles": styles, "batch": batch, "other": other}
 
 
@@ -292,7 +284,7 @@ def test_result_record_png_and_delete(store, gallery):
     assert [s.id for s in result.styles] == list(card.style_ids)
     assert result.settings == card.settings and result.losses["total"] == card.losses["total"]
     assert read_png_settings(store.result_png(result.id)) == result.settings
-    assert store.seconds_per_megapixel_iteration() > 0
+    assert store.work_model().per_megapixel_iteration > 0
     blobs = count(store, Blob)
     store.delete_result(result.id)
     assert count(store, Blob) == blobs - 2  # its PNG and thumbnail

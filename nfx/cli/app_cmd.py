@@ -1,7 +1,9 @@
-"""`python -m nfx app`: the Streamlit app with its queue worker(s) beside it.
+"""`python -m nfx app` and `python -m nfx workers`: processes that keep the queue moving.
 
-The app only queues work; workers run it. Starting both from one command means a new user
-gets a working app with one line, and stopping the app (Ctrl-C, SIGTERM) stops the workers.
+The app only queues work; workers run it. `nfx app` starts the Streamlit app and supervised
+workers from one command, so a new user gets a working app with one line; stopping it (Ctrl-C,
+SIGTERM) stops the workers. `nfx workers N` is the same supervision without the app, for a
+machine that only runs jobs.
 """
 
 from __future__ import annotations
@@ -12,26 +14,46 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from nfx.cli.options import add_db_option
+from nfx.errors import InputError
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "streamlit_app.py"
-STOP_GRACE_SECONDS = 10
+SUPERVISE_EVERY_SECONDS = 0.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "app", help="run the web app with its queue worker(s)",
-        description="Start the Streamlit app on 127.0.0.1 and queue worker(s) beside it; "
+        description="Start the Streamlit app on 127.0.0.1 and supervised queue worker(s) "
+                    "beside it (a worker that dies is restarted and its job requeued); "
                     "stopping the app stops the workers.")
     add_db_option(parser)
     parser.add_argument("--port", type=int, default=8501, help="port for the app (default 8501)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="number of worker processes (default 1; 0 runs none)")
+    _add_worker_options(parser, default_count=1)
+    parser.set_defaults(func=run_app)
+
+    workers = subparsers.add_parser(
+        "workers", help="run N supervised workers (no app)",
+        description="Keep N workers running on this machine: a worker that dies is restarted "
+                    "with backoff, its job requeued, and the cause logged here and in the "
+                    "workers table.")
+    workers.add_argument("count", type=int, nargs="?", default=1, metavar="N",
+                         help="number of workers (default 1)")
+    add_db_option(workers)
+    _add_worker_options(workers, default_count=None)
+    workers.set_defaults(func=run_workers)
+
+
+def _add_worker_options(parser: argparse.ArgumentParser, default_count: int | None) -> None:
+    if default_count is not None:
+        parser.add_argument("--workers", type=int, default=default_count,
+                            help=f"number of worker processes (default {default_count}; "
+                                 "0 runs none)")
     parser.add_argument("--device", default="auto",
                         help="device for the workers: auto, cpu, cuda, cuda:1, mps")
-    parser.set_defaults(func=run_app)
 
 
 def child_environment(db_url: str | None) -> dict[str, str]:
@@ -70,37 +92,60 @@ def start_worker(db_url: str | None, device: str, env: dict[str, str]) -> subpro
                             start_new_session=True, preexec_fn=_die_with_parent)
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM (workers finish or requeue their job), then SIGKILL what is left."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
+    """Run `count` supervised workers while keep_going() is true; stop them all after."""
+    from nfx.store import open_store
+    from nfx.supervisor import Supervisor
 
-
-def run_app(args: argparse.Namespace) -> int:
     env = child_environment(args.db)
-    workers: list[subprocess.Popen] = []
-    app: subprocess.Popen | None = None
+    store = open_store(args.db)  # fails here, in one line, if the database is unusable
 
     def on_terminate(signum, frame):  # turn SIGTERM into the same clean stop as Ctrl-C
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_terminate)
+    supervisor = Supervisor(count, lambda: start_worker(args.db, args.device, env), store)
     try:
-        workers = [start_worker(args.db, args.device, env) for _ in range(max(args.workers, 0))]
-        app = subprocess.Popen(streamlit_command(args.port), env=env, cwd=APP_SCRIPT.parent)
-        print(f"nfx: app on http://127.0.0.1:{args.port} with {len(workers)} worker(s)",
-              file=sys.stderr, flush=True)
-        return app.wait()
+        supervisor.start()
+        while (code := keep_going()) is None:
+            supervisor.poll()
+            time.sleep(SUPERVISE_EVERY_SECONDS)
+        return code
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(([app] if app else []) + workers)
+        supervisor.stop()
+        store.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    env = child_environment(args.db)
+    app: subprocess.Popen | None = None
+
+    def app_running() -> int | None:
+        nonlocal app
+        if app is None:
+            app = subprocess.Popen(streamlit_command(args.port), env=env, cwd=APP_SCRIPT.parent)
+            print(f"nfx: app on http://127.0.0.1:{args.port} with {max(args.workers, 0)} "
+                  "supervised worker(s)", file=sys.stderr, flush=True)
+        return app.poll()
+
+    try:
+        return _supervise(args, args.workers, app_running)
+    finally:
+        if app is not None and app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                app.kill()
+
+
+def run_workers(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise InputError("N must be at least 1")
+    print(f"nfx: {args.count} supervised worker(s); Ctrl-C stops them", file=sys.stderr,
+          flush=True)
+    return _supervise(args, args.count, lambda: None)

@@ -1,4 +1,5 @@
-"""`python -m nfx batch | list | export | worker`: the queue from the command line."""
+"""`python -m nfx batch | list | cancel | retry | export | worker`: the queue from the command
+line."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from nfx import queue
 from nfx.cli.options import add_db_option, add_settings_options, settings_from_args
-from nfx.errors import InputError
+from nfx.errors import InputError, NFXError
 from nfx.settings import FIELDS, parse_sweep
 from nfx.store.export import loss_columns
+from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
+from nfx.store.status import STATUSES
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     batch = subparsers.add_parser(
@@ -36,12 +38,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch.set_defaults(func=run_batch)
 
     listing = subparsers.add_parser("list", help="list jobs with settings, losses and time")
-    listing.add_argument("--status", nargs="+", choices=queue.STATUSES, default=None)
+    listing.add_argument("--status", nargs="+", choices=[str(s) for s in STATUSES],
+                         default=None)
     listing.add_argument("--batch", type=int, default=None, metavar="ID")
     listing.add_argument("--limit", type=int, default=None, help="at most this many jobs")
     listing.add_argument("--format", choices=("json", "csv"), default="json")
     add_db_option(listing)
     listing.set_defaults(func=run_list)
+
+    for verb, text in (("cancel", "cancel queued or running jobs (a running one stops within "
+                                  "a few iterations)"),
+                       ("retry", "queue failed or canceled jobs again, from the start")):
+        action = subparsers.add_parser(verb, help=text, description=text.capitalize() + ".")
+        action.add_argument("job_ids", type=int, nargs="+", metavar="JOB")
+        add_db_option(action)
+        action.set_defaults(func=run_job_action, verb=verb)
 
     export = subparsers.add_parser("export", help="a batch's PNGs and settings.csv as a ZIP")
     export.add_argument("batch_id", type=int, metavar="BATCH_ID")
@@ -60,13 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--once", action="store_true",
                         help="stop when nothing is left queued or running")
     worker.add_argument("--name", default=None, help="worker name (default host-pid)")
-    worker.add_argument("--lease", type=float, default=queue.DEFAULT_LEASE_SECONDS,
+    worker.add_argument("--lease", type=float, default=DEFAULT_LEASE_SECONDS,
                         metavar="SECONDS",
                         help="a job whose worker is silent this long is requeued (default "
-                             f"{queue.DEFAULT_LEASE_SECONDS:g})")
-    worker.add_argument("--poll", type=float, default=queue.DEFAULT_POLL_SECONDS,
+                             f"{DEFAULT_LEASE_SECONDS:g})")
+    worker.add_argument("--poll", type=float, default=DEFAULT_POLL_SECONDS,
                         metavar="SECONDS", help="pause between looks at an empty queue "
-                                                f"(default {queue.DEFAULT_POLL_SECONDS:g})")
+                                                f"(default {DEFAULT_POLL_SECONDS:g})")
+    worker.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                        help="skip measuring this device's speed at start (time estimates "
+                             "then come from finished jobs only)")
     worker.set_defaults(func=run_worker_cmd)
 
 
@@ -127,6 +141,25 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_job_action(args: argparse.Namespace) -> int:
+    """Cancel or retry each job; one line per job, and exit 2 if any could not be."""
+    from nfx.store import open_store
+
+    store = open_store(args.db)
+    action = store.cancel_job if args.verb == "cancel" else store.retry_job
+    failed = 0
+    for job_id in args.job_ids:
+        try:
+            job = action(job_id)
+        except NFXError as exc:
+            print(f"nfx: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        state = "cancel requested" if job.cancel_requested else str(job.status)
+        print(f"job {job.id}: {state}")
+    return 2 if failed else 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from nfx.store import open_store
 
@@ -152,7 +185,8 @@ def run_worker_cmd(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     outcomes = run_worker(args.db, WorkerOptions(device=args.device, name=args.name,
                                                  max_jobs=args.max_jobs, once=args.once,
-                                                 lease=args.lease, poll=args.poll),
+                                                 lease=args.lease, poll=args.poll,
+                                                 calibrate=args.calibrate),
                           stop=stop, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(outcomes, sort_keys=True))
     return 0

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
-from nfx.store.models import Blob, Image, Result
+from nfx.store.models import Blob, Image, Job, Result
 
 
 def sha256_of(data: bytes) -> str:
@@ -50,10 +50,11 @@ def thumbnail_sha(session: Session, digest: str) -> str:
 
 
 def delete_unreferenced(session: Session, digests: set[str]) -> None:
-    """Drop blobs that no image or result points at any more."""
+    """Drop blobs that no image, result or job checkpoint points at any more."""
     for digest in digests:
         used = select(1).where(or_(
             exists().where(or_(Image.sha256 == digest, Image.thumb_sha256 == digest)),
-            exists().where(or_(Result.image_sha256 == digest, Result.thumb_sha256 == digest))))
+            exists().where(or_(Result.image_sha256 == digest, Result.thumb_sha256 == digest)),
+            exists().where(Job.checkpoint_sha256 == digest)))
         if session.scalar(used) is None:
             session.execute(delete(Blob).where(Blob.sha256 == digest))

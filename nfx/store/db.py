@@ -28,12 +28,12 @@ MIGRATION_LOCK_KEY = 0x4E4658  # pg_advisory_xact_lock key: "NFX"
 
 
 def default_url() -> str:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{DATA_DIR / 'nfx.db'}"
 
 
-def resolve_url(url: str | None = None) -> str:
-    """--db, else $NFX_DATABASE_URL, else the project's data/nfx.db."""
+def resolve_url(url: str | None = None, *, create: bool = True) -> str:
+    """--db, else $NFX_DATABASE_URL, else the project's data/nfx.db. With `create`, a SQLite
+    file's folder is made, so that opening the store can create the file."""
     url = url or os.environ.get("NFX_DATABASE_URL") or default_url()
     try:
         parsed = make_url(url)
@@ -41,9 +41,27 @@ def resolve_url(url: str | None = None) -> str:
         raise InputError(f"database URL {url!r} is not a valid URL") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we ship
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if create and (path := sqlite_path(parsed)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_path(url) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+def exists(url: str) -> bool:
+    """Whether there is a gallery to look in (a server database is assumed to exist)."""
+    path = sqlite_path(url)
+    return path is None or path.is_file()
+
+
+def display_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def create_db_engine(url: str) -> Engine:

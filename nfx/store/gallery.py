@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from nfx.errors import InputError
 from nfx.settings import INDEXED_FIELDS
 from nfx.store.models import Job, JobStyle, Result, ResultTag, Tag, setting_column
+from nfx.store.status import JobStatus
 
 SORTS = ("newest", "loss", "seconds", "id") + INDEXED_FIELDS
 
@@ -25,7 +26,7 @@ class GalleryFilter:
     content_ids: tuple[int, ...] = ()
     style_ids: tuple[int, ...] = ()
     batch_ids: tuple[int, ...] = ()
-    statuses: tuple[str, ...] = ("done",)  # empty: every status
+    statuses: tuple[str, ...] = (JobStatus.DONE,)  # empty: every status
     tags: tuple[str, ...] = ()  # any of these
     favourites_only: bool = False
     date_from: date | datetime | None = None  # when the job was queued, inclusive

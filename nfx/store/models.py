@@ -10,11 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from nfx.settings import FIELDS, INDEXED_FIELDS
+from nfx.store.status import JobStatus
+
+# Ids are never reused after a delete: "job 12" must not name a different job next week.
+# (PostgreSQL's sequences never reuse ids; SQLite needs AUTOINCREMENT for that.)
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:
@@ -53,6 +58,7 @@ class Image(Base):
 
 class Batch(Base):
     __tablename__ = "batches"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     base_settings_json: Mapped[str] = mapped_column(Text)
@@ -75,14 +81,17 @@ class JobStyle(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_claim", "status", "priority", "created_at"),
-                      Index("ix_jobs_status_created", "status", "created_at"))
+                      Index("ix_jobs_status_created", "status", "created_at"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     content_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     settings_json: Mapped[str] = mapped_column(Text)
     input_digest: Mapped[str] = mapped_column(String(64), index=True)
     force: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, create_constraint=False,
+             values_callable=lambda statuses: [s.value for s in statuses]),
+        default=JobStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -102,6 +111,10 @@ class Job(Base):
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"),
                                                   index=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the image after the last finished scale: a requeued job resumes from it
+    checkpoint_scales: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
+    checkpoint_history: Mapped[list[Any] | None] = mapped_column()
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     content: Mapped[Image] = relationship(lazy="joined")
@@ -115,20 +128,24 @@ class Job(Base):
 
 
 class Result(Base):
+    """A run's output. Its settings are its job's (`Job.settings_json`), stored once."""
+
     __tablename__ = "results"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(Integer, unique=True)  # the job that ran it
     image_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     thumb_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    settings_json: Mapped[str] = mapped_column(Text)
     losses: Mapped[dict[str, Any]] = mapped_column(default=dict)
     loss_total: Mapped[float | None] = mapped_column(Float, index=True)
     history: Mapped[list[Any]] = mapped_column(default=list)
     seconds: Mapped[float] = mapped_column(Float)
     device: Mapped[str] = mapped_column(String(64))
     precision: Mapped[str] = mapped_column(String(16))
+    resumed_from_scale: Mapped[int] = mapped_column(Integer, default=0)
+    iterations_run: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     favourite: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     tags: Mapped[list[Tag]] = relationship(secondary="result_tags", lazy="selectin",
@@ -162,6 +179,11 @@ class Worker(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
     jobs_done: Mapped[int] = mapped_column(Integer, default=0)
     current_job_id: Mapped[int | None] = mapped_column(Integer)
+    exit_cause: Mapped[str | None] = mapped_column(String(255))  # why it stopped, if it died
+    # the engine's speed on this worker's device, measured at start (nfx.scales.WorkModel)
+    work_per_megapixel_iteration: Mapped[float | None] = mapped_column(Float)
+    work_per_iteration: Mapped[float | None] = mapped_column(Float)
+    work_per_scale: Mapped[float | None] = mapped_column(Float)
 
 
 # --- one indexed column per INDEXED_FIELDS setting ------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from nfx.settings import Settings
+from nfx.store.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class BatchRecord:
 class JobRecord:
     id: int
     batch_id: int | None
-    status: str  # queued | running | done | failed | canceled
+    status: JobStatus
     priority: int
     attempts: int
     error: str | None
@@ -59,6 +60,8 @@ class JobRecord:
     max_attempts: int = 3
     heartbeat_at: datetime | None = None
     seconds: float | None = None
+    lease_until: datetime | None = None  # a running job past this has lost its worker
+    checkpoint_scales: int = 0  # scales finished and kept: a requeued job resumes after them
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ class WorkerRecord:
     last_seen: datetime
     jobs_done: int
     alive: bool
-    current_job_id: int | None
+    current_job_id: int | None  # only while alive: a dead worker's last job is history
+    exit_cause: str | None = None  # "was killed by SIGKILL", "exited with code 1", ...
+    stopped_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ class GalleryCard:
     job_id: int
     result_id: int | None
     batch_id: int | None
-    status: str
+    status: JobStatus
     content_id: int
     content_name: str
     style_ids: tuple[int, ...]
@@ -118,3 +123,5 @@ class ResultRecord:
     created_at: datetime
     favourite: bool
     tags: tuple[str, ...]
+    resumed_from_scale: int = 0  # scales before this one came from a checkpoint
+    iterations_run: int | None = None  # None: recorded before runs counted them

@@ -10,7 +10,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
@@ -18,15 +17,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
-from nfx import queue
-from nfx.scales import megapixel_iterations
+from nfx import planner
 from nfx.errors import InputError, NFXError
+from nfx.scales import WorkModel
 from nfx.settings import Settings
-from nfx.store import db, export, gallery
+from nfx.store import db, export, gallery, jobs, workers
 from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_sha
-from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, Worker, utcnow
+from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, utcnow
 from nfx.store.records import (BatchRecord, GalleryCard, ImageRecord, JobRecord,
                                ResultRecord, WorkerRecord)
+from nfx.store.status import STATUSES, JobStatus
+from nfx.store.work_queue import WorkQueue
 
 ROLES = ("content", "style")
 THUMBNAIL_SIZE = 256
@@ -43,6 +44,7 @@ class Store:
         self.url = url
         self.engine: Engine = db.create_db_engine(url)
         self._writer = db.writer(self.engine)
+        self.queue = WorkQueue(self.write)  # what workers call
         if migrate:
             try:
                 db.migrate(self.engine)
@@ -98,6 +100,13 @@ class Store:
         with self.read() as session:
             return get_blob(session, thumbnail_sha(session, sha256))
 
+    def find_image(self, sha256: str, role: str) -> ImageRecord | None:
+        """The library's picture with these bytes in this role, if it has one."""
+        with self.read() as session:
+            image = session.scalar(select(Image).where(Image.sha256 == sha256,
+                                                       Image.role == _role(role)))
+            return _image_record(image) if image is not None else None
+
     # --- batches and jobs ----------------------------------------------------------------
 
     def create_batch(self, content_ids: Sequence[int], style_ids: Sequence[int],
@@ -106,7 +115,7 @@ class Store:
                      priority: int = 0) -> BatchRecord:
         """contents × styles × sweep as one batch; jobs identical to a finished one reuse its
         result unless `force`."""
-        plan = queue.plan_batch(content_ids, style_ids, base, sweep)
+        plan = planner.plan_batch(content_ids, style_ids, base, sweep)
         with self.write() as session:
             return _create_batch(session, plan, base, sweep, name, force, priority)
 
@@ -116,11 +125,11 @@ class Store:
                                   name: str | None = None, force: bool = False,
                                   priority: int = 0) -> BatchRecord:
         """Uploads and the batch in one transaction: a bad file leaves nothing behind."""
-        queue.plan_batch([0] * len(contents), [0] * len(styles), base, sweep)  # validate
+        planner.plan_batch([0] * len(contents), [0] * len(styles), base, sweep)  # validate
         with self.write() as session:
             content_ids = [_add_image(session, d, n, "content").id for n, d in contents]
             style_ids = [_add_image(session, d, n, "style").id for n, d in styles]
-            plan = queue.plan_batch(content_ids, style_ids, base, sweep)
+            plan = planner.plan_batch(content_ids, style_ids, base, sweep)
             return _create_batch(session, plan, base, sweep, name, force, priority)
 
     def rerun(self, result_id: int, changes: dict[str, Any] | None = None, *,
@@ -133,8 +142,8 @@ class Store:
             source = session.get(Job, result.job_id)
             if source is None:
                 raise InputError(f"result {result_id} has lost its job; cannot re-run it")
-            settings = Settings.from_json(result.settings_json).with_changes(**changes)
-            job = queue.add_job(session, content=source.content,
+            settings = Settings.from_json(source.settings_json).with_changes(**changes)
+            job = jobs.add_job(session, content=source.content,
                                 styles=[s.image for s in source.styles], settings=settings,
                                 force=not changes if force is None else force,
                                 priority=priority)
@@ -157,15 +166,11 @@ class Store:
         with self.read() as session:
             query = select(Job)
             if status is not None:
-                statuses = (status,) if isinstance(status, str) else tuple(status)
-                bad = set(statuses) - set(queue.STATUSES)
-                if bad:
-                    raise InputError(f"unknown status {sorted(bad)[0]!r}; statuses are: "
-                                     + ", ".join(queue.STATUSES))
-                query = query.where(Job.status.in_(statuses))
+                query = query.where(Job.status.in_(_statuses(status)))
             if batch_id is not None:
                 query = query.where(Job.batch_id == batch_id)
-            query = query.order_by((Job.status != "running"), (Job.status != "queued"),
+            query = query.order_by((Job.status != JobStatus.RUNNING),
+                                   (Job.status != JobStatus.QUEUED),
                                    Job.priority.desc(), Job.created_at, Job.id).limit(limit)
             jobs = session.scalars(query).all()
             return _job_records(session, jobs)
@@ -177,74 +182,53 @@ class Store:
     def cancel_job(self, job_id: int) -> JobRecord:
         """Queued: canceled now. Running: the worker is asked to stop (within a few
         iterations)."""
-        with self.write() as session:
-            job = _get(session, Job, job_id, "job")
-            if job.status == "queued":
-                job.status, job.finished_at, job.error = "canceled", utcnow(), "canceled"
-            elif job.status == "running":
-                job.cancel_requested = True
-            else:
-                raise InputError(f"job {job_id} is {job.status}; only queued or running jobs "
-                                 "can be canceled")
-            session.flush()
-            return _job_record(session, job)
+        return self._job_action(jobs.cancel, job_id)
 
     def move_to_front(self, job_id: int) -> JobRecord:
         """Raise a queued job's priority above every other queued job."""
-        with self.write() as session:
-            job = _get(session, Job, job_id, "job")
-            if job.status != "queued":
-                raise InputError(f"job {job_id} is {job.status}; only queued jobs can move")
-            top = session.scalar(select(func.max(Job.priority)).where(
-                Job.status == "queued", Job.id != job_id))
-            job.priority = max(job.priority, (top if top is not None else job.priority) + 1)
-            session.flush()
-            return _job_record(session, job)
+        return self._job_action(jobs.move_to_front, job_id)
 
     def retry_job(self, job_id: int) -> JobRecord:
-        """Failed or canceled → queued, with a fresh count of attempts."""
+        """Failed or canceled → queued, from the start, with a fresh count of attempts."""
+        return self._job_action(jobs.retry, job_id)
+
+    def _job_action(self, action, job_id: int) -> JobRecord:
         with self.write() as session:
-            job = _get(session, Job, job_id, "job")
-            if job.status not in ("failed", "canceled"):
-                raise InputError(f"job {job_id} is {job.status}; only failed or canceled jobs "
-                                 "can be retried")
-            job.status, job.attempts, job.error, job.cancel_requested = "queued", 0, None, False
-            job.progress, job.iteration, job.preview_png = 0.0, 0, None
-            job.started_at = job.finished_at = job.worker = None
+            job = action(session, job_id)
             session.flush()
             return _job_record(session, job)
 
-    def queue_counts(self) -> dict[str, int]:
+    def queue_counts(self) -> dict[JobStatus, int]:
         with self.read() as session:
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-            counts = dict.fromkeys(queue.STATUSES, 0)
+            counts = dict.fromkeys(STATUSES, 0)
             counts.update({status: n for status, n in rows})
             return counts
 
     def list_workers(self) -> list[WorkerRecord]:
         with self.read() as session:
-            now = utcnow()
-            return [WorkerRecord(id=w.id, name=w.name, host=w.host, pid=w.pid, device=w.device,
-                                 started_at=w.started_at, last_seen=w.last_seen,
-                                 jobs_done=w.jobs_done, current_job_id=w.current_job_id,
-                                 alive=w.stopped_at is None
-                                 and now - w.last_seen < timedelta(seconds=w.lease_seconds))
-                    for w in session.scalars(select(Worker).order_by(Worker.last_seen.desc()))]
+            return workers.records(session)
 
-    def seconds_per_megapixel_iteration(self, device: str | None = None) -> float | None:
-        """Median over recent results on this database: seconds per (megapixel × iteration),
-        counted over the engine's own scale schedule."""
+    def work_model(self) -> WorkModel | None:
+        """How long runs take here: the workers' measured model, corrected by the median
+        ratio of actual to predicted time over recent results; from results alone when no
+        worker has measured one; None before either exists."""
         with self.read() as session:
-            query = select(Result).order_by(Result.id.desc()).limit(50)
-            if device is not None:
-                query = query.where(Result.device == device)
-            rates = []
-            for r in session.scalars(query):
-                s = Settings.from_json(r.settings_json)
-                work = megapixel_iterations((r.width, r.height), s)
-                if work > 0 and r.seconds > 0:
-                    rates.append(r.seconds / work)
-            return statistics.median(rates) if rates else None
+            model = workers.calibrated(session)
+            rows = session.execute(select(Result.width, Result.height, Result.seconds,
+                                          Job.settings_json)
+                                   .join(Job, Job.id == Result.job_id)
+                                   .where(Result.resumed_from_scale == 0)  # whole runs only
+                                   .order_by(Result.id.desc()).limit(50)).all()
+        measured = []
+        for width, height, seconds, settings_json in rows:
+            settings = Settings.from_json(settings_json)
+            predicted = (model or WorkModel(1.0)).seconds((width, height), settings)
+            if predicted > 0 and seconds > 0:
+                measured.append(seconds / predicted)
+        if not measured:
+            return model
+        return (model or WorkModel(1.0)).scaled(statistics.median(measured))
 
     # --- gallery -------------------------------------------------------------------------
 
@@ -315,7 +299,8 @@ class Store:
             _get(session, Batch, batch_id, "batch")
             rows = session.execute(
                 select(Job, Result).join(Result, Job.result_id == Result.id)
-                .where(Job.batch_id == batch_id, Job.status == "done").order_by(Job.id)).all()
+                .where(Job.batch_id == batch_id, Job.status == JobStatus.DONE)
+                .order_by(Job.id)).all()
             return [_result_record(session, result, job) for job, result in rows]
 
     def export_batch(self, batch_id: int) -> bytes:
@@ -328,6 +313,17 @@ class Store:
 
 
 # --- helpers: one transaction's worth of work, on a session ----------------------------------
+
+
+def _statuses(status: str | Sequence[str]) -> tuple[JobStatus, ...]:
+    """Status names as JobStatus values; InputError naming the valid ones."""
+    names = (status,) if isinstance(status, str) else tuple(status)
+    try:
+        return tuple(JobStatus(name) for name in names)
+    except ValueError:
+        bad = next(n for n in names if n not in STATUSES)
+        raise InputError(f"unknown status {bad!r}; statuses are: "
+                         + ", ".join(STATUSES)) from None
 
 
 def _role(role: str) -> str:
@@ -360,7 +356,7 @@ def _add_image(session: Session, data: bytes, name: str, role: str) -> Image:
     return image
 
 
-def _create_batch(session: Session, plan: list[queue.PlannedJob], base: Settings,
+def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settings,
                   sweep: dict[str, Sequence[Any]] | None, name: str | None, force: bool,
                   priority: int) -> BatchRecord:
     ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
@@ -374,7 +370,7 @@ def _create_batch(session: Session, plan: list[queue.PlannedJob], base: Settings
     session.add(batch)
     session.flush()
     for p in plan:
-        queue.add_job(session, content=images[p.content_id],
+        jobs.add_job(session, content=images[p.content_id],
                       styles=[images[s] for s in p.style_ids], settings=p.settings,
                       batch_id=batch.id, force=force, priority=priority)
     session.flush()
@@ -415,7 +411,8 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         result_id=job.result_id, content_name=job.content.name,
         style_names=tuple(s.image.name for s in job.styles), reused=job.reused,
         cancel_requested=job.cancel_requested, max_attempts=job.max_attempts,
-        heartbeat_at=job.heartbeat_at, seconds=seconds)
+        heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
+        checkpoint_scales=job.checkpoint_scales or 0)
 
 
 def _card(job: Job, result: Result | None) -> GalleryCard:
@@ -441,7 +438,9 @@ def _result_record(session: Session, result: Result, job: Job | None = None) -> 
         id=result.id, job_id=job.id, batch_id=job.batch_id, image_sha256=result.image_sha256,
         width=result.width, height=result.height, content=_image_record(job.content),
         styles=tuple(_image_record(s.image) for s in job.styles),
-        settings=Settings.from_json(result.settings_json), losses=dict(result.losses),
+        settings=Settings.from_json(job.settings_json), losses=dict(result.losses),
         history=list(result.history), seconds=result.seconds, device=result.device,
         precision=result.precision, created_at=result.created_at, favourite=result.favourite,
-        tags=tuple(t.name for t in result.tags))
+        tags=tuple(t.name for t in result.tags),
+        resumed_from_scale=result.resumed_from_scale or 0,
+        iterations_run=result.iterations_run)

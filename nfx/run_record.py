@@ -1,0 +1,116 @@
+"""One record of a run, from the engine to the PNG and the gallery.
+
+The engine returns a `RunRecord`; the CLI and the worker write its PNG through `run_png`, which
+embeds the settings and the inputs' names and sha256, so that `nfx rerun` can find the inputs
+of any NFX PNG in a gallery by hash. The store keeps the same fields in a result row.
+Torch-free: the app and the store read these without loading the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from nfx.errors import InputError
+from nfx.images import png_bytes, read_png_info, read_png_settings
+from nfx.settings import Settings
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """A content or style picture as a run names it: by name and by the sha256 of its bytes
+    (the gallery's key for it)."""
+
+    name: str
+    sha256: str
+
+    @classmethod
+    def of_bytes(cls, name: str, data: bytes) -> InputRef:
+        return cls(name=name, sha256=hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def of_file(cls, path: str | Path) -> InputRef:
+        file = Path(path)
+        if not file.is_file():
+            raise InputError(f"{path}: file not found")
+        return cls.of_bytes(file.name, file.read_bytes())
+
+    @property
+    def short(self) -> str:
+        return f"{self.name} (sha256 {self.sha256[:12]}…)"
+
+
+@dataclass
+class RunRecord:
+    """What one run produced and how."""
+
+    image: Image.Image
+    settings: Settings
+    losses: dict[str, float]  # final: content, style, tv (unweighted), total (weighted)
+    history: list[dict[str, float]]  # per iteration: iteration, scale, the losses
+    seconds: float  # this attempt's wall time
+    device: str
+    precision: str
+    resumed_from_scale: int = 0  # 0: from the start; k: scales before k came from a checkpoint
+    iterations_run: int = 0  # optimiser iterations this attempt ran (resumed runs run fewer)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The run's facts for the PNG's info block."""
+        return {"losses": self.losses, "seconds": round(self.seconds, 2), "device": self.device,
+                "precision": self.precision, "resumed_from_scale": self.resumed_from_scale,
+                "iterations_run": self.iterations_run}
+
+
+@dataclass(frozen=True)
+class ScaleImage:
+    """The image after a finished scale of a multi-scale run, with the history so far: what
+    a worker keeps so that a crashed job resumes at the next scale instead of starting over.
+    Pixels are kept as 8-bit RGB, a rounding far below what the next scale changes."""
+
+    scales_done: int  # 1: the first (coarsest) scale is finished
+    image: Image.Image
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def run_png(run: RunRecord, content: InputRef, styles: Sequence[InputRef],
+            **extra: Any) -> bytes:
+    """The output PNG of a run: pixels, settings, inputs (name + sha256) and run facts."""
+    info = {"content": asdict(content), "styles": [asdict(s) for s in styles],
+            **run.facts, **extra}
+    return png_bytes(run.image, run.settings, info)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What an NFX PNG says about the run that made it."""
+
+    settings: Settings
+    content: InputRef | None  # None: not recorded (PNGs from before inputs were embedded)
+    styles: tuple[InputRef, ...]
+    content_path: str | None = None  # older CLI PNGs recorded paths instead
+    style_paths: tuple[str, ...] = ()
+
+
+def read_run_png(source: str | Path | bytes) -> StoredRun:
+    """Settings and inputs embedded in an NFX PNG; InputError if it is not one."""
+    settings = read_png_settings(source)
+    info = read_png_info(source)
+    content, styles = info.get("content"), info.get("styles") or []
+    if isinstance(content, dict):
+        return StoredRun(settings, _ref(content),
+                         tuple(_ref(s) for s in styles if isinstance(s, dict)))
+    if isinstance(content, str):  # written by the CLI before inputs carried hashes
+        return StoredRun(settings, None, (), content_path=content,
+                         style_paths=tuple(str(s) for s in styles))
+    return StoredRun(settings, None, ())
+
+
+def _ref(data: dict) -> InputRef:
+    return InputRef(name=str(data.get("name", "")), sha256=str(data.get("sha256", "")))

@@ -1,0 +1,76 @@
+"""The workers table: who is working, on what, how fast, and why a worker stopped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from nfx.scales import WorkModel
+from nfx.store.jobs import requeue_worker_jobs
+from nfx.store.models import Worker, utcnow
+from nfx.store.records import WorkerRecord
+
+
+def register(session: Session, name: str, host: str, pid: int, device: str, lease: float,
+             work: WorkModel | None = None) -> None:
+    worker = session.scalar(select(Worker).where(Worker.name == name))
+    if worker is None:
+        worker = Worker(name=name, jobs_done=0)
+        session.add(worker)
+    now = utcnow()
+    worker.host, worker.pid, worker.device, worker.lease_seconds = host, pid, device, lease
+    worker.started_at = worker.last_seen = now
+    worker.stopped_at, worker.current_job_id, worker.exit_cause = None, None, None
+    if work is not None:
+        worker.work_per_megapixel_iteration = work.per_megapixel_iteration
+        worker.work_per_iteration, worker.work_per_scale = work.per_iteration, work.per_scale
+
+
+def seen(session: Session, name: str, *, stopped: bool = False) -> None:
+    values: dict = {"last_seen": utcnow()}
+    if stopped:
+        values.update(stopped_at=utcnow(), current_job_id=None)
+    session.execute(update(Worker).where(Worker.name == name).values(**values))
+
+
+def exited(session: Session, host: str, pid: int, cause: str) -> list[int]:
+    """A worker process is known to have died (its supervisor saw the exit): record why, and
+    requeue its running job at once. Returns the requeued (or failed) job ids."""
+    worker = session.scalar(select(Worker).where(Worker.host == host, Worker.pid == pid)
+                            .order_by(Worker.started_at.desc()).limit(1))
+    if worker is None:  # it died before it registered
+        return []
+    worker.stopped_at, worker.exit_cause = utcnow(), cause[:255]
+    worker.current_job_id = None
+    return requeue_worker_jobs(session, worker.name, f"its worker {cause}")
+
+
+def calibrated(session: Session, host: str | None = None, device: str | None = None
+               ) -> WorkModel | None:
+    """The newest measured work model (of a worker on `host` and `device`, if given)."""
+    query = select(Worker).where(Worker.work_per_megapixel_iteration.is_not(None))
+    if host is not None:
+        query = query.where(Worker.host == host)
+    if device is not None:
+        query = query.where(Worker.device == device)
+    worker = session.scalar(query.order_by(Worker.started_at.desc()).limit(1))
+    if worker is None:
+        return None
+    return WorkModel(worker.work_per_megapixel_iteration, worker.work_per_iteration or 0.0,
+                     worker.work_per_scale or 0.0)
+
+
+def records(session: Session) -> list[WorkerRecord]:
+    now = utcnow()
+    return [WorkerRecord(id=w.id, name=w.name, host=w.host, pid=w.pid, device=w.device,
+                         started_at=w.started_at, last_seen=w.last_seen, jobs_done=w.jobs_done,
+                         current_job_id=w.current_job_id if _alive(w, now) else None,
+                         alive=_alive(w, now), exit_cause=w.exit_cause, stopped_at=w.stopped_at)
+            for w in session.scalars(select(Worker).order_by(Worker.last_seen.desc()))]
+
+
+def _alive(worker: Worker, now) -> bool:
+    return (worker.stopped_at is None
+            and now - worker.last_seen < timedelta(seconds=worker.lease_seconds))
