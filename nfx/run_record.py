@@ -24,25 +24,26 @@ from nfx.settings import Settings
 @dataclass(frozen=True)
 class InputRef:
     """A content or style picture as a run names it: by name and by the sha256 of its bytes
-    (the gallery's key for it)."""
+    (the gallery's key for it), and by its file path when the run read it from a file."""
 
     name: str
-    sha256: str
+    sha256: str  # "" when unknown (PNGs written before inputs were hashed)
+    path: str | None = None
 
     @classmethod
-    def of_bytes(cls, name: str, data: bytes) -> InputRef:
-        return cls(name=name, sha256=hashlib.sha256(data).hexdigest())
+    def of_bytes(cls, name: str, data: bytes, path: str | None = None) -> InputRef:
+        return cls(name=name, sha256=hashlib.sha256(data).hexdigest(), path=path)
 
     @classmethod
     def of_file(cls, path: str | Path) -> InputRef:
         file = Path(path)
         if not file.is_file():
             raise InputError(f"{path}: file not found")
-        return cls.of_bytes(file.name, file.read_bytes())
+        return cls.of_bytes(file.name, file.read_bytes(), str(file.resolve()))
 
     @property
     def short(self) -> str:
-        return f"{self.name} (sha256 {self.sha256[:12]}…)"
+        return f"{self.name} (sha256 {self.sha256[:12]}…)" if self.sha256 else self.name
 
 
 @dataclass
@@ -94,8 +95,6 @@ class StoredRun:
     settings: Settings
     content: InputRef | None  # None: not recorded (PNGs from before inputs were embedded)
     styles: tuple[InputRef, ...]
-    content_path: str | None = None  # older CLI PNGs recorded paths instead
-    style_paths: tuple[str, ...] = ()
 
 
 def read_run_png(source: str | Path | bytes) -> StoredRun:
@@ -103,14 +102,15 @@ def read_run_png(source: str | Path | bytes) -> StoredRun:
     settings = read_png_settings(source)
     info = read_png_info(source)
     content, styles = info.get("content"), info.get("styles") or []
-    if isinstance(content, dict):
-        return StoredRun(settings, _ref(content),
-                         tuple(_ref(s) for s in styles if isinstance(s, dict)))
-    if isinstance(content, str):  # written by the CLI before inputs carried hashes
-        return StoredRun(settings, None, (), content_path=content,
-                         style_paths=tuple(str(s) for s in styles))
-    return StoredRun(settings, None, ())
+    if not content or not isinstance(styles, list):
+        return StoredRun(settings, None, ())
+    return StoredRun(settings, _ref(content), tuple(_ref(s) for s in styles))
 
 
-def _ref(data: dict) -> InputRef:
-    return InputRef(name=str(data.get("name", "")), sha256=str(data.get("sha256", "")))
+def _ref(data: dict | str) -> InputRef:
+    """An input as recorded: {name, sha256, path}, or a bare path (CLI PNGs of NFX 0.1)."""
+    if isinstance(data, str):
+        return InputRef(name=Path(data).name, sha256="", path=data)
+    path = data.get("path")
+    return InputRef(name=str(data.get("name", "")), sha256=str(data.get("sha256", "")),
+                    path=str(path) if path else None)

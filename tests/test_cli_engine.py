@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 from PIL import Image
 
-from nfx.images import read_png_info, read_png_settings
+from nfx.images import read_png_settings
+from nfx.run_record import read_run_png
 
 from conftest import make_image
 
@@ -38,13 +40,22 @@ def test_run_then_rerun_from_the_png_alone(tmp_path):
     assert Image.open(out).size == (48, 32)
     settings = read_png_settings(out)
     assert (settings.size, settings.steps, settings.style_weight) == (48, 3, 5e3)
-    assert read_png_info(out)["content"] == str(content)
+    recorded = read_run_png(out).content
+    assert (recorded.name, recorded.path) == ("c.png", str(content))
+    assert recorded.sha256 == hashlib.sha256(content.read_bytes()).hexdigest()
 
     again = tmp_path / "again.png"
-    done = nfx("rerun", str(out), "-o", str(again), "--steps", "2", "--quiet")
+    empty_db = f"sqlite:///{tmp_path / 'none.db'}"  # no gallery: the recorded files serve
+    done = nfx("rerun", str(out), "-o", str(again), "--steps", "2", "--quiet", "--db", empty_db)
     assert done.returncode == 0, done.stderr
     rerun = read_png_settings(again)
     assert rerun == settings.with_changes(steps=2)
+    assert not (tmp_path / "none.db").exists()  # a lookup creates no database
+
+    content.write_bytes(b"changed")  # the recorded file is no longer that picture
+    done = nfx("rerun", str(out), "-o", str(tmp_path / "x.png"), "--db", empty_db)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "content image c.png (sha256" in done.stderr and "--content" in done.stderr
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path):

@@ -313,6 +313,19 @@ def test_export_batch_zip_and_csv(store, gallery):
         store.export_batch(gallery["other"].id)
 
 
+def test_ids_are_never_reused_after_a_delete(store, gallery):
+    newest = store.query_gallery(GalleryFilter())[0]
+    job_ids = {j.id for j in store.list_jobs(limit=None)}
+    store.delete_result(newest.result_id)
+    assert newest.job_id not in {j.id for j in store.list_jobs(limit=None)}
+    again = store.create_batch([gallery["contents"][0].id], [gallery["styles"][0].id],
+                               TINY.with_changes(seed=99), priority=10)
+    (job,) = store.list_jobs(batch_id=again.id)
+    assert job.id > max(job_ids)  # not the deleted job's id
+    assert finish_next(store) == job.id
+    assert store.get_job(job.id).result_id > newest.result_id
+
+
 # --- migrations --------------------------------------------------------------------------
 
 
@@ -364,6 +377,11 @@ def test_database_from_first_migration_upgrades_with_data(tmp_path):
     raw = sqlite3.connect(tmp_path / "old.db")
     columns = {row[1] for row in raw.execute("PRAGMA table_info(jobs)")}
     assert {f"s_{f}" for f in INDEXED_FIELDS} <= columns
+    for table in ("batches", "jobs", "results"):  # rebuilt so that ids are never reused
+        (sql,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        assert "AUTOINCREMENT" in sql, table
+    indexes = {row[1] for row in raw.execute("PRAGMA index_list(jobs)")}
+    assert {"ix_jobs_claim", "ix_jobs_s_style_weight"} <= indexes  # kept through the rebuild
 
 
 def store_db_sha(data: bytes) -> str:

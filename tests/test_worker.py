@@ -32,8 +32,9 @@ DRAIN_JOB = TINY.with_changes(size=48, steps=5)
 
 def start_worker(url: str, *args: str, lease: str = LEASE) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # --no-calibrate: the speed measurement has its own test; here it would only cost time
     return subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", url, "--device",
-                             "cpu", "--poll", "0.2", "--lease", lease, *args],
+                             "cpu", "--poll", "0.2", "--lease", lease, "--no-calibrate", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

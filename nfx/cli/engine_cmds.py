@@ -10,6 +10,7 @@ from nfx.errors import InputError
 from nfx.images import load_image
 from nfx.run_record import InputRef, StoredRun, read_run_png, run_png
 from nfx.settings import Settings
+from nfx.store import db, open_store
 
 # A picture ready to run: what the PNG will name it by, and its pixels.
 Picture = tuple[InputRef, object]
@@ -78,34 +79,33 @@ def _from_file(path: str) -> Picture:
 
 def _recorded_inputs(stored: StoredRun, args: argparse.Namespace
                      ) -> tuple[Picture, list[Picture]]:
-    """The PNG's inputs: by hash from the gallery, or (older PNGs) from recorded paths."""
-    if stored.content is not None and stored.styles:
-        return _from_gallery(stored, args.db)
-    if stored.content_path and stored.style_paths:
-        return _from_file(stored.content_path), [_from_file(p) for p in stored.style_paths]
-    raise InputError(f"{args.png}: no inputs recorded; give --content and --style")
-
-
-def _from_gallery(stored: StoredRun, url: str | None) -> tuple[Picture, list[Picture]]:
-    """Look each input up by sha256; InputError naming the first one the gallery lacks."""
-    from nfx.store import db, open_store
-
-    url = db.resolve_url(url, create=False)
+    """The PNG's inputs, each from the gallery by its hash or from the file it was read from
+    (if that file still has the same bytes); InputError naming the first one not found."""
+    if stored.content is None or not stored.styles:
+        raise InputError(f"{args.png}: no inputs recorded; give --content and --style")
+    url = db.resolve_url(args.db, create=False)
     store = open_store(url) if db.exists(url) else None
     try:
-        pictures = []
-        for ref, role, option in ([(stored.content, "content", "--content")]
-                                  + [(s, "style", "--style") for s in stored.styles]):
-            record = store.find_image(ref.sha256, role) if store is not None else None
-            if record is None:
-                where = db.display_url(url) + ("" if store is not None else " (no such database)")
-                raise InputError(f"{role} image {ref.short} is not in the gallery at {where}; "
-                                 f"give {option}")
-            pictures.append((ref, load_image(store.blob(ref.sha256), ref.name)))
-        return pictures[0], pictures[1:]
+        pictures = [_find(ref, role, store, url) for ref, role in
+                    [(stored.content, "content")] + [(s, "style") for s in stored.styles]]
     finally:
         if store is not None:
             store.close()
+    return pictures[0], pictures[1:]
+
+
+def _find(ref: InputRef, role: str, store, url: str) -> Picture:
+    if store is not None and ref.sha256 and store.find_image(ref.sha256, role):
+        return ref, load_image(store.blob(ref.sha256), ref.name)
+    if ref.path and Path(ref.path).is_file():
+        found = InputRef.of_file(ref.path)
+        if not ref.sha256 or found.sha256 == ref.sha256:
+            return found, load_image(ref.path)
+    where = db.display_url(url) + ("" if store is not None else " (no such database)")
+    also = f" nor at {ref.path}" if ref.path else ""
+    option = "--content" if role == "content" else "--style"
+    raise InputError(f"{role} image {ref.short} is not in the gallery at {where}{also}; "
+                     f"give {option}")
 
 
 def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
