@@ -275,7 +275,8 @@ def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery
 def test_the_app_and_the_store_never_load_torch():
     """The app only queues and shows work; workers run it. Loading torch in the app's process
     would cost seconds at start and hundreds of MB per server for nothing."""
-    check = ("import sys, nfx.services, nfx.store, nfx.queue, nfx.grid, nfx.samples; "
+    check = ("import sys, nfx.services, nfx.store, nfx.planner, nfx.run_record, nfx.grid, "
+             "nfx.samples, nfx.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
              "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True, cwd=Path(APP).parent)
