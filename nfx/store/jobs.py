@@ -188,9 +188,11 @@ def _lost(session: Session, job: Job, why: str, now: datetime) -> None:
     """The job's worker is gone: back to the queue (keeping its checkpoint), or failed when
     it has used every attempt, since a job that kills its worker every time would otherwise
     kill every worker in turn."""
-    session.execute(update(Worker).where(Worker.name == job.worker, Worker.current_job_id == job.id)
-                    .values(current_job_id=None))
-    if job.attempts >= job.max_attempts:
+    session.execute(update(Worker).values(current_job_id=None)
+                    .where(Worker.name == job.worker, Worker.current_job_id == job.id))
+    if job.cancel_requested:  # the user wanted it stopped anyway
+        _close(session, job, JobStatus.CANCELED, f"canceled (its worker was lost: {why})")
+    elif job.attempts >= job.max_attempts:
         _close(session, job, JobStatus.FAILED,
                f"worker died {job.attempts} times on this job (last: {why}); giving up")
     else:

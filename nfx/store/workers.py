@@ -38,7 +38,8 @@ def seen(session: Session, name: str, *, stopped: bool = False) -> None:
 def exited(session: Session, host: str, pid: int, cause: str) -> list[int]:
     """A worker process is known to have died (its supervisor saw the exit): record why, and
     requeue its running job at once. Returns the requeued (or failed) job ids."""
-    worker = session.scalar(select(Worker).where(Worker.host == host, Worker.pid == pid)
+    worker = session.scalar(select(Worker).where(Worker.host == host, Worker.pid == pid,
+                                                 Worker.stopped_at.is_(None))
                             .order_by(Worker.started_at.desc()).limit(1))
     if worker is None:  # it died before it registered
         return []
