@@ -1,8 +1,8 @@
 """The loss curve of a run, as an Altair chart.
 
 Loss terms differ by orders of magnitude and L-BFGS line searches throw single spikes of
-1e12 against 1e6 at the end; so a log axis, one colour per term, the y range set by the bulk
-of the values (spikes are clipped at the top and counted, not allowed to flatten the rest),
+1e12 against 1e6 at the end; so a log axis, one colour per term, the y range set by the values
+that are not spikes (a point far above both neighbours is clipped at the top and counted),
 and a rule where each finer scale starts.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 TERMS = ("total", "content", "style", "tv")
 COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd")  # blue, green, red, purple
-SPIKE_MARGIN = 10.0  # the axis reaches this factor above the 95th percentile of every term
+SPIKE_FACTOR = 100.0  # a point this far above both its neighbours is a line-search spike
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,23 @@ def loss_frame(history: Sequence[dict]) -> pd.DataFrame:
     return long[long["loss"] > 0].reset_index(drop=True)
 
 
+def _spikes(long: pd.DataFrame) -> pd.Series:
+    """Points far above both neighbours of the same term (an L-BFGS line-search probe)."""
+    by_term = long.sort_values("iteration").groupby("term")["loss"]
+    before = by_term.shift(1).reindex(long.index)
+    after = by_term.shift(-1).reindex(long.index)
+    neighbour = pd.concat([before, after], axis=1).max(axis=1)
+    return (long["loss"] > SPIKE_FACTOR * neighbour).fillna(False)
+
+
 def loss_chart(history: Sequence[dict], height: int = 240) -> LossChart:
     long = loss_frame(history)
     if long.empty:
         return LossChart(None, 0, [])
-    top = float(long.groupby("term")["loss"].quantile(0.95).max()) * SPIKE_MARGIN
+    spikes = _spikes(long)
+    top = float(long.loc[~spikes, "loss"].max()) * 2
     bottom = float(long["loss"].min()) / 2
-    clipped = int((long["loss"] > top).sum())
+    clipped = int(spikes.sum())
     starts = (long.drop_duplicates("scale").sort_values("iteration")["iteration"].tolist())[1:]
     present = [t for t in TERMS if t in set(long["term"])]
     colour = alt.Color("term:N", title="loss term",
