@@ -21,10 +21,11 @@ from nfx.app.context import data_url
 ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 NAVIGATED = "nfx:navigated"  # set by streamlit_app.py on every run
 THUMB_CSS = """<style>
-[class*="st-key-thumb-"] button {padding: 0; border: none; background: none; width: 100%;}
+[class*="st-key-thumb-"] button {padding: 0; border: none; background: none;}
+[class*="st-key-thumb-"] button, [class*="st-key-thumb-"] button * {width: 100%;}
 [class*="st-key-thumb-"] button:hover {outline: 2px solid #ff4b4b;}
 [class*="st-key-thumb-"] button img {max-height: none !important; height: auto;
-  width: 100%; border-radius: 0.4rem; display: block;}
+  width: 100% !important; max-width: none !important; border-radius: 0.4rem; display: block;}
 [class*="st-key-thumb-"] button p {margin: 0;}
 </style>"""
 
@@ -151,8 +152,7 @@ def thumbnail_button(card, key: str, ids: list[int]) -> None:
     st.html(THUMB_CSS)
     ref = card.label.split(" · ", 1)[0]
     st.button(f"![{ref}]({data_url(card.thumb)})", key=f"thumb-{key}",
-              on_click=open_result, args=(card.card.result_id, ids), width="stretch",
-              help=card.label)
+              on_click=open_result, args=(card.card.result_id, ids), width="stretch")
 
 
 def result_dialog_if_open() -> None:

@@ -63,7 +63,7 @@ def loss_chart(history: Sequence[dict], height: int = 240) -> LossChart:
                        scale=alt.Scale(domain=list(TERMS), range=list(COLOURS)),
                        sort=present)
     lines = alt.Chart(long).mark_line(clip=True, strokeWidth=1.6).encode(
-        x=alt.X("iteration:Q", title="iteration"),
+        x=alt.X("iteration:Q", title="iteration", axis=alt.Axis(format="d", tickMinStep=1)),
         y=alt.Y("loss:Q", title="loss (log scale)",
                 scale=alt.Scale(type="log", domain=[bottom, top], clamp=True)),
         color=colour,
