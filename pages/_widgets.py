@@ -174,13 +174,13 @@ def result_dialog(result_id: int) -> None:
         st.info(str(exc))
         return
     before, after = view.neighbours(result_id, st.session_state.get(RESULT_LIST, []))
-    back, title, forward = st.columns([1, 6, 1], vertical_alignment="center")
-    if back.button("", icon=":material/chevron_left:", key="dlg:prev", disabled=before is None,
-                   help="Previous result"):
+    back, title, forward = st.columns([1.3, 6, 1.3], vertical_alignment="center")
+    if back.button("Previous", icon=":material/chevron_left:", key="dlg:prev",
+                   disabled=before is None, width="stretch"):
         _go(before)
     title.markdown(f"**{view.label(record)}**")
-    if forward.button("", icon=":material/chevron_right:", key="dlg:next",
-                      disabled=after is None, help="Next result"):
+    if forward.button("Next", icon=":material/chevron_right:", key="dlg:next",
+                      disabled=after is None, width="stretch"):
         _go(after)
     image_col, info_col = st.columns([3, 2])
     with image_col:

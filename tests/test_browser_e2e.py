@@ -150,7 +150,7 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             settle(page)
             set_number(page, "Size", 32)
             set_number(page, "Scales", 1)
-            sweep = page.get_by_label("Sweep these settings")
+            sweep = page.get_by_role("combobox", name="Sweep these settings")
             sweep.click()
             sweep.fill("Seed")
             sweep.press("Enter")
@@ -188,7 +188,7 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             expect(dialog.get_by_text("R2 · e2e-content × e2e-style · Seed 1")).to_be_visible()
             settle(page)
             shot(page, "result-dialog")
-            dialog.locator(".st-key-dlg-next button").click()  # page to the next result
+            dialog.get_by_role("button", name="Next").click()  # page to the next result
             expect(dialog.get_by_text("R1 · e2e-content × e2e-style · Seed 0")).to_be_visible(
                 timeout=30_000)
             settle(page)
