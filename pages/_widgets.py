@@ -24,8 +24,9 @@ THUMB_CSS = """<style>
 [class*="st-key-thumb-"] button {padding: 0; border: none; background: none;}
 [class*="st-key-thumb-"] button, [class*="st-key-thumb-"] button * {width: 100%;}
 [class*="st-key-thumb-"] button:hover {outline: 2px solid #ff4b4b;}
-[class*="st-key-thumb-"] button img {max-height: none !important; height: auto;
-  width: 100% !important; max-width: none !important; border-radius: 0.4rem; display: block;}
+[class*="st-key-thumb-"] button img {max-height: none !important; height: auto !important;
+  width: 100% !important; max-width: none !important; object-fit: contain !important;
+  border-radius: 0.4rem; display: block;}
 [class*="st-key-thumb-"] button p {margin: 0;}
 </style>"""
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 import pandas as pd
 
 from nfx import samples
 from nfx.app.context import store, thumbnail
 from nfx.app.estimates import job_seconds, seconds_per_megapixel_iteration
 from nfx.errors import InputError, NFXError
+from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import batch_ref, inputs_text, plural, run_text, stem
 from nfx.queue import PlannedJob, sweep_variants
 from nfx.settings import Settings, settings_text
@@ -57,9 +59,12 @@ def add_sample_images() -> int:
     return sum(library_counts().values()) - before
 
 
+@lru_cache(maxsize=1)
 def sample_previews() -> list[tuple[str, str, bytes]]:
-    """(name, role, PNG) of each built-in sample, to show before adding them."""
-    return [(s.name, s.role, s.png()) for s in samples.SAMPLES]
+    """(name, role, JPEG thumbnail) of each built-in sample, to show before adding them;
+    drawn once per process (drawing them takes a second or two)."""
+    return [(s.name, s.role, thumbnail_bytes(load_image(s.png()), 192))
+            for s in samples.SAMPLES]
 
 
 @dataclass(frozen=True)
