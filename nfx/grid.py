@@ -7,6 +7,7 @@ swept setting). Pure PIL, so it also works from a script.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def contact_sheet(cells: Mapping[tuple[int, int], Image.Image], row_labels: Sequ
     label_font, title_font = _font(max(12, cell_size // 14)), _font(max(14, cell_size // 11), True)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line = int(label_font.size * 1.5) if hasattr(label_font, "size") else 16
-    row_width = min(2 * cell_size, max([int(probe.textlength(t, font=label_font))
+    row_width = min(2 * cell_size, max([math.ceil(probe.textlength(t, font=label_font)) + 1
                                          for t in row_labels] + [40]))
     left = row_width + 2 * gap
     column_lines = [_wrap(probe, t, label_font, cell_size) for t in column_labels]

@@ -22,14 +22,15 @@ def side_by_side() -> None:
                             format_func=lambda i: choices[i].label, max_selections=4,
                             key="c:results", placeholder="Choose results to compare")
     with st.expander("Pick from thumbnails", expanded=len(picked) < 2):
-        cells = st.columns(6)
-        for i, choice in enumerate(list(choices.values())[:BROWSE]):
-            with cells[i % 6]:
-                st.image(compare.thumbnail(choice.thumb_sha256), width="stretch")
-                st.caption(choice.label)
-                st.button("Add", key=f"c:pick:{choice.result_id}", on_click=pick,
-                          args=(choice.result_id,), disabled=choice.result_id in picked,
-                          width="stretch")
+        offered = list(choices.values())[:BROWSE]
+        for start in range(0, len(offered), 6):  # one row of columns per 6, so rows align
+            for cell, choice in zip(st.columns(6), offered[start:start + 6]):
+                with cell:
+                    st.image(compare.thumbnail(choice.thumb_sha256), width="stretch")
+                    st.button("Add", key=f"c:pick:{choice.result_id}", on_click=pick,
+                              args=(choice.result_id,), disabled=choice.result_id in picked,
+                              width="stretch", type="tertiary", icon=":material/add:")
+                    st.caption(choice.label)
     if len(picked) < 2:
         st.info("Pick two to four results, from the list or the thumbnails.")
         return
@@ -69,12 +70,16 @@ def batch_grid() -> None:
                               format_func=axis_name, key=f"c:rows:{batch_id}")
     columns = columns_box.selectbox("Columns", optional, index=optional.index(axes.columns),
                                     format_func=axis_name, key=f"c:cols:{batch_id}")
-    split = split_box.selectbox("One grid per", optional, format_func=axis_name,
-                                key=f"c:split:{batch_id}",
+    split = split_box.selectbox("One grid per", optional, index=optional.index(axes.split),
+                                format_func=axis_name, key=f"c:split:{batch_id}",
                                 help="A third axis: one grid for each of its values.")
     cell = size_box.select_slider("Cell size", [128, 192, 256, 384], value=192, key="c:cell")
+    shown = {rows, columns, split}
+    hidden = [axis_name(a) for a in axes.varying if a not in shown]
     st.caption("Varies in this batch: "
-               + (", ".join(axis_name(a) for a in axes.varying) or "nothing"))
+               + (", ".join(axis_name(a) for a in axes.varying) or "nothing")
+               + (f". Not on an axis: {', '.join(hidden)}; each cell shows the newest of those."
+                  if hidden else ""))
     st.download_button("Download batch (ZIP)", lambda: compare.batch_zip(batch_id),
                        file_name=compare.batch_zip_name(batch_id), mime="application/zip",
                        icon=":material/folder_zip:", on_click="ignore",

@@ -391,6 +391,18 @@ def test_compare_batch_grid_opens_on_the_axes_that_vary(monkeypatch, gallery_url
     assert at.download_button
 
 
+def test_batch_grid_splits_on_a_third_axis_when_three_vary(monkeypatch, gallery_url):
+    from nfx.app import compare
+    store = open_store(gallery_url)
+    contents = [r.id for r in store.list_images("content")]
+    styles = [store.list_images("style")[0].id,
+              store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id]
+    batch = store.create_batch(contents, styles, TINY, sweep={"style_weight": [1e2, 1e3]})
+    monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
+    axes = compare.batch_axes(batch.id)
+    assert (axes.rows, axes.columns, axes.split) == ("content", "style", "style_weight")
+
+
 def test_batch_grid_notes_canceled_cells(monkeypatch, gallery_url):
     from nfx.app import compare
     store = open_store(gallery_url)

@@ -89,18 +89,21 @@ class GridAxes:
     varying: list[str]  # those with more than one value in this batch
     rows: str
     columns: str  # NO_AXIS when only one thing varies
+    split: str  # the third axis (one grid per value) when three things vary, else NO_AXIS
 
 
 def batch_axes(batch_id: int) -> GridAxes:
-    """Content, style and every setting; defaults are the ones that vary in this batch."""
+    """Content, style and every setting; the defaults are the ones that vary in this batch
+    (rows, columns, then one grid per value of the third), so none of its results hides."""
     jobs = store().list_jobs(batch_id=batch_id, limit=None)
     varying = [axis for axis in ("content", "style")
                if len({_axis_value(j, axis) for j in jobs}) > 1]
     varying += varying_fields(j.settings for j in jobs)
     choices = ["content", "style"] + [n for n in FIELDS if n in varying]
-    defaults = (varying + [a for a in choices if a not in varying])[:2]
+    defaults = (varying + [a for a in choices if a not in varying])[:3]
     return GridAxes(choices, varying, defaults[0],
-                    defaults[1] if len(varying) > 1 else NO_AXIS)
+                    defaults[1] if len(varying) > 1 else NO_AXIS,
+                    defaults[2] if len(varying) > 2 else NO_AXIS)
 
 
 @dataclass(frozen=True)
