@@ -495,14 +495,16 @@ def test_png_info_says_which_input_is_missing(monkeypatch, gallery_url, tmp_path
     store = open_store(gallery_url)
     record = store.get_result(store.query_gallery()[0].result_id)
     data = nfx_png(store, record.id)
-    elsewhere = _copy_db(Path(gallery_url.removeprefix("sqlite:///")), tmp_path / "other.db")
     at = open_page(monkeypatch, f"sqlite:///{tmp_path / 'fresh.db'}", "pages/png_info.py")
     at.file_uploader(key="pi:file").set_value([("run.png", data, "image/png")]).run()
     assert [w.value for w in at.warning] == [
         f"Content “{record.content.name}” is not in the gallery: add it on New batch first.",
         "Style “style3.png” is not in the gallery: add it on New batch first."]
     assert not [b for b in at.button if b.label == "Queue again"]
-    assert elsewhere
+    assert at.dataframe, "the settings are shown all the same"
+    older = nfx_png(store, record.id, with_inputs=False)
+    at.file_uploader(key="pi:file").set_value([("old.png", older, "image/png")]).run()
+    assert "does not record its inputs" in at.warning[0].value
     at.file_uploader(key="pi:file").set_value([("photo.png", image_bytes(make_image(8, 8)),
                                                 "image/png")]).run()
     assert at.error[0].value == ("photo.png: no NFX settings in this file; PNG info reads "

@@ -27,6 +27,7 @@ __all__ = ["InputError", "Choice", "compare_choices", "Comparison", "compare", "
            "batch_zip", "batch_zip_name"]
 
 NO_AXIS = ""  # "none" in the column and split pickers
+THUMBNAIL_EDGE = 256  # the store's thumbnails: grids with cells this small draw from them
 
 
 def image_bytes(sha256: str) -> bytes:
@@ -145,7 +146,8 @@ def _sheet(jobs, results, rows, columns, values, cell_size, title) -> Sheet:
         where = (row_values.index(_axis_value(job, rows)),
                  column_values.index(_axis_value(job, columns)) if columns else 0)
         if job.id in results and where not in cells:
-            cells[where] = load_image(blob(results[job.id].image_sha256))
+            sha = results[job.id].image_sha256  # the thumbnail is enough for small cells
+            cells[where] = load_image(thumbnail(sha) if cell_size <= THUMBNAIL_EDGE else blob(sha))
         elif job.id not in results and where not in notes:
             notes[where] = job.status
     image = grid.contact_sheet(cells, row_values, column_values, cell_size=cell_size,

@@ -23,7 +23,7 @@ def store() -> Store:
     return _open_store(os.environ.get("NFX_DATABASE_URL") or None)
 
 
-@lru_cache(maxsize=2000)
+@lru_cache(maxsize=64)  # full-size PNGs: a dialog's worth, not a gallery's
 def blob(sha256: str) -> bytes:
     return store().blob(sha256)
 
