@@ -16,7 +16,7 @@ from nfx.app.context import store, thumbnail
 from nfx.app.estimates import job_seconds, seconds_per_megapixel_iteration
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
-from nfx.labels import batch_ref, inputs_text, plural, run_text, stem
+from nfx.labels import batch_ref, plural, run_text, stem, styles_text
 from nfx.queue import PlannedJob, sweep_variants
 from nfx.settings import Settings, settings_text
 
@@ -75,7 +75,7 @@ class StyleEntry:
     blend: tuple[float, ...] = ()
 
     def label(self, names: dict[int, str]) -> str:
-        return inputs_text("", [names[i] for i in self.style_ids], self.blend).lstrip(" ×")
+        return styles_text([names[i] for i in self.style_ids], self.blend)
 
 
 def parse_mix(style_ids: Sequence[int], weights_text: str) -> StyleEntry:
@@ -117,8 +117,8 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
         content = images[job.content_id]
         size = (content.width, content.height)
         row = {"content": stem(content.name),
-               "style": inputs_text("", [images[i].name for i in job.style_ids],
-                                    job.settings.style_blend).lstrip(" ×")}
+               "style": styles_text([images[i].name for i in job.style_ids],
+                                    job.settings.style_blend)}
         row.update(settings_text(job.settings, sweep, labels=True))
         row["runs"] = run_text(job.settings, size)
         row["estimate (s)"] = round(job_seconds(size, job.settings, rate), 1)
