@@ -1,4 +1,5 @@
-"""The app's Store and image bytes, kept per server process.
+"""The app's Store and image bytes, kept per server process; and the queue's planning names
+the views use, imported here only, so a move of the planner touches one line.
 
 One Store per database URL (engine pool and migrations once), chosen by $NFX_DATABASE_URL.
 Blobs are content-addressed, so a cached copy can never be stale. Plain `functools` caches,
@@ -11,7 +12,10 @@ import base64
 import os
 from functools import lru_cache
 
+from nfx.queue import STATUSES, PlannedJob, sweep_variants  # the one place views import them
 from nfx.store import Store, open_store
+
+__all__ = ["store", "blob", "thumbnail", "data_url", "STATUSES", "PlannedJob", "sweep_variants"]
 
 
 @lru_cache(maxsize=16)

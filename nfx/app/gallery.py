@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from nfx.app.context import data_url, store, thumbnail
+from nfx.app.context import STATUSES, data_url, store, thumbnail
 from nfx.errors import InputError
 from nfx.labels import batch_label, entry_label, job_ref, result_ref, varying_fields
-from nfx.queue import STATUSES
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.store import SORTS as STORE_SORTS
 from nfx.store import GalleryFilter

@@ -12,12 +12,11 @@ from functools import lru_cache
 import pandas as pd
 
 from nfx import samples
-from nfx.app.context import store, thumbnail
+from nfx.app.context import PlannedJob, store, sweep_variants, thumbnail
 from nfx.app.estimates import job_seconds, seconds_per_megapixel_iteration
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import batch_ref, plural, run_text, stem, styles_text
-from nfx.queue import PlannedJob, sweep_variants
 from nfx.settings import Settings, settings_text
 
 __all__ = ["InputError", "library", "library_counts", "image_label", "thumbnail", "add_uploads",

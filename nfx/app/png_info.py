@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nfx.app.context import store, thumbnail
+from nfx.app.context import PlannedJob, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info, read_png_settings
 from nfx.labels import batch_ref, inputs_text, job_ref
-from nfx.queue import PlannedJob
 from nfx.settings import Settings
 
 __all__ = ["InputError", "PngInputs", "inspect", "queue_again", "settings_frame", "thumbnail"]

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from nfx.app.context import store
+from nfx.app.context import STATUSES, store
 from nfx.errors import NFXError
 from nfx.labels import entry_label, job_ref, run_text
-from nfx.queue import STATUSES
 
 __all__ = ["STATUSES", "QueueSnapshot", "JobRow", "queue_snapshot", "workers_frame",
            "cancel_job", "move_to_front", "retry_job", "job_rows"]
