@@ -148,9 +148,13 @@ def close_result() -> None:
     st.session_state.pop(OPEN_RESULT, None)
 
 
+def thumbnail_styles() -> None:
+    """Once per page that shows thumbnail buttons: make their pictures fill the button."""
+    st.html(THUMB_CSS)
+
+
 def thumbnail_button(card, key: str, ids: list[int]) -> None:
     """A result's thumbnail that opens it: a button whose label is the picture."""
-    st.html(THUMB_CSS)
     ref = card.label.split(" · ", 1)[0]
     st.button(f"![{ref}]({data_url(card.thumb)})", key=f"thumb-{key}",
               on_click=open_result, args=(card.card.result_id, ids), width="stretch")

@@ -5,7 +5,8 @@ import streamlit as st
 
 from nfx.app import gallery
 from nfx.labels import plural
-from pages._widgets import result_dialog_if_open, through_app_navigation, thumbnail_button
+from pages._widgets import (result_dialog_if_open, through_app_navigation, thumbnail_button,
+                            thumbnail_styles)
 
 through_app_navigation()
 
@@ -79,6 +80,7 @@ if not cards:
     st.info("Nothing matches these filters yet. Queue a batch on *New batch*, "
             "or widen the filters.")
 ids = [c.card.result_id for c in cards if c.card.result_id]
+thumbnail_styles()
 for start in range(0, len(cards), COLUMNS):
     for column, card in zip(st.columns(COLUMNS), cards[start:start + COLUMNS]):
         with column.container(border=True):

@@ -4,7 +4,7 @@ import streamlit as st
 
 from nfx.app import home
 from pages._widgets import (add_samples_button, result_dialog_if_open, through_app_navigation,
-                            thumbnail_button)
+                            thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
 
@@ -32,6 +32,7 @@ with left:
     if not recent:
         st.info("No results yet. Queue a batch and they will appear here.")
     ids = [card.card.result_id for card in recent]
+    thumbnail_styles()
     cells = st.columns(3)
     for i, card in enumerate(recent):
         with cells[i % 3]:
