@@ -137,7 +137,8 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            visit(page, base, "", "First steps")
+            visit(page, base, "", "Add sample images")  # drawn after the sample previews
+            expect(page.get_by_test_id("stImage")).to_have_count(6)
             shot(page, "home-empty")
 
             visit(page, base, "new_batch", "Style images")
