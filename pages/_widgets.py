@@ -119,13 +119,16 @@ def settings_inputs(key: str, base: forms.Settings, *, sweepable: bool = False,
     return values, sweeps
 
 
-def add_samples_button(preview: bool = True) -> int | None:
-    """The built-in samples, shown and one click away on a fresh install; how many were
-    new, or None while not clicked."""
-    if preview:
-        samples = new_batch.sample_previews()
-        for column, (name, role, png) in zip(st.columns(len(samples)), samples):
-            column.image(png, caption=f"{name} ({role})", width="stretch")
+def sample_previews(per_row: int = 6) -> None:
+    """The built-in samples, shown before they are added (a fresh install)."""
+    samples = new_batch.sample_previews()
+    for start in range(0, len(samples), per_row):
+        for column, (name, role, jpeg) in zip(st.columns(per_row), samples[start:start + per_row]):
+            column.image(jpeg, caption=f"{name.rsplit('.', 1)[0]} ({role})", width="stretch")
+
+
+def add_samples_button() -> int | None:
+    """The built-in samples, one click away; how many were new, or None while not clicked."""
     if st.button("Add sample images", icon=":material/add_photo_alternate:",
                  help="Two content pictures and four painterly styles, drawn by NFX itself."):
         return new_batch.add_sample_images()

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from nfx.app import home
-from pages._widgets import (add_samples_button, result_dialog_if_open, through_app_navigation,
-                            thumbnail_button, thumbnail_styles)
+from pages._widgets import (add_samples_button, result_dialog_if_open, sample_previews,
+                            through_app_navigation, thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
 
@@ -31,6 +31,9 @@ with left:
     recent = home.recent_results(6)
     if not recent:
         st.info("No results yet. Queue a batch and they will appear here.")
+        if not any(library.values()):
+            st.caption("The built-in samples, one click away (*Add sample images*):")
+            sample_previews(per_row=3)
     ids = [card.card.result_id for card in recent]
     thumbnail_styles()
     cells = st.columns(3)
@@ -50,7 +53,7 @@ with right:
         "3. **Watch it run** on *Queue*: progress, loss and a live preview.\n"
         "4. **Browse and compare** in *Gallery* and *Compare*; re-run any result with tweaks, "
         "or drop an NFX PNG on *PNG info*.")
-    added = add_samples_button(preview=not any(library.values()))
+    added = add_samples_button()
     if added is not None:
         st.success(f"Added {added} sample images." if added
                    else "The sample images are already in the library.")

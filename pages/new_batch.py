@@ -6,7 +6,8 @@ import streamlit as st
 from nfx.app import forms, new_batch
 from nfx.app.estimates import seconds_per_megapixel_iteration
 from nfx.labels import format_duration
-from pages._widgets import add_samples_button, field_error, settings_inputs, through_app_navigation
+from pages._widgets import (add_samples_button, field_error, sample_previews, settings_inputs,
+                            through_app_navigation)
 
 through_app_navigation()
 
@@ -86,6 +87,7 @@ st.title("New batch")
 st.caption("Every chosen content image is stylised with every chosen style (and style mix), "
            "once for each combination of swept values.")
 if not any(new_batch.library_counts().values()):
+    sample_previews()
     if add_samples_button() is not None:
         st.rerun()
 
