@@ -79,6 +79,8 @@ def contact_sheet(cells: Mapping[tuple[int, int], Image.Image], row_labels: Sequ
     top = title_height + header + (line if column_title else 0) + gap
     left += line if row_title else 0
     width = left + len(column_labels) * (cell_size + gap) + gap
+    if title:  # the sheet is at least as wide as its title: a narrow grid never cuts it
+        width = max(width, math.ceil(probe.textlength(title, font=title_font)) + 2 * gap + 1)
     height = top + len(row_labels) * (cell_size + gap) + gap
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)

@@ -424,6 +424,10 @@ def test_grid_labels_are_never_cut():
     sheet = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, [long], [long],
                                cell_size=128)
     assert sheet.width > 128 * 2, "the row label gets the room it needs"
+    title = "B12 a batch with a long, long name (48 jobs) · Style weight 1e+04"
+    titled = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, ["a"], ["b"],
+                                cell_size=128, title=title)
+    assert titled.width > 128 * 4, "a narrow grid widens to its title"
 
 
 # --- export, delete, PNG info ----------------------------------------------------------------
