@@ -1,6 +1,6 @@
 """NFX web app: the entry point `streamlit run streamlit_app.py` (or `python -m nfx app`).
 
-Only navigation lives here; each page is a layout over `nfx.services`.
+Only navigation lives here; each page is a layout over its view module in `nfx.app`.
 """
 
 import sys
@@ -22,6 +22,7 @@ PAGES = [
     st.Page("pages/new_batch.py", title="New batch", icon=":material/add_photo_alternate:"),
     st.Page("pages/queue.py", title="Queue", icon=":material/pending_actions:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/png_info.py", title="PNG info", icon=":material/info:"),
 ]
 
 st.session_state[NAVIGATED] = True  # pages check it: see pages/_widgets.py

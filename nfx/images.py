@@ -61,7 +61,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{label}: image is too large (decompression bomb)") from None
+        raise InputError(f"{label}: image is too large; the limit is "
+                         f"{MAX_PIXELS // 1_000_000} megapixels") from None
     except UnidentifiedImageError:
         raise InputError(f"{label}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:

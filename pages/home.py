@@ -1,9 +1,10 @@
-"""Home: what NFX is, the queue at a glance, recent results and first steps."""
+"""Home: what NFX is, the queue at a glance, recent results (they open) and first steps."""
 
 import streamlit as st
 
-from nfx import services
-from pages._widgets import add_samples_button, through_app_navigation
+from nfx.app import home
+from pages._widgets import (add_samples_button, result_dialog_if_open, sample_previews,
+                            through_app_navigation, thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
 
@@ -14,27 +15,29 @@ st.markdown(
     "to try — and a worker runs them while you browse the gallery, compare results and "
     "re-run the best with tweaks.")
 
-counts = services.queue_counts()
-library = services.library_counts()
+library = home.library_counts()
 metrics = st.columns(5)
-metrics[0].metric("Results", counts.get("done", 0))
-metrics[1].metric("Queued", counts.get("queued", 0))
-metrics[2].metric("Running", counts.get("running", 0))
-metrics[3].metric("Failed", counts.get("failed", 0))
+for column, (label, count) in zip(metrics, home.status_metrics()):
+    column.metric(label, count)
 metrics[4].metric("Library", f"{library['content']} + {library['style']}",
                   help="content images + style images")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Recent results")
-    recent = services.recent_results(6)
+    recent = home.recent_results(6)
     if not recent:
         st.info("No results yet. Queue a batch and they will appear here.")
+        if not any(library.values()):
+            st.caption("The built-in samples, one click away (*Add sample images*):")
+            sample_previews(per_row=3)
+    ids = [card.card.result_id for card in recent]
+    thumbnail_styles()
     cells = st.columns(3)
     for i, card in enumerate(recent):
         with cells[i % 3]:
-            st.image(services.card_thumbnail(card), caption=services.result_label(card),
-                     width="stretch")
+            thumbnail_button(card, f"home-{card.card.result_id}", ids)
+            st.caption(card.label)
     if recent:
         st.page_link("pages/gallery.py", label="Open the gallery", icon=":material/photo_library:")
 
@@ -42,11 +45,15 @@ with right:
     st.subheader("First steps")
     st.markdown(
         "1. **Add images**: upload your own on *New batch*, or add the built-in samples.\n"
-        "2. **Queue a batch**: pick contents and styles, set or sweep the settings.\n"
+        "2. **Queue a batch**: pick contents and styles (or style mixes), set or sweep the "
+        "settings.\n"
         "3. **Watch it run** on *Queue*: progress, loss and a live preview.\n"
-        "4. **Browse and compare** in *Gallery* and *Compare*; re-run any result with tweaks.")
+        "4. **Browse and compare** in *Gallery* and *Compare*; re-run any result with tweaks, "
+        "or drop an NFX PNG on *PNG info*.")
     added = add_samples_button()
     if added is not None:
         st.success(f"Added {added} sample images." if added
                    else "The sample images are already in the library.")
     st.page_link("pages/new_batch.py", label="Start a new batch", icon=":material/arrow_forward:")
+
+result_dialog_if_open()

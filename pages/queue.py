@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from nfx import services
+from nfx.app import queue
 from pages._widgets import through_app_navigation
 
 through_app_navigation()
@@ -10,19 +10,28 @@ through_app_navigation()
 SHOWN = 25  # rows of queued/failed jobs with buttons; the rest are counted
 
 
-def running_job(job) -> None:
+def act(action, job_id: int) -> None:
+    """Button callback: a job that changed state meanwhile is a toast, not a traceback."""
+    message = action(job_id)
+    if message:
+        st.toast(message, icon=":material/info:")
+
+
+def running_job(row) -> None:
+    job = row.job
     with st.container(border=True):
         text, preview = st.columns([3, 1])
         with text:
-            st.markdown(f"**{services.job_label(job)}** · on {job.worker or '?'}")
+            st.markdown(f"**{row.label}** · on {job.worker or '?'}")
+            st.caption(row.runs)
             st.progress(job.progress, text=(
                 f"iteration {job.iteration} of {job.total_iterations}" if job.total_iterations
                 else "starting: loading the images and the network"))
             if job.losses:
                 st.markdown("**Loss** " + " · ".join(
                     f"{term} `{value:.3g}`" for term, value in job.losses.items()))
-            st.button("Cancel", key=f"q:cancel:{job.id}", on_click=services.cancel_job,
-                      args=(job.id,), icon=":material/stop:",
+            st.button("Cancel", key=f"q:cancel:{job.id}", on_click=act,
+                      args=(queue.cancel_job, job.id), icon=":material/stop:",
                       disabled=job.cancel_requested,
                       help="The worker stops within a few iterations.")
         if job.preview_png:
@@ -31,43 +40,46 @@ def running_job(job) -> None:
 
 @st.fragment(run_every="2s")
 def live_queue() -> None:
-    snapshot = services.queue_snapshot(SHOWN)
+    snapshot = queue.queue_snapshot(SHOWN)
     counts = st.columns(5)
-    for column, status in zip(counts, services.STATUSES):
+    for column, status in zip(counts, queue.STATUSES):
         column.metric(status.capitalize(), snapshot.counts.get(status, 0))
 
     st.subheader("Running")
     if not snapshot.running:
         st.caption("Nothing running." + ("" if snapshot.workers else
                                          " No worker has started: run `python -m nfx worker`."))
-    for job in snapshot.running:
-        running_job(job)
+    for row in snapshot.running:
+        running_job(row)
 
     st.subheader("Queued")
     if not snapshot.queued:
         st.caption("The queue is empty.")
-    for job in snapshot.queued:
+    for row in snapshot.queued:
         label, front, cancel = st.columns([5, 1.4, 1.2], vertical_alignment="center")
-        label.markdown(f"{services.job_label(job)} · {services.job_summary(job)}")
-        front.button("To front", key=f"q:front:{job.id}", on_click=services.move_to_front,
-                     args=(job.id,), icon=":material/vertical_align_top:", width="stretch")
-        cancel.button("Cancel", key=f"q:cancel:{job.id}", on_click=services.cancel_job,
-                      args=(job.id,), icon=":material/close:", width="stretch")
+        label.markdown(f"{row.label}  \n:gray[{row.runs}]")
+        front.button("To front", key=f"q:front:{row.job.id}", on_click=act,
+                     args=(queue.move_to_front, row.job.id), icon=":material/vertical_align_top:",
+                     width="stretch")
+        cancel.button("Cancel", key=f"q:cancel:{row.job.id}", on_click=act,
+                      args=(queue.cancel_job, row.job.id), icon=":material/close:",
+                      width="stretch")
     hidden = snapshot.counts.get("queued", 0) - len(snapshot.queued)
     if hidden > 0:
         st.caption(f"…and {hidden} more queued.")
 
     if snapshot.failed:
         st.subheader("Failed")
-        for job in snapshot.failed:
+        for row in snapshot.failed:
             label, retry = st.columns([6.4, 1.2], vertical_alignment="center")
-            label.markdown(f"{services.job_label(job)}  \n:red[{job.error or 'failed'}]")
-            retry.button("Retry", key=f"q:retry:{job.id}", on_click=services.retry_job,
-                         args=(job.id,), icon=":material/replay:", width="stretch")
+            label.markdown(f"{row.label}  \n:red[{row.job.error or 'failed'}]")
+            retry.button("Retry", key=f"q:retry:{row.job.id}", on_click=act,
+                         args=(queue.retry_job, row.job.id), icon=":material/replay:",
+                         width="stretch")
 
     st.subheader("Workers")
     if snapshot.workers:
-        st.dataframe(services.workers_frame(snapshot.workers), hide_index=True, width="stretch")
+        st.dataframe(queue.workers_frame(snapshot.workers), hide_index=True, width="stretch")
     else:
         st.caption("No workers yet. `python -m nfx app` starts one; "
                    "`python -m nfx worker` starts more.")

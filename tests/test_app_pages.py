@@ -7,6 +7,9 @@ once per module; each test works on its own copy of that database.
 from __future__ import annotations
 
 import ast
+import io
+import json
+import zipfile
 import shutil
 import subprocess
 import sys
@@ -96,10 +99,24 @@ def test_home_adds_sample_images_on_a_fresh_install(monkeypatch, empty_url):
     assert "already" in at.success[0].value
 
 
+def thumbs(at: AppTest, prefix: str) -> list:
+    """The clickable thumbnails (buttons whose label is the picture) on a page."""
+    return [b for b in at.button if (b.key or "").startswith(f"thumb-{prefix}")]
+
+
 def test_home_shows_recent_results_and_counts(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url)
     assert {m.label: m.value for m in at.metric}["Results"] == "4"
-    assert len(at.image) == 4
+    recent = thumbs(at, "home-")
+    assert len(recent) == 4
+    recent[0].click().run()
+    assert at.download_button, "a recent result opens in the result dialog"
+
+
+def test_fresh_install_previews_the_samples(monkeypatch, empty_url):
+    at = open_page(monkeypatch, empty_url)
+    assert len(at.image) == 6
+    assert sum("(style)" in i.proto.imgs[0].caption for i in at.image) == 4
 
 
 # --- gallery ------------------------------------------------------------------------------
@@ -108,30 +125,76 @@ def test_home_shows_recent_results_and_counts(monkeypatch, gallery_url):
 def test_gallery_filters_narrow_results(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
     assert "4 results" in captions(at)
-    details = [b for b in at.button if b.label == "Details"]
-    assert len(details) == 4
+    assert len(thumbs(at, "g-")) == 4
 
     first_content = open_store(gallery_url).list_images("content")[0].id
     at.multiselect(key="g:content").select(first_content).run()
     assert "2 results" in captions(at)
 
-    at.number_input(key="g:style_weight:lo").set_value(1e3).run()  # generated range filter
+    weight = at.select_slider(key="g:set:style_weight")  # generated from FIELDS: one per setting
+    assert weight.value == (0.0, 1e9), "the whole range, 1e9 included"
+    weight.set_value((1e3, 1e9)).run()
     assert "1 result" in captions(at)
+    assert at.slider(key="g:set:size").value == (16, 4096)
+    assert not [n for n in at.number_input if (n.key or "").startswith("g:")], "no number boxes"
 
     at.multiselect(key="g:status").set_value(["queued"]).run()
     assert "0 results" in captions(at)
 
 
+def open_first_result(at: AppTest) -> int:
+    """Click the first gallery thumbnail; the id of the result it opened."""
+    button = thumbs(at, "g-")[0]
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return int(button.key.rsplit("-", 1)[1])
+
+
+def test_gallery_thumbnail_opens_the_result_and_pages_through(monkeypatch, gallery_url):
+    at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
+    order = [int(b.key.rsplit("-", 1)[1]) for b in thumbs(at, "g-")]
+    result_id = open_first_result(at)
+    assert result_id == order[0]
+    assert at.download_button, "the dialog offers the PNG"
+    assert any(m.value.startswith(f"**R{result_id} · ") for m in at.markdown)
+    assert at.button(key="dlg:prev").disabled and not at.button(key="dlg:next").disabled
+    at.button(key="dlg:next").click().run()
+    assert any(m.value.startswith(f"**R{order[1]} · ") for m in at.markdown)
+    at.button(key="dlg:prev").click().run()
+    assert any(m.value.startswith(f"**R{order[0]} · ") for m in at.markdown)
+
+
+def test_result_dialog_loss_chart_is_log_scaled_per_term(monkeypatch, gallery_url):
+    at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
+    open_first_result(at)
+    chart = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    lines = next(layer for layer in chart["layer"] if layer["mark"]["type"] == "line")
+    assert lines["encoding"]["y"]["scale"]["type"] == "log"
+    colours = lines["encoding"]["color"]["scale"]["range"]
+    assert len(set(colours)) == len(colours) == 4, "one colour per loss term"
+
+
+def test_a_line_search_spike_does_not_flatten_the_loss_curve():
+    from nfx.app.charts import loss_chart, loss_frame
+    history = [{"iteration": i, "scale": 0 if i <= 5 else 1, "total": 1e7 / i,
+                "content": 1e5 / i, "style": 1e6 / i, "tv": 1e2} for i in range(1, 11)]
+    history[3]["total"] = 1e12  # one L-BFGS line-search spike
+    chart = loss_chart(history)
+    assert chart.clipped == 1 and chart.scale_starts == [6]
+    spec = chart.chart.to_dict()
+    top = spec["layer"][0]["encoding"]["y"]["scale"]["domain"][1]
+    assert top < 1e9, "the axis follows the bulk of the values, not the spike"
+    assert set(loss_frame(history)["term"]) == {"total", "content", "style", "tv"}
+
+
 def test_gallery_dialog_reruns_with_a_changed_setting(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
-    result_id = int(next(b.key for b in at.button if b.label == "Details").rsplit(":", 1)[1])
-    at.button(key=f"g:open:{result_id}").click().run()
-    assert at.download_button, "the dialog offers the PNG"
+    result_id = open_first_result(at)
     assert any("Final losses" in c for c in captions(at))
 
     at.number_input(key=f"rerun:{result_id}:steps").set_value(3).run()
     click(at, "Queue re-run")
-    assert at.success[0].value.startswith("Queued job #")
+    assert at.success[0].value.startswith("Queued J")
 
     store = open_store(gallery_url)
     original = store.get_result(result_id).settings
@@ -141,8 +204,7 @@ def test_gallery_dialog_reruns_with_a_changed_setting(monkeypatch, gallery_url):
 
 def test_gallery_dialog_tags_and_favourite(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
-    result_id = int(next(b.key for b in at.button if b.label == "Details").rsplit(":", 1)[1])
-    at.button(key=f"g:open:{result_id}").click().run()
+    result_id = open_first_result(at)
     at.toggle(key=f"fav:{result_id}").set_value(True).run()
     at.multiselect(key=f"tags:{result_id}").set_value(["keeper"]).run()
     store = open_store(gallery_url)
@@ -170,7 +232,7 @@ def test_new_batch_queues_the_planned_jobs(monkeypatch, gallery_url):
     assert len(plan) == 4 and sorted(plan["Steps"]) == ["2", "2", "3", "3"]
     assert {m.label: m.value for m in at.metric}["Jobs"] == "4"
     click(at, "Queue batch")
-    assert at.success[0].value.startswith("Queued batch #")
+    assert at.success[0].value.startswith("Queued batch B")
 
     jobs = open_store(gallery_url).list_jobs(status="queued")
     assert len(jobs) == 4
@@ -196,12 +258,53 @@ def test_new_batch_refuses_a_bad_upload_and_keeps_the_page(monkeypatch, gallery_
     assert len(names) == 1, "the good file of the same upload is kept"
 
 
-def test_new_batch_reports_a_bad_sweep_in_one_line(monkeypatch, gallery_url):
+def test_new_batch_reports_a_bad_sweep_in_the_apps_words(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
     at.multiselect(key="nb:sweep").select("style_weight").run()
     at.text_input(key="nb:style_weight:values").input("1e3, lots").run()
-    assert "style_weight" in at.error[0].value
-    assert not [b for b in at.button if b.label == "Queue batch"]
+    (error,) = at.error
+    assert error.value == "“lots” is not a number." and "=" not in error.value
+    at.text_input(key="nb:style_weight:values").input("").run()
+    (error,) = at.error
+    assert error.value == "Enter one or more values, separated by commas."
+    at.text_input(key="nb:style_weight:values").input("1e12").run()
+    assert "1e+12 is outside the allowed range, 0 to 1e+09" in at.error[0].value
+    # the Jobs section stays, greyed, and says which field to fix
+    assert {m.label: m.value for m in at.metric}["Jobs"] == "—"
+    queue = next(b for b in at.button if b.label == "Queue batch")
+    assert queue.disabled
+    assert at.warning[0].value == "Fix Style weight above to see and queue the jobs."
+
+
+def test_new_batch_queues_a_style_mix_as_one_style_entry(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    extra = store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id
+    first_style = store.list_images("style")[-1].id
+    content = store.list_images("content")[0].id
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    at.multiselect(key="nb:content").select(content).run()
+    at.multiselect(key="nb:style").select(first_style).run()
+    at.multiselect(key="nb:mix:styles").set_value([first_style, extra]).run()
+    at.text_input(key="nb:mix:weights").input("0.7, 0.3").run()
+    at.button(key="nb:mix:add").click().run()
+    assert any(m.value == "Mix: **style3 0.7 + style5 0.3**" for m in at.markdown)
+    plan = at.dataframe[0].value
+    assert list(plan["style"]) == ["style3", "style3 0.7 + style5 0.3"]
+    click(at, "Queue batch")
+    jobs = sorted(open_store(gallery_url).list_jobs(status=["queued", "done"], limit=None),
+                  key=lambda j: j.id)[-2:]
+    mix = next(j for j in jobs if len(j.style_ids) == 2)
+    assert mix.style_ids == (first_style, extra) and mix.settings.style_blend == (0.7, 0.3)
+
+
+def test_new_batch_refuses_a_mix_with_the_wrong_number_of_weights(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    extra = store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    at.multiselect(key="nb:mix:styles").set_value([store.list_images("style")[-1].id, extra])
+    at.text_input(key="nb:mix:weights").input("1, 2, 3").run()
+    at.button(key="nb:mix:add").click().run()
+    assert at.error[0].value == "Give one weight per style: 2 styles, 3 weights."
 
 
 # --- queue --------------------------------------------------------------------------------
@@ -225,6 +328,31 @@ def test_queue_page_lists_reorders_and_cancels(monkeypatch, gallery_url):
     assert at.dataframe[0].value["worker"].size == 1, "the worker that ran the results"
 
 
+def test_queue_labels_tell_sweep_jobs_apart_and_count_the_scales_that_run(monkeypatch,
+                                                                         gallery_url):
+    store = open_store(gallery_url)
+    content = next(i for i in store.list_images("content") if i.name == "content1.png")  # 48×32
+    style = store.list_images("style")[0].id
+    # at 64 px the 3rd scale (16×11) is below the engine's minimum: 2 scales run
+    batch = store.create_batch([content.id], [style], TINY.with_changes(size=64, scales=3),
+                               sweep={"style_weight": [1e3, 1e4]})
+    jobs = store.list_jobs(batch_id=batch.id)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    rows = [m.value for m in at.markdown if m.value.startswith("J")]
+    assert rows == [f"J{jobs[0].id} · content1 × style3 · Style weight 1000  \n"
+                    ":gray[64 px, 2 scales × 2 steps]",
+                    f"J{jobs[1].id} · content1 × style3 · Style weight 10000  \n"
+                    ":gray[64 px, 2 scales × 2 steps]"]
+
+
+def test_queue_action_on_a_finished_job_is_one_line(gallery_url, monkeypatch):
+    from nfx.app import queue as view
+    monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
+    done = open_store(gallery_url).list_jobs(status="done")[0]
+    assert view.cancel_job(done.id) == (f"J{done.id} is done; only queued or running jobs can "
+                                        "be canceled")
+
+
 # --- compare ------------------------------------------------------------------------------
 
 
@@ -232,25 +360,159 @@ def test_compare_highlights_the_differing_setting(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/compare.py")
     store = open_store(gallery_url)
     cards = store.query_gallery()
-    assert len(at.multiselect(key="c:results").options) == len(cards) == 4
+    picker = at.multiselect(key="c:results")
+    assert len(picker.options) == len(cards) == 4
+    assert len(set(picker.options)) == 4, "no two entries read alike"
+    assert all(" · Style weight " in o for o in picker.options)
+    assert len([b for b in at.button if (b.key or "").startswith("c:pick:")]) == 4
     same_content = [c.result_id for c in cards if c.content_name == "content1.png"]
-    at.multiselect(key="c:results").set_value(same_content).run()
+    at.button(key=f"c:pick:{same_content[0]}").click().run()  # from the thumbnails
+    at.button(key=f"c:pick:{same_content[1]}").click().run()
+    assert at.multiselect(key="c:results").value == same_content
     assert any(m.value == "**Differs:** Style weight" for m in at.markdown)
     assert any(c.startswith("Style weight 100") for c in captions(at))
     at.toggle(key="c:only").set_value(True).run()
     assert list(at.dataframe[0].value.index) == ["Style weight"]
 
 
-def test_compare_batch_grid_by_a_swept_setting(monkeypatch, gallery_url):
+def test_compare_batch_grid_opens_on_the_axes_that_vary(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/compare.py")
     batch_id = at.selectbox(key="c:batch").value
-    rows = at.selectbox(key=f"c:rows:{batch_id}")
+    rows, columns = at.selectbox(key=f"c:rows:{batch_id}"), at.selectbox(key=f"c:cols:{batch_id}")
     assert rows.options == ["Content", "Style", "Style weight"]
-    rows.set_value("style_weight").run()
-    assert any(c.startswith("2 results") for c in captions(at)), "one cell per weight × style"
+    assert (rows.value, columns.value) == ("content", "style_weight"), "what varies"
+    assert any(c.endswith(": 4 results") for c in captions(at)), captions(at)
     at.selectbox(key=f"c:cols:{batch_id}").set_value("content").run()
-    assert any(c.startswith("4 results") for c in captions(at)), captions(at)
+    assert at.error[0].value.startswith("Content is on two axes")
+    at.selectbox(key=f"c:cols:{batch_id}").set_value("").run()
+    at.selectbox(key=f"c:split:{batch_id}").set_value("style_weight").run()
+    grids = [c for c in captions(at) if "Style weight" in c and c.endswith("2 results")]
+    assert len(grids) == 2, "one grid per value of the third axis"
     assert at.download_button
+
+
+def test_batch_grid_splits_on_a_third_axis_when_three_vary(monkeypatch, gallery_url):
+    from nfx.app import compare
+    store = open_store(gallery_url)
+    contents = [r.id for r in store.list_images("content")]
+    styles = [store.list_images("style")[0].id,
+              store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id]
+    batch = store.create_batch(contents, styles, TINY, sweep={"style_weight": [1e2, 1e3]})
+    monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
+    axes = compare.batch_axes(batch.id)
+    assert (axes.rows, axes.columns, axes.split) == ("content", "style", "style_weight")
+
+
+def test_batch_grid_notes_canceled_cells(monkeypatch, gallery_url):
+    from nfx.app import compare
+    store = open_store(gallery_url)
+    content = store.list_images("content")[0].id
+    style = store.list_images("style")[0].id
+    batch = store.create_batch([content], [style], TINY, sweep={"style_weight": [1e2, 1e3]})
+    queued = store.list_jobs(batch_id=batch.id, status="queued")
+    assert len(queued) == 1, "1e2 is re-used from the finished batch"
+    store.cancel_job(queued[0].id)
+    monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
+    (sheet,) = compare.batch_grids(batch.id, "style_weight")
+    assert (sheet.shown, sheet.empty) == (1, 1)
+
+
+def test_grid_labels_are_never_cut():
+    from nfx import grid
+    from PIL import Image
+    long = "tubingen_neckarfront_evening"
+    sheet = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, [long], [long],
+                               cell_size=128)
+    assert sheet.width > 128 * 2, "the row label gets the room it needs"
+    title = "B12 a batch with a long, long name (48 jobs) · Style weight 1e+04"
+    titled = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, ["a"], ["b"],
+                                cell_size=128, title=title)
+    assert titled.width > 128 * 4, "a narrow grid widens to its title"
+
+
+# --- export, delete, PNG info ----------------------------------------------------------------
+
+
+def test_batch_zip_names_carry_the_varying_settings(monkeypatch, gallery_url):
+    from nfx.app import compare, gallery
+    monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
+    batch_id = open_store(gallery_url).list_batches()[0].id
+    names = zipfile.ZipFile(io.BytesIO(compare.batch_zip(batch_id))).namelist()
+    pngs = sorted(n for n in names if n.endswith(".png"))
+    assert len(pngs) == 4 and all("_style_weight-" in n for n in pngs), pngs
+    assert len({n.split("_", 1)[1] for n in pngs}) == 4, "no two names alike but for the job"
+    selection = gallery.export_zip(gallery.gallery_filter())
+    assert len([n for n in zipfile.ZipFile(io.BytesIO(selection)).namelist()
+                if n.endswith(".png")]) == 4
+
+
+def test_gallery_refuses_an_inverted_range_in_one_line(monkeypatch, gallery_url):
+    from nfx.app import gallery
+    with pytest.raises(gallery.InputError, match="Style weight: “from” 1e\\+06 is above “to”"):
+        gallery.gallery_filter(ranges={"style_weight": (1e6, 1e3)})
+
+
+def test_delete_asks_first_and_says_what_goes(monkeypatch, gallery_url):
+    at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
+    result_id = open_first_result(at)
+    at.button(key=f"dlg:delete:{result_id}").click().run()
+    (warning,) = at.warning
+    assert warning.value.startswith(f"Delete R{result_id}: its PNG")
+    assert "The content and style images stay in the library" in warning.value
+    assert open_store(gallery_url).get_result(result_id), "nothing deleted yet"
+    at.button(key=f"dlg:delete-no:{result_id}").click().run()
+    assert not at.warning and open_store(gallery_url).get_result(result_id)
+    at.button(key=f"dlg:delete:{result_id}").click().run()
+    at.button(key=f"dlg:delete-yes:{result_id}").click().run()
+    assert "3 results" in captions(at)
+
+
+def nfx_png(store, result_id: int, *, with_inputs: bool = True) -> bytes:
+    """A result's picture saved as the worker's PNG run record (settings + inputs)."""
+    from nfx.images import load_image, png_bytes
+    record = store.get_result(result_id)
+    extra = {"seconds": record.seconds}
+    if with_inputs:
+        extra.update(content={"sha256": record.content.sha256, "name": record.content.name},
+                     styles=[{"sha256": s.sha256, "name": s.name} for s in record.styles])
+    return png_bytes(load_image(store.blob(record.image_sha256)), record.settings, extra=extra)
+
+
+def test_png_info_shows_the_inputs_and_queues_it_again(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    record = store.get_result(store.query_gallery()[0].result_id)
+    data = nfx_png(store, record.id)
+    at = open_page(monkeypatch, gallery_url, "pages/png_info.py")
+    at.file_uploader(key="pi:file").set_value([("run.png", data, "image/png")]).run()
+    assert not at.exception
+    assert at.subheader[0].value == f"content{record.content.name[7]} × style3"
+    assert not at.warning, "both inputs are in the gallery"
+    at.number_input(key="pi:steps").set_value(4).run()
+    click(at, "Queue again")
+    assert at.success[0].value.startswith("Queued J")
+    (job,) = store.list_jobs(status="queued")
+    assert job.settings.differences(record.settings) == {"steps": (4, record.settings.steps)}
+    assert job.content_id == record.content.id
+
+
+def test_png_info_says_which_input_is_missing(monkeypatch, gallery_url, tmp_path):
+    store = open_store(gallery_url)
+    record = store.get_result(store.query_gallery()[0].result_id)
+    data = nfx_png(store, record.id)
+    at = open_page(monkeypatch, f"sqlite:///{tmp_path / 'fresh.db'}", "pages/png_info.py")
+    at.file_uploader(key="pi:file").set_value([("run.png", data, "image/png")]).run()
+    assert [w.value for w in at.warning] == [
+        f"Content “{record.content.name}” is not in the gallery: add it on New batch first.",
+        "Style “style3.png” is not in the gallery: add it on New batch first."]
+    assert not [b for b in at.button if b.label == "Queue again"]
+    assert at.dataframe, "the settings are shown all the same"
+    older = nfx_png(store, record.id, with_inputs=False)
+    at.file_uploader(key="pi:file").set_value([("old.png", older, "image/png")]).run()
+    assert "does not record its inputs" in at.warning[0].value
+    at.file_uploader(key="pi:file").set_value([("photo.png", image_bytes(make_image(8, 8)),
+                                                "image/png")]).run()
+    assert at.error[0].value == ("photo.png: no NFX settings in this file; PNG info reads "
+                                 "PNGs that NFX made.")
 
 
 def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery_url):
@@ -271,30 +533,57 @@ def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery
     assert len(at.progress) == 3
 
 
+# --- layering -----------------------------------------------------------------------------
+
 
 def test_the_app_and_the_store_never_load_torch():
     """The app only queues and shows work; workers run it. Loading torch in the app's process
     would cost seconds at start and hundreds of MB per server for nothing."""
-    check = ("import sys, nfx.services, nfx.store, nfx.planner, nfx.run_record, nfx.grid, "
-             "nfx.samples, nfx.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
-             "print('torch' in sys.modules)")
+    views = sorted(p.stem for p in (Path(APP).parent / "nfx" / "app").glob("*.py"))
+    check = ("import sys, nfx.store, nfx.planner, nfx.run_record, nfx.grid, nfx.samples, "
+             "nfx.labels, nfx.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
+             + "".join(f"import nfx.app.{v}; " for v in views if v != "__init__")
+             + "print('torch' in sys.modules, 'streamlit' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True, cwd=Path(APP).parent)
-    assert done.stdout.strip() == "False"
+    assert done.stdout.split() == ["False", "False"], "views need neither torch nor streamlit"
 
 
-def test_pages_import_only_streamlit_and_nfx_services():
-    """Pages are layout: no SQL, no torch, no store internals."""
-    allowed = {"streamlit", "nfx", "nfx.services", "nfx.settings", "pages._widgets",
-               "__future__", "math", "runpy", "pathlib", "typing"}
+EXACT = ("streamlit", "sys", "math", "runpy")  # whole modules a page may import
+ALLOWED = ("streamlit.", "nfx.app.", "nfx.labels.", "pages._widgets.", "__future__.",
+           "math.", "runpy.", "pathlib.", "typing.", "sys.")
+
+
+def imported_names(source: str) -> list[str]:
+    """Every name a file imports, in full: `from nfx import engine` is 'nfx.engine'."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def test_pages_import_only_streamlit_and_their_views():
+    """Pages are layout: no SQL, no torch, no store internals; only nfx.app's views."""
     pages = sorted((Path(APP).parent / "pages").glob("*.py"))
-    assert len(pages) >= 5
+    assert len(pages) >= 6
     for page in pages + [Path(APP)]:
-        for node in ast.walk(ast.parse(page.read_text())):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module]
-            else:
-                continue
-            assert set(names) <= allowed | {"sys"}, f"{page.name} imports {names}"
+        for name in imported_names(page.read_text()):
+            assert name in EXACT or name.startswith(ALLOWED), \
+                f"{page.name} imports {name}"
+
+
+def test_the_import_guard_checks_names_not_only_modules():
+    for sneaky in ("from nfx import engine", "from nfx import store",
+                   "from nfx.settings import FIELDS", "import nfx"):
+        assert not all(n in EXACT or n.startswith(ALLOWED)
+                       for n in imported_names(sneaky)), sneaky
+
+
+def test_no_streamlit_calls_outside_pages():
+    root = Path(APP).parent / "nfx"
+    for module in root.rglob("*.py"):
+        assert not any(n.startswith("streamlit") for n in imported_names(module.read_text())), \
+            module

@@ -1,8 +1,9 @@
 """End to end in a real browser: `python -m nfx app` (Streamlit + worker), driven by chromium.
 
-Uploads a content and a style image, queues a 1×1 batch at a tiny size, waits for the worker's
-result in the gallery, opens it, and saves a 1280×800 screenshot of every page to
-artifacts/screenshots/. Needs Debian's chromium at /usr/bin/chromium: the test fails, never
+Uploads a content and a style image, queues a 1×1 batch sweeping two seeds at a tiny size,
+waits for the worker's results in the gallery, opens one by clicking its thumbnail, pages to the
+other in the result dialog, downloads the batch as a ZIP from Compare, and saves a 1280×800
+screenshot of every page to artifacts/screenshots/. Needs Debian's chromium at /usr/bin/chromium: the test fails, never
 skips, without it (CI installs it; never `playwright install`).
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -135,7 +137,8 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            visit(page, base, "", "First steps")
+            visit(page, base, "", "Add sample images")  # drawn after the sample previews
+            expect(page.get_by_test_id("stImage")).to_have_count(6)
             shot(page, "home-empty")
 
             visit(page, base, "new_batch", "Style images")
@@ -148,33 +151,48 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             settle(page)
             set_number(page, "Size", 32)
             set_number(page, "Scales", 1)
+            sweep = page.get_by_role("combobox", name="Sweep these settings")
+            sweep.click()
+            sweep.fill("Seed")
+            sweep.press("Enter")
+            settle(page)
+            page.keyboard.press("Escape")
             page.get_by_role("tab", name="Optimiser").click()
             set_number(page, "Steps", 2)
-            expect(page.get_by_test_id("stMetricValue").first).to_have_text("1")
+            seeds = page.get_by_label("Seed (sweep)", exact=True)
+            seeds.fill("0, 1")
+            seeds.press("Enter")
+            settle(page)
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("2")
             page.evaluate("window.scrollTo(0, 0)")
             shot(page, "new-batch")
             page.get_by_role("button", name="Queue batch").click()
-            expect(page.get_by_text("Queued batch #1")).to_be_visible(timeout=30_000)
-            page.get_by_text("Queued batch #1").scroll_into_view_if_needed()
+            expect(page.get_by_text("Queued batch B1")).to_be_visible(timeout=30_000)
+            page.get_by_text("Queued batch B1").scroll_into_view_if_needed()
             shot(page, "new-batch-queued")
 
             visit(page, base, "queue", "Workers")
             shot(page, "queue")
 
             deadline = time.monotonic() + 150
-            while True:  # the worker loads VGG-19, then runs the job in a second or two
+            while True:  # the worker loads VGG-19, then runs each job in a second or two
                 visit(page, base, "gallery", "Filters")
-                if page.get_by_role("button", name="Details", exact=True).count():
+                if page.get_by_text("2 results", exact=True).count():
                     break
-                assert time.monotonic() < deadline, "no result in the gallery after 150 s"
+                assert time.monotonic() < deadline, "no results in the gallery after 150 s"
                 page.wait_for_timeout(2000)
             shot(page, "gallery")
-            page.get_by_role("button", name="Details", exact=True).first.click()
+            page.get_by_role("button", name="R2", exact=True).click()  # the thumbnail itself
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_role("button", name="Download PNG")).to_be_visible(timeout=30_000)
             expect(dialog.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=30_000)
+            expect(dialog.get_by_text("R2 · e2e-content × e2e-style · Seed 1")).to_be_visible()
             settle(page)
             shot(page, "result-dialog")
+            dialog.get_by_role("button", name="Next").click()  # page to the next result
+            expect(dialog.get_by_text("R1 · e2e-content × e2e-style · Seed 0")).to_be_visible(
+                timeout=30_000)
+            settle(page)
             dialog.get_by_text("Re-run with changes").click()
             expect(dialog.get_by_role("button", name="Queue re-run")).to_be_visible()
             dialog.get_by_text("Re-run with changes").scroll_into_view_if_needed()
@@ -184,7 +202,7 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
 
             visit(page, base, "queue", "Workers")
             done = page.get_by_test_id("stMetric").filter(has_text="Done")
-            expect(done.get_by_test_id("stMetricValue")).to_have_text("1")
+            expect(done.get_by_test_id("stMetricValue")).to_have_text("2")
             shot(page, "queue-done")
 
             visit(page, base, "compare", "Side by side")
@@ -193,6 +211,16 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             expect(page.get_by_text("Download grid (PNG)")).to_be_visible(timeout=30_000)
             settle(page)
             shot(page, "compare-grid")
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Download batch (ZIP)").click()
+            archive = zipfile.ZipFile(download.value.path())
+            pngs = sorted(n for n in archive.namelist() if n.endswith(".png"))
+            assert len(pngs) == 2 and [n.rsplit("_", 1)[1] for n in pngs] == [
+                "seed-0.png", "seed-1.png"], pngs
+            assert "settings.csv" in archive.namelist()
+
+            visit(page, base, "png_info", "NFX PNG")
+            shot(page, "png-info")
 
             visit(page, base, "", "First steps")
             shot(page, "home")

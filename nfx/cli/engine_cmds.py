@@ -95,7 +95,7 @@ def _recorded_inputs(stored: StoredRun, args: argparse.Namespace
 
 
 def _find(ref: InputRef, role: str, store, url: str) -> Picture:
-    if store is not None and ref.sha256 and store.find_image(ref.sha256, role):
+    if store is not None and ref.sha256 and store.image_by_sha256(ref.sha256, role):
         return ref, load_image(store.blob(ref.sha256), ref.name)
     if ref.path and Path(ref.path).is_file():
         found = InputRef.of_file(ref.path)

@@ -1,26 +1,24 @@
-"""A batch as a ZIP: one PNG per result (settings embedded by the worker) plus settings.csv."""
+"""A batch as a ZIP: one PNG per result (settings embedded by the worker) plus settings.csv.
+
+File names come from `nfx.labels.file_stem`, so they carry the settings that vary among the
+exported results, the same rule the app's labels follow."""
 
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from nfx.labels import file_stem, varying_fields
 from nfx.settings import settings_text
 from nfx.store.records import ResultRecord
 
 
-def _slug(text: str) -> str:
-    stem = text.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "image"
-
-
-def file_name(result: ResultRecord) -> str:
-    styles = "+".join(_slug(s.name) for s in result.styles)
-    return f"{result.job_id:06d}_{_slug(result.content.name)}_{styles}.png"
+def file_name(result: ResultRecord, varying: Sequence[str] = ()) -> str:
+    return file_stem(result.job_id, result.content.name, [s.name for s in result.styles],
+                     result.settings, varying) + ".png"
 
 
 def loss_columns(losses: dict[str, float]) -> dict[str, float]:
@@ -42,7 +40,8 @@ def settings_table(results: Sequence[ResultRecord], files: Sequence[str]) -> pd.
 
 
 def batch_zip(results: Sequence[ResultRecord], png: Callable[[ResultRecord], bytes]) -> bytes:
-    files = [file_name(r) for r in results]
+    varying = varying_fields(r.settings for r in results)
+    files = [file_name(r, varying) for r in results]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed
         for result, name in zip(results, files):

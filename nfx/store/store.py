@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
 from nfx import planner
+from nfx.labels import varying_fields
 from nfx.errors import InputError, NFXError
 from nfx.scales import WorkModel
 from nfx.settings import Settings
@@ -92,6 +93,15 @@ class Store:
         with self.read() as session:
             return _image_record(_get(session, Image, image_id, "image"))
 
+    def image_by_sha256(self, sha256: str, role: str | None = None) -> ImageRecord | None:
+        """The library image with these bytes (a PNG's recorded input), or None."""
+        with self.read() as session:
+            query = select(Image).where(Image.sha256 == sha256).order_by(Image.id)
+            if role is not None:
+                query = query.where(Image.role == _role(role))
+            image = session.scalars(query.limit(1)).first()
+            return _image_record(image) if image is not None else None
+
     def blob(self, sha256: str) -> bytes:
         with self.read() as session:
             return get_blob(session, sha256)
@@ -99,13 +109,6 @@ class Store:
     def thumbnail(self, sha256: str) -> bytes:
         with self.read() as session:
             return get_blob(session, thumbnail_sha(session, sha256))
-
-    def find_image(self, sha256: str, role: str) -> ImageRecord | None:
-        """The library's picture with these bytes in this role, if it has one."""
-        with self.read() as session:
-            image = session.scalar(select(Image).where(Image.sha256 == sha256,
-                                                       Image.role == _role(role)))
-            return _image_record(image) if image is not None else None
 
     # --- batches and jobs ----------------------------------------------------------------
 
@@ -149,6 +152,31 @@ class Store:
                                 priority=priority)
             session.flush()
             return _job_record(session, job)
+
+    def create_planned_batch(self, plan: Sequence[planner.PlannedJob], base: Settings,
+                             sweep: dict[str, Sequence[Any]] | None = None,
+                             name: str | None = None, force: bool = False,
+                             priority: int = 0) -> BatchRecord:
+        """A batch of jobs planned by the caller: for entries `plan_batch` cannot express,
+        such as a style mix (several styles and their blend weights in one job)."""
+        if not plan:
+            raise InputError("a batch needs at least one job")
+        with self.write() as session:
+            return _create_batch(session, list(plan), base, sweep, name, force, priority)
+
+    def batch_varying(self, batch_ids: Sequence[int]) -> dict[int, list[str]]:
+        """For each batch, the settings whose values differ between its jobs: what a job's
+        label must show to be told apart from its neighbours."""
+        ids = sorted(set(batch_ids))
+        if not ids:
+            return {}
+        with self.read() as session:
+            rows = session.execute(select(Job.batch_id, Job.settings_json)
+                                   .where(Job.batch_id.in_(ids)).distinct()).all()
+        settings: dict[int, list[Settings]] = {}
+        for batch_id, text in rows:
+            settings.setdefault(batch_id, []).append(Settings.from_json(text))
+        return {batch_id: varying_fields(group) for batch_id, group in settings.items()}
 
     def get_batch(self, batch_id: int) -> BatchRecord:
         with self.read() as session:
@@ -282,6 +310,14 @@ class Store:
         with self.read() as session:
             return list(session.scalars(select(Tag.name).order_by(Tag.name)))
 
+    def result_job_ids(self, result_id: int) -> list[int]:
+        """The jobs that show a result (its own and re-used runs): they go when it is
+        deleted."""
+        with self.read() as session:
+            _get(session, Result, result_id, "result")
+            return list(session.scalars(select(Job.id).where(Job.result_id == result_id)
+                                        .order_by(Job.id)))
+
     def delete_result(self, result_id: int) -> None:
         """Remove a result, the jobs that show it, and images nothing else uses."""
         with self.write() as session:
@@ -302,6 +338,14 @@ class Store:
                 .where(Job.batch_id == batch_id, Job.status == JobStatus.DONE)
                 .order_by(Job.id)).all()
             return [_result_record(session, result, job) for job, result in rows]
+
+    def export_results(self, result_ids: Sequence[int]) -> bytes:
+        """ZIP of chosen results (a gallery selection), laid out as export_batch does."""
+        results = [self.get_result(i) for i in dict.fromkeys(result_ids)]
+        if not results:
+            raise InputError("no results to export")
+        with self.read() as session:
+            return export.batch_zip(results, lambda r: get_blob(session, r.image_sha256))
 
     def export_batch(self, batch_id: int) -> bytes:
         """ZIP of the batch's PNGs (settings embedded) and settings.csv."""

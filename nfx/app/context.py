@@ -1,0 +1,45 @@
+"""The app's Store and image bytes, kept per server process; and the queue's planning names
+the views use, imported here only, so a move of the planner touches one line.
+
+One Store per database URL (engine pool and migrations once), chosen by $NFX_DATABASE_URL.
+Blobs are content-addressed, so a cached copy can never be stale. Plain `functools` caches,
+so this layer needs no Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from functools import lru_cache
+
+from nfx.planner import PlannedJob, sweep_variants  # the one place views import them
+from nfx.store import STATUSES, JobStatus, Store, open_store
+
+__all__ = ["store", "blob", "thumbnail", "data_url", "STATUSES", "JobStatus", "PlannedJob",
+           "sweep_variants"]
+
+
+@lru_cache(maxsize=16)
+def _open_store(url: str | None) -> Store:
+    return open_store(url)
+
+
+def store() -> Store:
+    return _open_store(os.environ.get("NFX_DATABASE_URL") or None)
+
+
+@lru_cache(maxsize=64)  # full-size PNGs: a dialog's worth, not a gallery's
+def blob(sha256: str) -> bytes:
+    return store().blob(sha256)
+
+
+@lru_cache(maxsize=4000)
+def thumbnail(sha256: str) -> bytes:
+    """The thumbnail of a library image or result, by the full image's sha256."""
+    return store().thumbnail(sha256)
+
+
+def data_url(jpeg_or_png: bytes) -> str:
+    """Bytes as a data: URL, for an image inside a button label."""
+    kind = "png" if jpeg_or_png[:4] == b"\x89PNG" else "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(jpeg_or_png).decode()

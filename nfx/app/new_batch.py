@@ -1,0 +1,143 @@
+"""The New batch page's view: the library, uploads, samples, style mixes, the planned jobs.
+
+A style axis entry is one style or a *mix* (several styles with blend weights, one job each
+combination); the plan is content × style entries × sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+import pandas as pd
+
+from nfx import samples
+from nfx.app.context import PlannedJob, store, sweep_variants, thumbnail
+from nfx.app.estimates import estimate_help, estimate_range, job_seconds, work_model
+from nfx.errors import InputError, NFXError
+from nfx.images import load_image, thumbnail_bytes
+from nfx.labels import batch_ref, plural, run_text, stem, styles_text
+from nfx.settings import Settings, settings_text
+
+__all__ = ["InputError", "library", "library_counts", "image_label", "thumbnail", "add_uploads",
+           "add_sample_images", "sample_previews", "StyleEntry", "parse_mix", "plan_jobs",
+           "plan_frame", "queue_batch", "queued_message", "work_model", "estimate_range",
+           "estimate_help", "plural"]
+
+
+def library(role: str) -> list:
+    return store().list_images(role=role)
+
+
+def library_counts() -> dict[str, int]:
+    return {role: len(library(role)) for role in ("content", "style")}
+
+
+def image_label(record) -> str:
+    return f"{record.name} · {record.width}×{record.height}"
+
+
+def add_uploads(files: Iterable[tuple[str, bytes]], role: str) -> tuple[list, list[str]]:
+    """Store each uploaded file; returns (records added, one error line per refused file).
+
+    A bad file never stops the good ones."""
+    added, errors = [], []
+    for name, data in files:
+        try:
+            added.append(store().add_image(data, name=name, role=role))
+        except NFXError as exc:
+            errors.append(str(exc) if name in str(exc) else f"{name}: {exc}")
+    return added, errors
+
+
+def add_sample_images() -> int:
+    """Put the code-drawn samples in the library; returns how many were new."""
+    before = sum(library_counts().values())
+    for sample in samples.SAMPLES:
+        store().add_image(sample.png(), name=sample.name, role=sample.role)
+    return sum(library_counts().values()) - before
+
+
+@lru_cache(maxsize=1)
+def sample_previews() -> list[tuple[str, str, bytes]]:
+    """(name, role, JPEG thumbnail) of each built-in sample, to show before adding them;
+    drawn once per process (drawing them takes a second or two)."""
+    return [(s.name, s.role, thumbnail_bytes(load_image(s.png()), 192))
+            for s in samples.SAMPLES]
+
+
+@dataclass(frozen=True)
+class StyleEntry:
+    """One entry of the style axis: a single style, or a mix with blend weights."""
+
+    style_ids: tuple[int, ...]
+    blend: tuple[float, ...] = ()
+
+    def label(self, names: dict[int, str]) -> str:
+        return styles_text([names[i] for i in self.style_ids], self.blend)
+
+
+def parse_mix(style_ids: Sequence[int], weights_text: str) -> StyleEntry:
+    """A mix from two or more styles and their weights ('0.7, 0.3'; empty = equal)."""
+    if len(style_ids) < 2:
+        raise InputError("A mix needs two or more style images.")
+    items = [t.strip() for t in weights_text.split(",") if t.strip()]
+    try:
+        weights = tuple(float(t) for t in items) if items else (1.0,) * len(style_ids)
+    except ValueError:
+        raise InputError("Blend weights are numbers separated by commas, "
+                         "like “0.7, 0.3”.") from None
+    if len(weights) != len(style_ids):
+        raise InputError(f"Give one weight per style: {len(style_ids)} styles, "
+                         f"{len(weights)} weights.")
+    if any(w < 0 for w in weights) or not sum(weights):
+        raise InputError("Blend weights must be zero or more, and not all zero.")
+    return StyleEntry(tuple(style_ids), weights)
+
+
+def plan_jobs(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
+              sweep: dict[str, list]) -> list[PlannedJob]:
+    """content × style entries × sweep; a mix's weights go in its jobs' style_blend."""
+    variants = sweep_variants(base, sweep)
+    return [PlannedJob(c, e.style_ids, v.with_changes(style_blend=e.blend) if e.blend else v)
+            for c in content_ids for e in entries for v in variants]
+
+
+def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
+               sweep: dict[str, list]) -> pd.DataFrame:
+    """The jobs a batch would queue, one row each, with what will run and an estimate."""
+    columns = ["content", "style", "runs", "estimate (s)"]
+    if not content_ids or not entries:
+        return pd.DataFrame(columns=columns)
+    images = {r.id: r for role in ("content", "style") for r in library(role)}
+    model, _ = work_model()
+    rows = []
+    for job in plan_jobs(content_ids, entries, base, sweep):
+        content = images[job.content_id]
+        size = (content.width, content.height)
+        row = {"content": stem(content.name),
+               "style": styles_text([images[i].name for i in job.style_ids],
+                                    job.settings.style_blend)}
+        row.update(settings_text(job.settings, sweep, labels=True))
+        row["runs"] = run_text(job.settings, size)
+        row["estimate (s)"] = round(job_seconds(size, job.settings, model), 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
+                sweep: dict[str, list], name: str | None = None):
+    """Queue the planned batch; InputError when nothing is picked."""
+    if not content_ids or not entries:
+        raise InputError("Pick at least one content image and one style (or mix).")
+    if all(not e.blend for e in entries):
+        return store().create_batch(list(content_ids), [e.style_ids[0] for e in entries], base,
+                                    sweep=sweep or None, name=name or None)
+    return store().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
+                                        sweep=sweep or None, name=name or None)
+
+
+def queued_message(batch) -> str:
+    reused = f", {batch.reused_count} already done" if batch.reused_count else ""
+    return f"Queued batch {batch_ref(batch.id)}: {plural(batch.job_count, 'job')}{reused}."
+

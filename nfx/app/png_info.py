@@ -1,0 +1,88 @@
+"""PNG info (the A1111 habit): what an NFX PNG was made from, and queueing it again.
+
+Every NFX PNG carries its settings (`nfx:settings`) and its inputs (`nfx:info`: "content"
+and "styles", each with sha256 and name). The inputs are found in the library by sha256; a
+re-run needs both, so the view says which one is missing otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nfx.app.context import PlannedJob, store, thumbnail
+from nfx.store import JobStatus
+from nfx.app.forms import changed_values, settings_frame
+from nfx.errors import InputError
+from nfx.images import read_png_info
+from nfx.run_record import read_run_png
+from nfx.labels import batch_ref, inputs_text, job_ref
+from nfx.settings import Settings
+
+__all__ = ["InputError", "PngInputs", "inspect", "queue_again", "settings_frame", "thumbnail"]
+
+
+@dataclass(frozen=True)
+class PngInputs:
+    settings: Settings
+    content_name: str | None  # as recorded in the PNG
+    style_names: list[str]
+    content: object | None  # ImageRecord found in the library
+    styles: list  # ImageRecord | None per recorded style
+    facts: dict[str, Any]  # the rest of nfx:info (losses, seconds, device...)
+
+    @property
+    def title(self) -> str:
+        if self.content_name and self.style_names:
+            return inputs_text(self.content_name, self.style_names, self.settings.style_blend)
+        return "an NFX image"
+
+    @property
+    def missing(self) -> list[str]:
+        """Lines saying which inputs are not in the gallery (empty: it can be queued)."""
+        if self.content_name is None or not self.style_names:
+            return ["This PNG does not record its inputs (made by an older NFX), so it "
+                    "cannot be queued again from here; its settings are below."]
+        lines = []
+        if self.content is None:
+            lines.append(f"Content “{self.content_name}” is not in the gallery: add it on "
+                         "New batch first.")
+        for name, found in zip(self.style_names, self.styles):
+            if found is None:
+                lines.append(f"Style “{name}” is not in the gallery: add it on New batch "
+                             "first.")
+        return lines
+
+
+def inspect(data: bytes, name: str = "image") -> PngInputs:
+    """Settings and inputs of a PNG; InputError (one line) for anything that is not one."""
+    try:
+        stored = read_run_png(data)
+    except InputError:
+        raise InputError(f"{name}: no NFX settings in this file; PNG info reads PNGs that "
+                         "NFX made.") from None
+    def find(ref, role: str):
+        return store().image_by_sha256(ref.sha256, role) if ref.sha256 else None
+
+    return PngInputs(
+        settings=stored.settings,
+        content_name=stored.content.name if stored.content else None,
+        style_names=[s.name for s in stored.styles],
+        content=find(stored.content, "content") if stored.content else None,
+        styles=[find(s, "style") for s in stored.styles],
+        facts={k: v for k, v in read_png_info(data).items() if k not in ("content", "styles")})
+
+
+def queue_again(found: PngInputs, values: dict[str, Any]) -> str:
+    """Queue the PNG's run with the widget values that changed; the message to show."""
+    if found.missing:
+        raise InputError(found.missing[0])
+    changes = changed_values(values, found.settings)
+    settings = found.settings.with_changes(**changes)
+    batch = store().create_planned_batch(
+        [PlannedJob(found.content.id, tuple(s.id for s in found.styles), settings)], settings,
+        name=f"again: {found.title}", force=not changes)
+    (job,) = store().list_jobs(batch_id=batch.id, limit=1)
+    if job.status == JobStatus.DONE:
+        return f"Same as an earlier run: {job_ref(job.id)} re-uses its result."
+    return f"Queued {job_ref(job.id)} (batch {batch_ref(batch.id)}); follow it on the Queue page."

@@ -1,0 +1,110 @@
+"""The result dialog's view (gallery, home): one result, its neighbours, and what can be done
+with it. Deleting is two steps: `delete_summary` says what goes, then `delete_result`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nfx.app.charts import LossChart, loss_chart
+from nfx.app.context import JobStatus, blob, store, thumbnail
+from nfx.app.forms import changed_values, settings_frame
+from nfx.errors import InputError
+from nfx.labels import entry_label, file_stem, job_ref, plural, result_ref
+
+__all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption", "neighbours",
+           "result_png", "png_file_name", "history_chart", "LossChart", "settings_frame",
+           "all_tags", "set_favourite", "set_tags", "delete_summary", "delete_result",
+           "rerun", "rerun_message"]
+
+
+def result(result_id: int):
+    return store().get_result(result_id)
+
+
+def image_bytes(sha256: str) -> bytes:
+    return blob(sha256)
+
+
+def _varying(record) -> list[str]:
+    if record.batch_id is None:
+        return []
+    return store().batch_varying([record.batch_id]).get(record.batch_id, [])
+
+
+def label(record) -> str:
+    """'R12 · tubingen × starry_night · Style weight 1e+04'."""
+    return entry_label(result_ref(record.id), record.content.name,
+                       [s.name for s in record.styles], record.settings, _varying(record))
+
+
+def caption(record) -> str:
+    return (f"{record.width}×{record.height} · {record.seconds:.1f} s on {record.device} "
+            f"({record.precision}) · {record.created_at:%Y-%m-%d %H:%M} · "
+            f"made by {job_ref(record.job_id)}")
+
+
+def neighbours(result_id: int, ids: Sequence[int]) -> tuple[int | None, int | None]:
+    """(previous, next) of result_id in the list the dialog was opened from."""
+    ids = list(ids)
+    if result_id not in ids:
+        return None, None
+    i = ids.index(result_id)
+    return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None)
+
+
+def result_png(result_id: int) -> bytes:
+    return store().result_png(result_id)
+
+
+def png_file_name(record) -> str:
+    return "nfx-" + file_stem(record.job_id, record.content.name,
+                              [s.name for s in record.styles], record.settings,
+                              _varying(record)) + ".png"
+
+
+def history_chart(record) -> LossChart:
+    return loss_chart(record.history)
+
+
+def all_tags() -> list[str]:
+    return store().all_tags()
+
+
+def set_favourite(result_id: int, favourite: bool) -> None:
+    store().set_favourite(result_id, favourite)
+
+
+def set_tags(result_id: int, tags: Sequence[str]) -> None:
+    store().set_tags(result_id, [t.strip() for t in tags if t.strip()])
+
+
+def delete_summary(result_id: int) -> str:
+    """What deleting a result takes with it, for the confirmation."""
+    record = result(result_id)
+    jobs = store().result_job_ids(result_id)
+    others = [job_ref(j) for j in jobs if j != record.job_id]
+    parts = [f"Delete {result_ref(result_id)}: its PNG, thumbnail, losses and settings",
+             f"{plural(len(jobs), 'job')} that show it ({', '.join(job_ref(j) for j in jobs)})"]
+    if record.tags:
+        parts.append(f"its tags ({', '.join(record.tags)})")
+    text = ", ".join(parts[:-1]) + " and " + parts[-1] + "."
+    if others:
+        text += f" {', '.join(others)} re-used this result; they go too."
+    return text + " The content and style images stay in the library. This cannot be undone."
+
+
+def delete_result(result_id: int) -> None:
+    store().delete_result(result_id)
+
+
+def rerun(result_id: int, values: dict[str, Any]):
+    """Queue a new job from a result's settings with the widget values that changed."""
+    changes = changed_values(values, result(result_id).settings)
+    return store().rerun(result_id, changes)
+
+
+def rerun_message(job) -> str:
+    if job.status == JobStatus.DONE:
+        return f"Same as an earlier run: {job_ref(job.id)} re-uses {result_ref(job.result_id)}."
+    return f"Queued {job_ref(job.id)}; follow it on the Queue page."

@@ -1,0 +1,122 @@
+"""How NFX names jobs, results and runs, in one place for every page, export and command.
+
+A job is "J17", a result "R12" and a batch "B3" everywhere, so one number never means two things. A label
+shows the inputs and the settings that vary among its neighbours (its batch, or what is shown
+with it), so two jobs of a sweep never read alike, and "N scales" counts the scales that will
+run, not the ones asked for. Plain text only: the store's export and the app both use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from nfx.images import size_for_long_edge
+from nfx.scales import scale_sizes
+from nfx.settings import FIELDS, Settings, settings_text
+
+
+def job_ref(job_id: int) -> str:
+    return f"J{job_id}"
+
+
+def result_ref(result_id: int) -> str:
+    return f"R{result_id}"
+
+
+def batch_ref(batch_id: int) -> str:
+    return f"B{batch_id}"
+
+
+def batch_label(batch) -> str:
+    """'B3 tiny (4 jobs)' for a BatchRecord."""
+    return f"{batch_ref(batch.id)} {batch.name} ({plural(batch.job_count, 'job')})"
+
+
+def stem(name: str) -> str:
+    """'tubingen.jpg' -> 'tubingen'."""
+    return name.rsplit(".", 1)[0]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def field_label(name: str) -> str:
+    """'style_weight' -> 'Style weight'; the grid's 'content'/'style' axes -> 'Content'."""
+    return FIELDS[name].label if name in FIELDS else name.capitalize()
+
+
+def varying_fields(settings: Iterable[Settings]) -> list[str]:
+    """The settings whose values differ among these: what tells them apart. style_blend is
+    left out: a mix shows its weights with its style names."""
+    values: dict[str, set[str]] = {}
+    for s in settings:
+        for name in FIELDS:
+            values.setdefault(name, set()).add(repr(getattr(s, name)))
+    return [name for name, seen in values.items() if len(seen) > 1 and name != "style_blend"]
+
+
+def settings_summary(settings: Settings, names: Sequence[str]) -> str:
+    """'Style weight 100 · Steps 20'."""
+    return " · ".join(f"{label} {value}"
+                      for label, value in settings_text(settings, names, labels=True).items())
+
+
+def styles_text(style_names: Sequence[str], blend: Sequence[float] = ()) -> str:
+    """'the_scream', or a mix: 'the_scream 0.7 + starry_night 0.3'."""
+    if len(style_names) > 1 and blend:
+        return " + ".join(f"{stem(n)} {w:g}" for n, w in zip(style_names, blend))
+    return " + ".join(stem(n) for n in style_names)
+
+
+def inputs_text(content_name: str, style_names: Sequence[str],
+                blend: Sequence[float] = ()) -> str:
+    """'chelsea × the_scream': names in full, never cut."""
+    return f"{stem(content_name)} × {styles_text(style_names, blend)}"
+
+
+def run_text(settings: Settings, content_size: tuple[int, int] | None = None) -> str:
+    """'96 px, 2 scales × 20 steps': the scales that will run for this content (coarse scales
+    below the engine's minimum are dropped, so asking for 3 may run 2)."""
+    scales = settings.scales
+    if content_size:
+        scales = len(scale_sizes(size_for_long_edge(content_size, settings.size), scales))
+    return f"{settings.size} px, {plural(scales, 'scale')} × {settings.steps} steps"
+
+
+def entry_label(ref: str, content_name: str, style_names: Sequence[str], settings: Settings,
+                varying: Sequence[str]) -> str:
+    """'J17 · chelsea × the_scream · Style weight 1e+04': the one label of a job or result,
+    with the values that vary within its batch (or among what is shown beside it)."""
+    parts = [ref, inputs_text(content_name, style_names, settings.style_blend)]
+    shown = settings_summary(settings, [n for n in varying if n in FIELDS])
+    return " · ".join(parts + ([shown] if shown else []))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")[:40] or "x"
+
+
+def file_stem(job_id: int, content_name: str, style_names: Sequence[str], settings: Settings,
+              varying: Sequence[str]) -> str:
+    """'000017_chelsea_the-scream_style_weight-1e+04': an export file name that carries the
+    values that vary within the batch."""
+    styles = "+".join(_slug(stem(n)) for n in style_names)
+    parts = [f"{job_id:06d}", _slug(stem(content_name)), styles]
+    parts += [f"{name}-{_slug(FIELDS[name].text_of(settings))}" for name in varying
+              if name in FIELDS]
+    return "_".join(parts)
