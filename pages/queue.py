@@ -24,6 +24,8 @@ def running_job(row) -> None:
         with text:
             st.markdown(f"**{row.label}** · on {job.worker or '?'}")
             st.caption(row.runs)
+            if row.note:
+                st.warning(row.note, icon=":material/heart_broken:")
             st.progress(job.progress, text=(
                 f"iteration {job.iteration} of {job.total_iterations}" if job.total_iterations
                 else "starting: loading the images and the network"))
@@ -41,6 +43,8 @@ def running_job(row) -> None:
 @st.fragment(run_every="2s")
 def live_queue() -> None:
     snapshot = queue.queue_snapshot(SHOWN)
+    if snapshot.warning:
+        st.warning(snapshot.warning, icon=":material/warning:")
     counts = st.columns(5)
     for column, status in zip(counts, queue.STATUSES):
         column.metric(status.capitalize(), snapshot.counts.get(status, 0))
@@ -57,25 +61,28 @@ def live_queue() -> None:
         st.caption("The queue is empty.")
     for row in snapshot.queued:
         label, front, cancel = st.columns([5, 1.4, 1.2], vertical_alignment="center")
-        label.markdown(f"{row.label}  \n:gray[{row.runs}]")
+        note = f"  \n:orange[{row.note}]" if row.note else ""
+        label.markdown(f"{row.label}  \n:gray[{row.runs}]{note}")
         front.button("To front", key=f"q:front:{row.job.id}", on_click=act,
                      args=(queue.move_to_front, row.job.id), icon=":material/vertical_align_top:",
                      width="stretch")
         cancel.button("Cancel", key=f"q:cancel:{row.job.id}", on_click=act,
                       args=(queue.cancel_job, row.job.id), icon=":material/close:",
                       width="stretch")
-    hidden = snapshot.counts.get("queued", 0) - len(snapshot.queued)
+    hidden = snapshot.counts.get(queue.JobStatus.QUEUED, 0) - len(snapshot.queued)
     if hidden > 0:
         st.caption(f"…and {hidden} more queued.")
 
-    if snapshot.failed:
-        st.subheader("Failed")
-        for row in snapshot.failed:
+    for title, rows, colour in (("Failed", snapshot.failed, "red"),
+                                ("Canceled", snapshot.canceled, "gray")):
+        if rows:
+            st.subheader(title)
+        for row in rows:
             label, retry = st.columns([6.4, 1.2], vertical_alignment="center")
-            label.markdown(f"{row.label}  \n:red[{row.job.error or 'failed'}]")
+            label.markdown(f"{row.label}  \n:{colour}[{row.job.error or title.lower()}]")
             retry.button("Retry", key=f"q:retry:{row.job.id}", on_click=act,
                          args=(queue.retry_job, row.job.id), icon=":material/replay:",
-                         width="stretch")
+                         width="stretch", help="Queue it again, from the start.")
 
     st.subheader("Workers")
     if snapshot.workers:

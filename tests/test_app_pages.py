@@ -13,6 +13,8 @@ import zipfile
 import shutil
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,9 @@ from streamlit.testing.v1 import AppTest
 from conftest import image_bytes, make_image
 from nfx.settings import Settings
 from nfx.store import open_store
+from nfx.store.models import Job, utcnow
 from nfx.worker import WorkerOptions, run_worker
+from sqlalchemy import update
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TINY = Settings(size=32, scales=1, steps=2)
@@ -40,7 +44,8 @@ def finished_gallery(tmp_path_factory) -> Path:
     style = store.add_image(image_bytes(make_image(40, 40, seed=3)), "style3.png", "style").id
     store.create_batch(contents, [style], TINY, sweep={"style_weight": SWEPT}, name="tiny")
     store.close()
-    outcomes = run_worker(url, WorkerOptions(device="cpu", once=True), log=lambda *_: None)
+    outcomes = run_worker(url, WorkerOptions(device="cpu", once=True, calibrate=False),
+                          log=lambda *_: None)
     assert outcomes == {"done": 4}
     return path
 
@@ -326,6 +331,54 @@ def test_queue_page_lists_reorders_and_cancels(monkeypatch, gallery_url):
     assert store.get_job(first.id).status == "canceled"
     assert {m.label: m.value for m in at.metric}["Canceled"] == "1"
     assert at.dataframe[0].value["worker"].size == 1, "the worker that ran the results"
+
+
+def test_queue_page_warns_when_no_worker_is_alive(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    assert not at.warning  # nothing waits
+    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+                       TINY.with_changes(seed=7))
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    (warning,) = at.warning
+    assert "No worker is running" in warning.value and "nfx app" in warning.value
+    store.queue.register_worker("fresh", "host", 1, "cpu", 60.0)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    assert not at.warning
+
+
+def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    image_ids = ([store.list_images("content")[0].id], [store.list_images("style")[0].id])
+    store.create_batch(*image_ids, TINY.with_changes(seed=8))
+    lost = store.queue.claim_next("ghost", lease=0.5)
+    store.create_batch(*image_ids, TINY.with_changes(seed=9))
+    silent = store.queue.claim_next("quiet", lease=60)
+    with store.write() as session:  # its last heartbeat was 40 s ago: 20 s of lease left
+        session.execute(update(Job).where(Job.id == silent.job_id).values(
+            heartbeat_at=utcnow() - timedelta(seconds=40),
+            lease_until=utcnow() + timedelta(seconds=20)))
+    time.sleep(0.6)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    # the page itself noticed the expired lease: no other worker was needed
+    assert store.get_job(lost.job_id).status == "queued"
+    queued = next(m.value for m in at.markdown if m.value.startswith(f"J{lost.job_id} "))
+    assert "worker lost at iteration 0 (its worker stopped responding); requeued" in queued
+    (warning,) = [w.value for w in at.warning if "not responding" in w.value]
+    seconds = int(warning.removeprefix("worker not responding: requeued in ").split()[0])
+    assert 10 < seconds <= 20 and warning.endswith("unless it comes back")
+
+
+def test_queue_page_lists_canceled_jobs_with_retry(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+                       TINY.with_changes(seed=10))
+    (job,) = store.list_jobs(status="queued")
+    store.cancel_job(job.id)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    assert "Canceled" in [h.value for h in at.subheader]
+    at.button(key=f"q:retry:{job.id}").click().run()
+    assert store.get_job(job.id).status == "queued"
 
 
 def test_queue_labels_tell_sweep_jobs_apart_and_count_the_scales_that_run(monkeypatch,
