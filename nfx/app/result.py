@@ -39,9 +39,11 @@ def label(record) -> str:
 
 
 def caption(record) -> str:
+    resumed = (f" · resumed after scale {record.resumed_from_scale} (a worker was lost)"
+               if record.resumed_from_scale else "")
     return (f"{record.width}×{record.height} · {record.seconds:.1f} s on {record.device} "
             f"({record.precision}) · {record.created_at:%Y-%m-%d %H:%M} · "
-            f"made by {job_ref(record.job_id)}")
+            f"made by {job_ref(record.job_id)}{resumed}")
 
 
 def neighbours(result_id: int, ids: Sequence[int]) -> tuple[int | None, int | None]:
