@@ -21,7 +21,7 @@ from PIL import Image
 from nfx import color
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
-from nfx.losses import ContentLoss, Objective, StyleLoss, gram
+from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats
 from nfx.memory import keep_freed_memory
 from nfx.scales import scale_sizes
 from nfx.settings import Settings
@@ -160,7 +160,7 @@ class Engine:
 
     def _style_grams(self, style: Image.Image, style_key: str, content: Image.Image,
                      content_key: str, out_size: tuple[int, int], s: Settings,
-                     precision: str) -> dict[str, torch.Tensor]:
+                     precision: str) -> dict:
         area = out_size[0] * out_size[1] * s.style_scale ** 2
         size = size_for_area(style.size, area)
         # Colour-preserving modes make the style depend on the content too.
@@ -174,7 +174,7 @@ class Engine:
                 content_lum = color.luminance(self._pixels(content, out_size))
                 pixels = color.match_luminance(color.luminance(pixels), content_lum)
             features = self._features(pixels, s.style_layers, s, precision)
-            return {layer: gram(features[layer]) for layer in s.style_layers}
+            return {layer: style_stats(features[layer]) for layer in s.style_layers}
 
         return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
                                precision, s.preserve_color,
@@ -187,9 +187,10 @@ class Engine:
         content_key, style_keys = keys
         content_loss = ContentLoss(s.content_layer,
                                    self._content_target(content, content_key, size, s, precision))
-        grams = [self._style_grams(style, key, content, content_key, size, s, precision)
+        stats = [self._style_grams(style, key, content, content_key, size, s, precision)
                  for style, key in zip(styles, style_keys)]
-        style_loss = StyleLoss(StyleLoss.blend(grams, s.style_blend), s.style_layer_weights)
+        style_loss = STYLE_LOSSES[s.style_loss](blend(stats, s.style_blend),
+                                                s.style_layer_weights)
         weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
         return Objective(self.model, s.pooling, content_loss, style_loss, weights)
 
@@ -279,16 +280,20 @@ class Engine:
         else:
             optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)
         record: dict[str, float] = {}
+        # The terms are relative errors of order 1, whose per-pixel gradients are tiny:
+        # L-BFGS then skips every curvature pair (it needs yᵀs > 1e-10) and stalls. Scaled by
+        # the number of values, the gradients keep one size per pixel at any image size.
+        loss_scale = float(pixels.numel())
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             with self._autocast(precision):
                 loss, terms = objective(pixels)
-            loss.backward()
+            (loss * loss_scale).backward()
             record.clear()
             record.update({name: float(value.detach()) for name, value in terms.items()})
             record["total"] = float(loss.detach())
-            return loss
+            return loss.detach() * loss_scale
 
         for step in range(s.steps):
             optimizer.step(closure)
