@@ -273,17 +273,21 @@ class Engine:
     def _optimise(self, objective: Objective, pixels: torch.Tensor, s: Settings,
                   precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
                   history: list, on_progress, preview_every: int) -> None:
+        # The terms are relative errors of order 1, whose per-pixel gradients are tiny: scaled
+        # by the number of values they keep one size per pixel at any image size, and
+        # L-BFGS's curvature pairs clear its yᵀs > 1e-10 test.
+        loss_scale = float(pixels.numel())
         if s.optimizer == "lbfgs":
+            # L-BFGS's first step has an L1 norm of lr. At lr=1 it moved each value by ~1e-5
+            # of a grey level, below bf16's resolution: its curvature pair was noise, and on
+            # some pairs the next step diverged. lr=numel moves values by about one grey
+            # level on average; later steps use lr=1, i.e. the quasi-Newton step itself.
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [pixels], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY,
+                [pixels], lr=loss_scale, max_iter=1, history_size=LBFGS_HISTORY,
                 tolerance_grad=0.0, tolerance_change=0.0)
         else:
             optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)
         record: dict[str, float] = {}
-        # The terms are relative errors of order 1, whose per-pixel gradients are tiny:
-        # L-BFGS then skips every curvature pair (it needs yᵀs > 1e-10) and stalls. Scaled by
-        # the number of values, the gradients keep one size per pixel at any image size.
-        loss_scale = float(pixels.numel())
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
@@ -297,6 +301,7 @@ class Engine:
 
         for step in range(s.steps):
             optimizer.step(closure)
+            optimizer.param_groups[0]["lr"] = 1.0 if s.optimizer == "lbfgs" else s.learning_rate
             if s.optimizer == "adam":
                 with torch.no_grad():
                     pixels.clamp_(0, 255)

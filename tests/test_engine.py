@@ -186,10 +186,11 @@ def test_torchvision_weights_of_wrong_shape_are_refused(tmp_path):
 
 @pytest.mark.parametrize("style_loss", sorted(STYLE_LOSSES))
 def test_objective_falls_over_iterations(engine, content_image, style_image, style_loss):
-    result = engine.stylize(content_image, [style_image], Settings(**TINY, style_loss=style_loss))
+    settings = Settings(**{**TINY, "steps": 20}, style_loss=style_loss)
+    result = engine.stylize(content_image, [style_image], settings)
     totals = [h["total"] for h in result.history]
-    assert len(totals) == TINY["steps"]
-    assert totals[-1] < 0.5 * totals[0]
+    assert len(totals) == 20
+    assert totals[-1] < 0.6 * totals[0]
     assert set(result.losses) == {"content", "style", "tv", "total"}
 
 
