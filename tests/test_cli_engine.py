@@ -25,7 +25,7 @@ def nfx(*args: str) -> subprocess.CompletedProcess:
 
 def test_help_shows_every_setting_with_default_and_range():
     out = nfx("run", "--help").stdout
-    assert "--style-weight" in out and "default: 30" in out
+    assert "--style-weight" in out and "(default: 5; range [0, 1e+09])" in out
     assert "range [16, 4096]" in out and "{lbfgs,adam}" in out
 
 
