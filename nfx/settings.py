@@ -49,12 +49,25 @@ class Settings(BaseModel):
                        description="Optimiser iterations at each scale.")
     content_weight: float = Field(1.0, ge=0.0, le=1e6,
                                   json_schema_extra=_meta("Weights", indexed=True),
-                                  description="Weight of the content loss (feature match at "
-                                              "the content layer).")
-    style_weight: float = Field(30.0, ge=0.0, le=1e9,
+                                  description="Weight of the content loss: the relative error "
+                                              "‖F−Fₜ‖²/‖Fₜ‖² of the content layer's "
+                                              "features.")
+    style_weight: float = Field(5.0, ge=0.0, le=1e9,
                                 json_schema_extra=_meta("Weights", indexed=True),
-                                description="Weight of the style loss (Gram matrices). Higher "
-                                            "means more style, less content.")
+                                description="Balance of style against content. The style "
+                                            "loss is a relative error per style layer "
+                                            "(divided by the painting's own Gram or "
+                                            "second moment), so a weight means the same "
+                                            "for every painting and size. Higher means "
+                                            "more style, less content. The scale changed "
+                                            "in NFX 0.2 (normalised losses; default 30 "
+                                            "became 5): settings stored earlier keep "
+                                            "their number, which now gives more style.")
+    style_loss: Literal["gram", "wasserstein"] = Field(
+        "gram", json_schema_extra=_meta("Weights", indexed=True),
+        description="Style loss: 'gram' matches Gram matrices (Gatys et al.); "
+                    "'wasserstein' the Wasserstein-2 distance between Gaussian fits "
+                    "(mean and covariance) of the features.")
     tv_weight: float = Field(1e-4, ge=0.0, le=1e3,
                              json_schema_extra=_meta("Weights", indexed=True),
                              description="Weight of the total-variation loss; smooths out "

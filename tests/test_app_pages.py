@@ -246,6 +246,31 @@ def test_new_batch_queues_the_planned_jobs(monkeypatch, gallery_url):
     assert {j.content_name for j in jobs} == {"new7.png", "new8.png"}
 
 
+def test_new_batch_sweeps_the_style_loss_and_a_worker_runs_it(monkeypatch, gallery_url):
+    """style_loss is a plain choice of Settings, so the page offers it (and its sweep) by
+    itself; a worker runs the wasserstein job like any other."""
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    store = open_store(gallery_url)
+    at.multiselect(key="nb:content").select(store.list_images("content")[0].id).run()
+    at.multiselect(key="nb:style").select(store.list_images("style")[0].id).run()
+    at.number_input(key="nb:size").set_value(32).run()
+    at.number_input(key="nb:scales").set_value(1).run()
+    at.number_input(key="nb:steps").set_value(3).run()  # the gallery's own jobs have 2
+    assert at.selectbox(key="nb:style_loss").options == ["gram", "wasserstein"]
+    at.multiselect(key="nb:sweep").select("style_loss").run()
+    at.text_input(key="nb:style_loss:values").input("gram, wasserstein").run()
+    assert {m.label: m.value for m in at.metric}["Jobs"] == "2"
+    click(at, "Queue batch")
+    assert at.success[0].value.startswith("Queued batch #")
+
+    outcomes = run_worker(gallery_url, WorkerOptions(device="cpu", once=True),
+                          log=lambda *_: None)
+    assert outcomes == {"done": 2}
+    done = [j for j in open_store(gallery_url).list_jobs(status="done")
+            if j.settings.steps == 3]
+    assert sorted(j.settings.style_loss for j in done) == ["gram", "wasserstein"]
+
+
 def test_new_batch_refuses_a_bad_upload_and_keeps_the_page(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
     style = open_store(gallery_url).list_images("style")[0].id

