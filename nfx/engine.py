@@ -21,12 +21,12 @@ from PIL import Image
 from nfx import color
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
-from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats
+from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats, vgg_features
 from nfx.memory import keep_freed_memory
 from nfx.scales import scale_sizes
 from nfx.settings import Settings
 from nfx.tensors import to_pil, to_tensor
-from nfx.vgg import VGG19Features, load_vgg, preprocess
+from nfx.vgg import VGG19Features, load_vgg
 
 LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
 
@@ -141,8 +141,7 @@ class Engine:
     def _features(self, pixels: torch.Tensor, layers: Sequence[str], s: Settings,
                   precision: str) -> dict:
         with torch.no_grad(), self._autocast(precision):
-            x = preprocess(pixels).contiguous(memory_format=torch.channels_last)
-            return self.model(x, layers, s.pooling)
+            return vgg_features(self.model, pixels, layers, s.pooling)
 
     def _pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         return (to_tensor(resize(image, size)) * 255.0).to(self.device)
