@@ -3,6 +3,7 @@ untiled objective, with the real VGG-19 weights on small images and 64-128 px ti
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,3 +120,15 @@ def test_no_gradient_asked_gives_the_objective_only(engine):
         total, _ = objective(pixels)
         tiled_total, _ = tiled(pixels)
     assert float(tiled_total) == pytest.approx(float(total), rel=1e-5)
+
+
+def test_a_run_forced_to_tile_gives_the_untiled_image(engine):
+    content, style = make_image(160, 112, seed=1), make_image(64, 64, seed=2)
+    settings = Settings(size=160, scales=1, steps=4, precision="fp32")
+    untiled = engine.stylize(content, [style], settings)
+    tiled = engine.stylize(content, [style], settings.with_changes(tile=64))
+    a = np.asarray(untiled.image, dtype=np.float64)
+    b = np.asarray(tiled.image, dtype=np.float64)
+    assert tiled.losses["total"] == pytest.approx(untiled.losses["total"], rel=1e-4)
+    assert np.abs(a - b).max() <= 1  # 8-bit rounding of values within ~1e-4 of each other
+    assert np.abs(a - b).mean() < 0.01
