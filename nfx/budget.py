@@ -101,13 +101,16 @@ def history_pairs(width: int, height: int) -> int:
     return max(MIN_HISTORY, min(LBFGS_HISTORY, HISTORY_BYTES // pair))
 
 
-def estimate(width: int, height: int, s: Settings, precision: str,
-             tile: int | None = None) -> int:
-    """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px."""
-    from nfx.tiling import grid  # torch-free callers import budget without tiling
+def estimate(width: int, height: int, s: Settings, precision: str, tile: int | None = None,
+             pairs: int | None = None) -> int:
+    """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px, once
+    the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments."""
+    from nfx.tiling import grid
 
     vector = 3 * width * height * 4
-    vectors = IMAGE_VECTORS + (2 * history_pairs(width, height) if s.optimizer == "lbfgs" else 2)
+    if pairs is None:
+        pairs = history_pairs(width, height)
+    vectors = IMAGE_VECTORS + (2 * pairs if s.optimizer == "lbfgs" else 2)
     region = (width, height)
     if tile is not None:
         vectors += TILED_VECTORS
