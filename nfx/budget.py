@@ -35,8 +35,12 @@ BUDGET_FRACTION = 0.7  # of the memory free when a run starts, when no budget is
 PROCESS_BYTES = 600 * 2**20  # the interpreter, torch, the model and its bf16 copy (measured)
 IMAGE_VECTORS = 12  # full-size fp32 vectors besides the history: pixels, gradient,
 # L-BFGS's direction and previous gradient, the total-variation terms, transient copies
+STYLE_VECTORS = 4  # copies of the style image's pixels while its targets are computed
 TILED_VECTORS = 4  # more with tiles: the whole gradient, the tile copies
-TRANSIENT_ACTIVATIONS = 3  # largest activations alive at once in a backward (or a forward)
+# Largest activations alive at once besides the kept ones: fitted to peaks measured at
+# 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
+BACKWARD_ACTIVATIONS = 6
+FORWARD_ACTIVATIONS = 3
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
 
 
@@ -64,7 +68,7 @@ def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool
     shapes = _activations(width, height, _layers(s))
     largest = max(c * h * w for c, h, w in shapes) * size
     if not grad:
-        return TRANSIENT_ACTIVATIONS * largest
+        return FORWARD_ACTIVATIONS * largest
     kept = sum(c * h * w for c, h, w in shapes) * size
     if s.pooling == "max":  # int64 indices at each pool's output
         ends = [i for i, (c, h, w) in enumerate(shapes[:-1]) if shapes[i + 1][1] != h]
@@ -73,7 +77,7 @@ def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool
     if s.style_loss == "wasserstein":  # centred copies of the style layers
         kept += sum(c * h * w for (c, h, w), name in zip(shapes, _relu_names(len(shapes)))
                     if name in s.style_layers) * size
-    return kept + TRANSIENT_ACTIVATIONS * largest
+    return kept + BACKWARD_ACTIVATIONS * largest
 
 
 def forward_tile(width: int, height: int, s: Settings, precision: str,
@@ -104,7 +108,9 @@ def history_pairs(width: int, height: int) -> int:
 def estimate(width: int, height: int, s: Settings, precision: str, tile: int | None = None,
              pairs: int | None = None) -> int:
     """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px, once
-    the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments."""
+    the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments. The
+    larger of the two phases: the targets' forward passes (the style image at the output's
+    area times style_scale², taken to have the output's shape), then the optimisation."""
     from nfx.tiling import grid
 
     vector = 3 * width * height * 4
@@ -118,7 +124,15 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
         region = (min(width, tile + 2 * margin), min(height, tile + 2 * margin))
     content = _activations(width, height, [s.content_layer])[-1]
     target = content[0] * content[1] * content[2] * 4
-    return PROCESS_BYTES + vectors * vector + target + graph_bytes(*region, s, precision)
+    optimise = vectors * vector + target + graph_bytes(*region, s, precision)
+    style = (round(width * s.style_scale), round(height * s.style_scale))
+    if tile is not None:
+        style_region = (min(style[0], region[0]), min(style[1], region[1]))
+    else:
+        style_region = style
+    targets = (STYLE_VECTORS * 3 * style[0] * style[1] * 4
+               + graph_bytes(*style_region, s, precision, grad=False))
+    return PROCESS_BYTES + max(optimise, targets)
 
 
 def available(device: torch.device) -> int:

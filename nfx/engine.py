@@ -156,12 +156,13 @@ class Engine:
     @staticmethod
     def _target_tile(pixels: torch.Tensor, s: Settings, precision: str,
                      plan: budget.Plan | None) -> int | None:
-        """A tile for a target's forward pass (no gradient), if it would not fit whole."""
+        """A tile for a target's forward pass (no gradient) if it would not fit whole in the
+        plan's estimate (which counts it)."""
         if plan is None:
             return None
         height, width = pixels.shape[2:]
         return budget.forward_tile(width, height, s, precision,
-                                   plan.budget - budget.PROCESS_BYTES)
+                                   plan.estimate - budget.PROCESS_BYTES)
 
     def _pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         return (to_tensor(resize(image, size)) * 255.0).to(self.device)
