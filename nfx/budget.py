@@ -86,12 +86,11 @@ def forward_tile(width: int, height: int, s: Settings, precision: str,
     whole image fits."""
     if graph_bytes(width, height, s, precision, grad=False) <= room:
         return None
-    from nfx.tiling import grid
+    from nfx.tiling import largest_block
 
-    _, margin = grid(_layers(s))
     return next((tile for tile in TILES
-                 if graph_bytes(min(width, tile + 2 * margin), min(height, tile + 2 * margin),
-                                s, precision, grad=False) <= room), TILES[-1])
+                 if graph_bytes(*largest_block(height, width, tile, _layers(s))[::-1], s,
+                                precision, grad=False) <= room), TILES[-1])
 
 
 def _relu_names(count: int) -> list[str]:
@@ -111,7 +110,7 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
     the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments. The
     larger of the two phases: the targets' forward passes (the style image at the output's
     area times style_scale², taken to have the output's shape), then the optimisation."""
-    from nfx.tiling import grid
+    from nfx.tiling import largest_block
 
     vector = 3 * width * height * 4
     if pairs is None:
@@ -120,8 +119,8 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
     region = (width, height)
     if tile is not None:
         vectors += TILED_VECTORS
-        _, margin = grid(_layers(s))
-        region = (min(width, tile + 2 * margin), min(height, tile + 2 * margin))
+        rows, cols = largest_block(height, width, tile, _layers(s))
+        region = (cols, rows)
     content = _activations(width, height, [s.content_layer])[-1]
     target = content[0] * content[1] * content[2] * 4
     optimise = vectors * vector + target + graph_bytes(*region, s, precision)

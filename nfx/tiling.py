@@ -91,14 +91,46 @@ class Block:
         return image[..., self.tile[0], self.tile[1]]
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _steps(height: int, width: int, tile: int, align: int, margin: int) -> tuple[int, int]:
+    """Interior (rows, columns) per block: the fewest blocks (then the least recomputed margin)
+    whose interior is at most tile² and computed region at most (tile + 2·margin)² in area,
+    so that slabs across a side are used where they need fewer blocks than squares."""
+    tile = _round_up(max(tile, align), align)
+    room = (tile + 2 * margin) ** 2
+    best = None
+    for count in range(1, -(-height // align) + 1):
+        rows = _round_up(-(-height // count), align)
+        tall = min(height, rows + 2 * margin)
+        cols = min(room // tall - 2 * margin, tile * tile // rows) // align * align
+        if cols < align:
+            continue
+        cols = _round_up(-(-width // -(-width // cols)), align)  # even split of the width
+        blocks = count * -(-width // cols)
+        area = blocks * tall * min(width, cols + 2 * margin)
+        if best is None or (blocks, area) < best[0]:
+            best = ((blocks, area), (rows, cols))
+    return best[1] if best else (align, align)
+
+
 def blocks(height: int, width: int, tile: int, layers: Sequence[str]) -> list[Block]:
-    """Blocks whose interiors (about `tile` px, rounded up to the pooling grid) cover the
-    image."""
+    """Blocks whose interiors cover the image, each computed region (interior and margins)
+    at most the area of a square `tile` with its margins; interiors on the pooling grid."""
     align, margin = grid(layers)
-    step = max(align, -(-tile // align) * align)
-    return [Block((rows, cols), (inner_rows, inner_cols))
-            for rows, inner_rows in _spans(height, step, margin)
-            for cols, inner_cols in _spans(width, step, margin)]
+    rows, cols = _steps(height, width, tile, align, margin)
+    return [Block((outer_rows, outer_cols), (inner_rows, inner_cols))
+            for outer_rows, inner_rows in _spans(height, rows, margin)
+            for outer_cols, inner_cols in _spans(width, cols, margin)]
+
+
+def largest_block(height: int, width: int, tile: int, layers: Sequence[str]) -> tuple[int, int]:
+    """(height, width) of the largest computed region: what a tile's memory scales with."""
+    regions = [(b.tile[0].stop - b.tile[0].start, b.tile[1].stop - b.tile[1].start)
+               for b in blocks(height, width, tile, layers)]
+    return max(regions, key=lambda r: r[0] * r[1])
 
 
 def interior(features: torch.Tensor, block: Block, layer: str) -> torch.Tensor:

@@ -47,7 +47,7 @@ def engine() -> Engine:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("size, tile", [(384, 0), (768, 0), (768, 384)])
+@pytest.mark.parametrize("size, tile", [(384, 0), (768, 0), (768, 512)])
 def test_estimate_is_within_30_percent_of_the_measured_peak(size, tile):
     """Each run in a fresh interpreter, so that its peak RSS is its own."""
     done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(Path(__file__).parent),

@@ -16,8 +16,7 @@ from nfx.losses import style_stats, vgg_features
 
 from conftest import make_image
 
-WIDTH, HEIGHT = 224, 160  # 2 x 2 blocks of 128 px, 4 x 3 of 64 px: tiles much smaller than
-# the image would need margins wider than these images, so the tiles here are small instead
+WIDTH, HEIGHT = 224, 160  # tile 64: 10 blocks of 80 x 48 px; tile 128: 3 of 160 x 80
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +54,15 @@ def test_receptive_reach_and_grid_by_hand():
 
 @pytest.mark.parametrize("layer", ["relu1_1", "relu3_1", "relu5_1"])
 def test_block_interiors_partition_every_layer(layer):
+    """Interiors cover each layer once and start on the pooling grid (so that interior
+    features are the untiled ones)."""
     width, height, stride = 227, 101, layer_stride(layer)
     covered = torch.zeros(-(-height // stride), -(-width // stride), dtype=torch.int32)
     for block in blocks(height, width, 48, ["relu5_1"]):
         rows, cols = block.world(stride)
         covered[rows, cols] += 1
+        assert block.interior[0].start % 16 == 0 and block.interior[1].start % 16 == 0
+        assert block.tile[0].start % 16 == 0 and block.tile[1].start % 16 == 0
         local = block.local(stride)
         assert all(lo.stop - lo.start == w.stop - w.start for lo, w in zip(local, (rows, cols)))
     assert bool((covered == 1).all())
@@ -69,7 +72,7 @@ def test_block_interiors_partition_every_layer(layer):
 @pytest.mark.parametrize("pooling, tile", [("max", 64), ("avg", 128)])
 def test_tiled_gradient_equals_untiled_in_fp32(engine, style_loss, pooling, tile):
     """Every term at once: content, style (both losses), total variation (weight raised so it
-    counts), both poolings, 4 x 3 and 2 x 2 blocks."""
+    counts), both poolings, 10 and 3 blocks."""
     objective, tiled, pixels = objectives(engine, tile, style_loss=style_loss, pooling=pooling,
                                           tv_weight=1e-2)
     total, terms, grad = gradient(objective, pixels, engine, "fp32")
@@ -126,7 +129,7 @@ def test_a_run_forced_to_tile_gives_the_untiled_image(engine):
     content, style = make_image(160, 112, seed=1), make_image(64, 64, seed=2)
     settings = Settings(size=160, scales=1, steps=4, precision="fp32")
     untiled = engine.stylize(content, [style], settings)
-    tiled = engine.stylize(content, [style], settings.with_changes(tile=64))
+    tiled = engine.stylize(content, [style], settings.with_changes(tile=128))  # 2 blocks
     a = np.asarray(untiled.image, dtype=np.float64)
     b = np.asarray(tiled.image, dtype=np.float64)
     assert tiled.losses["total"] == pytest.approx(untiled.losses["total"], rel=1e-4)
