@@ -10,6 +10,7 @@ The tiled objective is exact (nfx.tiling, after Galerne et al., "Scaling Paintin
 Transfer", 2024), so the two columns compute the same iterations.
 
     python bench/bench_resolution.py [--sizes 1024 2048 4096] [--iterations 2] [--tile 1024]
+    python bench/bench_resolution.py --agreement 512 128   # tiled vs untiled gradients
 """
 
 from __future__ import annotations
@@ -62,6 +63,43 @@ def child(size: int, tile: int, iterations: int, content: str, style: str) -> No
         "precision": result.precision}))
 
 
+def agreement(size: int, tile: int, content: str, style: str) -> None:
+    """Tiled against untiled loss and gradient at one size, every style loss and pooling:
+    relative error of the objective and of the gradient (L2), fp32 and bf16."""
+    import torch
+
+    from nfx.engine import Engine
+    from nfx.images import load_image, size_for_long_edge
+    from nfx.settings import Settings
+    from nfx.tiling import TiledObjective, blocks
+
+    engine = Engine("cpu")
+    image, painting = load_image(content), load_image(style)
+    final = size_for_long_edge(image.size, size)
+    print(f"\n{final[0]}×{final[1]}, tile {tile} "
+          f"({len(blocks(final[1], final[0], tile, ['relu5_1']))} blocks)\n")
+    print("| style loss | pooling | precision | objective rel. error | gradient rel. error |")
+    print("| --- | --- | --- | ---: | ---: |")
+    noise = torch.randn(1, 3, final[1], final[0], generator=torch.Generator().manual_seed(0))
+    for loss in ("gram", "wasserstein"):
+        for pooling in ("max", "avg"):
+            for precision in ("fp32", "bf16"):
+                s = Settings(size=size, style_loss=loss, pooling=pooling, precision=precision)
+                objective = engine._objective(image, [painting], ("c", ["s"]), final, s,
+                                              precision)
+                start = (engine._pixels(image, final) + 20 * noise).clamp(0, 255)
+                found = []
+                for candidate in (objective, TiledObjective(objective, tile)):
+                    pixels = start.clone().requires_grad_(True)
+                    with engine._autocast(precision):
+                        total, _ = candidate(pixels)
+                    total.backward()
+                    found.append((float(total.detach()), pixels.grad))
+                (a, ga), (b, gb) = found
+                print(f"| {loss} | {pooling} | {precision} | {abs(a - b) / abs(a):.1e} | "
+                      f"{float((ga - gb).norm() / ga.norm()):.1e} |", flush=True)
+
+
 def measure(size: int, tile: int, args) -> dict:
     started = time.time()
     done = subprocess.run([sys.executable, __file__, "--child", str(size), str(tile),
@@ -82,10 +120,15 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["untiled", "tiled"])
     parser.add_argument("--content", default=str(IMAGES / "coffee.png"))
     parser.add_argument("--style", default=str(IMAGES / "kandinsky.jpg"))
+    parser.add_argument("--agreement", type=int, nargs=2, metavar=("SIZE", "TILE"),
+                        help="instead: tiled against untiled loss and gradient at SIZE")
     parser.add_argument("--child", type=int, nargs=2, metavar=("SIZE", "TILE"))
     args = parser.parse_args()
     if args.child:
         child(*args.child, args.iterations, args.content, args.style)
+        return
+    if args.agreement:
+        agreement(*args.agreement, args.content, args.style)
         return
 
     from nfx.budget import estimate
