@@ -40,7 +40,7 @@ TILED_VECTORS = 4  # more with tiles: the whole gradient, the tile copies
 # Largest activations alive at once besides the kept ones: fitted to peaks measured at
 # 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
 BACKWARD_ACTIVATIONS = 6
-FORWARD_ACTIVATIONS = 3
+FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
 
 
