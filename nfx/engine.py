@@ -292,14 +292,16 @@ class Engine:
         """The objective's terms for a finished image at its own size (no optimisation)."""
         precision = resolve_precision(settings.precision, self.device)
         keys = (image_key(content), [image_key(style) for style in styles])
-        objective = self._objective(content, styles, keys, image.size, settings, precision)
+        plan = budget.plan_run([image.size], settings, precision, self.device)[image.size]
+        objective = self._objective(content, styles, keys, image.size, settings, precision,
+                                    plan)  # in tiles (no gradient, one pass) if it needs them
         with torch.no_grad(), self._autocast(precision):
             total, terms = objective((to_tensor(image) * 255.0).to(self.device))
         return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}
 
-    def _optimise(self, objective: Objective | tiling.TiledObjective, pixels: torch.Tensor, s: Settings,
-                  precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
-                  history: list, on_progress, preview_every: int,
+    def _optimise(self, objective: Objective | tiling.TiledObjective, pixels: torch.Tensor,
+                  s: Settings, precision: str, scale: int, scales: int, size: tuple[int, int],
+                  total: int, history: list, on_progress, preview_every: int,
                   pairs: int = budget.LBFGS_HISTORY) -> None:
         if s.optimizer == "lbfgs":
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
