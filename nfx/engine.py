@@ -156,10 +156,11 @@ class Engine:
     @staticmethod
     def _target_tile(pixels: torch.Tensor, s: Settings, precision: str,
                      plan: budget.Plan | None) -> int | None:
-        """A tile for a target's forward pass (no gradient) if it would not fit whole in the
-        plan's estimate (which counts it)."""
-        if plan is None:
-            return None
+        """The tile for a target's forward pass (no gradient): the plan's, as its estimate
+        assumes; untiled plans tile only a target that would not fit whole (a style image
+        enlarged by style_scale)."""
+        if plan is None or plan.tile:
+            return plan and plan.tile
         height, width = pixels.shape[2:]
         return budget.forward_tile(width, height, s, precision,
                                    plan.estimate - budget.PROCESS_BYTES)
