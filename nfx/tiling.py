@@ -271,7 +271,9 @@ class TiledObjective(nn.Module):
             style_grads[layer] = found_grads[position:position + width]
             position += width
         order = [kept] + [(block, None, None) for block in tiles[:-1]]
-        for block, pixels, found in order:  # pass 2: backpropagate block by block
+        kept = None
+        while order:  # pass 2: backpropagate block by block, holding one block's graph
+            block, pixels, found = order.pop(0)
             if found is None:
                 pixels = block.pixels(image).clone().requires_grad_(True)
                 with torch.enable_grad():
