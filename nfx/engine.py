@@ -20,18 +20,17 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from nfx import color
+from nfx import budget, color, tiling
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
-from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats
+from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats, vgg_features
 from nfx.memory import keep_freed_memory
 from nfx.run_record import RunRecord, ScaleImage
 from nfx.scales import WorkModel, scale_sizes
 from nfx.settings import Settings
 from nfx.tensors import to_pil, to_tensor
-from nfx.vgg import VGG19Features, load_vgg, preprocess
+from nfx.vgg import VGG19Features, load_vgg
 
-LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
 CALIBRATION_EDGES = (64, 192)  # small and mid-sized: fixed costs dominate one, pixels the other
 
 
@@ -130,29 +129,54 @@ class Engine:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=precision == "bf16")
 
-    def _features(self, pixels: torch.Tensor, layers: Sequence[str], s: Settings,
-                  precision: str) -> dict:
+    def _features(self, pixels: torch.Tensor, layer: str, s: Settings, precision: str,
+                  tile: int | None) -> torch.Tensor:
+        """One layer's features (fp32), computed in tiles if `tile`."""
         with torch.no_grad(), self._autocast(precision):
-            x = preprocess(pixels).contiguous(memory_format=torch.channels_last)
-            return self.model(x, layers, s.pooling)
+            if tile:
+                return tiling.features(self.model, pixels, layer, s.pooling, tile)
+            return vgg_features(self.model, pixels, [layer], s.pooling)[layer].float()
+
+    def _stats(self, pixels: torch.Tensor, s: Settings, precision: str,
+               tile: int | None) -> dict:
+        """Each style layer's StyleStats, computed in tiles if `tile`."""
+        with torch.no_grad(), self._autocast(precision):
+            if tile:
+                return tiling.style_stats(self.model, pixels, s.style_layers, s.pooling, tile)
+            features = vgg_features(self.model, pixels, s.style_layers, s.pooling)
+        return {layer: style_stats(features[layer]) for layer in s.style_layers}
+
+    @staticmethod
+    def _target_tile(pixels: torch.Tensor, s: Settings, precision: str,
+                     plan: budget.Plan | None) -> int | None:
+        """The tile for a target's forward pass (no gradient): the plan's, as its estimate
+        assumes; untiled plans tile only a target that would not fit whole (a style image
+        enlarged by style_scale)."""
+        if plan is None or plan.tile:
+            return plan and plan.tile
+        height, width = pixels.shape[2:]
+        return budget.forward_tile(width, height, s, precision,
+                                   plan.estimate - budget.PROCESS_BYTES)
 
     def _pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         return (to_tensor(resize(image, size)) * 255.0).to(self.device)
 
     def _content_target(self, content: Image.Image, key: str, size: tuple[int, int],
-                        s: Settings, precision: str) -> torch.Tensor:
+                        s: Settings, precision: str,
+                        plan: budget.Plan | None = None) -> torch.Tensor:
         def compute() -> torch.Tensor:
             pixels = self._pixels(content, size)
             if s.preserve_color == "luminance":
                 pixels = color.luminance(pixels)
-            return self._features(pixels, [s.content_layer], s, precision)[s.content_layer].float()
+            tile = self._target_tile(pixels, s, precision, plan)
+            return self._features(pixels, s.content_layer, s, precision, tile)
 
         return self.cache.get(("content", key, size, s.content_layer, s.pooling, precision,
                                s.preserve_color == "luminance"), compute)
 
     def _style_grams(self, style: Image.Image, style_key: str, content: Image.Image,
                      content_key: str, out_size: tuple[int, int], s: Settings,
-                     precision: str) -> dict:
+                     precision: str, plan: budget.Plan | None = None) -> dict:
         area = out_size[0] * out_size[1] * s.style_scale ** 2
         size = size_for_area(style.size, area)
         # Colour-preserving modes make the style depend on the content too.
@@ -165,8 +189,8 @@ class Engine:
             elif s.preserve_color == "luminance":
                 content_lum = color.luminance(self._pixels(content, out_size))
                 pixels = color.match_luminance(color.luminance(pixels), content_lum)
-            features = self._features(pixels, s.style_layers, s, precision)
-            return {layer: style_stats(features[layer]) for layer in s.style_layers}
+            return self._stats(pixels, s, precision,
+                               self._target_tile(pixels, s, precision, plan))
 
         return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
                                precision, s.preserve_color,
@@ -175,16 +199,20 @@ class Engine:
 
     def _objective(self, content: Image.Image, styles: Sequence[Image.Image],
                    keys: tuple[str, list[str]], size: tuple[int, int], s: Settings,
-                   precision: str) -> Objective:
+                   precision: str, plan: budget.Plan | None = None) -> Objective:
+        """The objective at one size; evaluated in tiles (nfx.tiling) if the plan says so."""
         content_key, style_keys = keys
-        content_loss = ContentLoss(s.content_layer,
-                                   self._content_target(content, content_key, size, s, precision))
-        stats = [self._style_grams(style, key, content, content_key, size, s, precision)
+        content_loss = ContentLoss(s.content_layer, self._content_target(
+            content, content_key, size, s, precision, plan))
+        stats = [self._style_grams(style, key, content, content_key, size, s, precision, plan)
                  for style, key in zip(styles, style_keys)]
         style_loss = STYLE_LOSSES[s.style_loss](blend(stats, s.style_blend),
                                                 s.style_layer_weights)
         weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
-        return Objective(self.model, s.pooling, content_loss, style_loss, weights)
+        objective = Objective(self.model, s.pooling, content_loss, style_loss, weights)
+        if plan is not None and plan.tile:
+            return tiling.TiledObjective(objective, plan.tile)
+        return objective
 
     # --- optimisation -------------------------------------------------------------------
 
@@ -224,6 +252,7 @@ class Engine:
         keys = (image_key(content), [image_key(style) for style in styles])
         final = size_for_long_edge(content.size, s.size)
         sizes = scale_sizes(final, s.scales)
+        plans = budget.plan_run(sizes, s, precision, self.device)  # refuses before allocating
         total = s.steps * len(sizes)
         history: list[dict[str, float]] = []
         timings = {"targets": 0.0, "optimise": 0.0}
@@ -237,7 +266,7 @@ class Engine:
         for scale in range(first, len(sizes)):
             size = sizes[scale]
             t0 = time.perf_counter()
-            objective = self._objective(content, styles, keys, size, s, precision)
+            objective = self._objective(content, styles, keys, size, s, precision, plans[size])
             timings["targets"] += time.perf_counter() - t0
             if pixels is None:
                 pixels = self._initial(content, styles, size, s)
@@ -248,7 +277,7 @@ class Engine:
             pixels = pixels.detach().contiguous().requires_grad_(True)
             t0 = time.perf_counter()
             self._optimise(objective, pixels, s, precision, scale, len(sizes), size, total,
-                           history, on_progress, preview_every)
+                           history, on_progress, preview_every, plans[size].history)
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
             if on_scale_done is not None and scale < len(sizes) - 1:
@@ -302,14 +331,17 @@ class Engine:
         """The objective's terms for a finished image at its own size (no optimisation)."""
         precision = resolve_precision(settings.precision, self.device)
         keys = (image_key(content), [image_key(style) for style in styles])
-        objective = self._objective(content, styles, keys, image.size, settings, precision)
+        plan = budget.plan_run([image.size], settings, precision, self.device)[image.size]
+        objective = self._objective(content, styles, keys, image.size, settings, precision,
+                                    plan)  # in tiles (no gradient, one pass) if it needs them
         with torch.no_grad(), self._autocast(precision):
             total, terms = objective((to_tensor(image) * 255.0).to(self.device))
         return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}
 
-    def _optimise(self, objective: Objective, pixels: torch.Tensor, s: Settings,
-                  precision: str, scale: int, scales: int, size: tuple[int, int], total: int,
-                  history: list, on_progress, preview_every: int) -> None:
+    def _optimise(self, objective: Objective | tiling.TiledObjective, pixels: torch.Tensor,
+                  s: Settings, precision: str, scale: int, scales: int, size: tuple[int, int],
+                  total: int, history: list, on_progress, preview_every: int,
+                  pairs: int = budget.LBFGS_HISTORY) -> None:
         # The terms are relative errors of order 1, whose per-pixel gradients are tiny: scaled
         # by the number of values they keep one size per pixel at any image size, and
         # L-BFGS's curvature pairs clear its yᵀs > 1e-10 test.
@@ -320,7 +352,7 @@ class Engine:
             # some pairs the next step diverged. lr=numel moves values by about one grey
             # level on average; later steps use lr=1, i.e. the quasi-Newton step itself.
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [pixels], lr=loss_scale, max_iter=1, history_size=LBFGS_HISTORY,
+                [pixels], lr=loss_scale, max_iter=1, history_size=pairs,
                 tolerance_grad=0.0, tolerance_change=0.0)
         else:
             optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)

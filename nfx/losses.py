@@ -107,8 +107,24 @@ class ContentLoss(nn.Module):
             return difference.square().sum() * self.scale
 
 
+class Moments(NamedTuple):
+    """A style layer's statistics of the image being optimised, both averages over positions:
+    `second` is the Gram (or, for a loss that centres the features, the covariance) and
+    `mean` the channel means (None where the loss needs none). A style term is a function of
+    these alone, which is what lets nfx.tiling sum them block by block."""
+
+    second: torch.Tensor
+    mean: torch.Tensor | None
+
+
 class _LayeredStyleLoss(nn.Module):
-    """Weighted mean over style layers of a per-layer term against fixed targets."""
+    """Weighted mean over style layers of a per-layer term against fixed targets.
+
+    Each term is `distance(moments(features))`: the features enter only through their
+    Moments, so a tiled evaluation (nfx.tiling) can gather the Moments over blocks and get
+    the loss, and its gradient with respect to them, from the small problem."""
+
+    centred = False  # whether `moments` centres the features (its `second` is a covariance)
 
     def __init__(self, targets: dict[str, StyleStats], layer_weights: Sequence[float]) -> None:
         super().__init__()
@@ -123,13 +139,25 @@ class _LayeredStyleLoss(nn.Module):
         """Buffers precomputed once from a layer's target."""
         raise NotImplementedError
 
-    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+    def moments(self, features: torch.Tensor) -> Moments:
         raise NotImplementedError
 
-    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(weight * self.term(features[layer], index)
+    def distance(self, moments: Moments, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def weighted_layers(self) -> list[str]:
+        return [layer for layer, weight in zip(self.layers, self.weights) if weight]
+
+    def from_moments(self, moments: dict[str, Moments]) -> torch.Tensor:
+        """The loss from each weighted layer's Moments."""
+        return sum(weight * self.distance(moments[layer], index)
                    for index, (layer, weight) in enumerate(zip(self.layers, self.weights))
                    if weight)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.from_moments({layer: self.moments(features[layer])
+                                  for layer in self.weighted_layers})
 
 
 class GramStyleLoss(_LayeredStyleLoss):
@@ -139,9 +167,12 @@ class GramStyleLoss(_LayeredStyleLoss):
         g = target.gram.float()
         return {"gram": g, "scale": 1.0 / g.square().sum().clamp_min(1e-12)}
 
-    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+    def moments(self, features: torch.Tensor) -> Moments:
+        return Moments(gram(features), None)
+
+    def distance(self, moments: Moments, index: int) -> torch.Tensor:
         target = getattr(self, f"gram_{index}")
-        return (gram(features) - target).square().sum() * getattr(self, f"scale_{index}")
+        return (moments.second - target).square().sum() * getattr(self, f"scale_{index}")
 
 
 class _TraceSqrt(torch.autograd.Function):
@@ -181,6 +212,8 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
     root Σₜ^½ is computed once (eigendecomposition, eigenvalues clamped ≥ 0); the trace of
     the inner square root comes from an fp64 eigendecomposition of a C×C matrix (≤ 512²)."""
 
+    centred = True
+
     def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
         mean = target.mean.double()
         cov = target.gram.double() - torch.outer(mean, mean)
@@ -190,7 +223,7 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
                 "trace": cov.trace().float().reshape(()),
                 "scale": 1.0 / (target.gram.float().trace()).clamp_min(1e-12)}
 
-    def term(self, features: torch.Tensor, index: int) -> torch.Tensor:
+    def moments(self, features: torch.Tensor) -> Moments:
         with torch.autocast(features.device.type, enabled=False):
             mean = features.mean((0, 2, 3), dtype=torch.float32)  # no fp32 copy of features
             # Σ as the Gram of centred features, not G − μμᵀ: ReLU features have means large
@@ -198,7 +231,10 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
             # of their gradients) was noise that stalled L-BFGS. The mean may be detached
             # here: centred features sum to zero, so Σ's gradient through μ vanishes.
             centred = features - mean.detach().to(features.dtype).view(1, -1, 1, 1)
-        cov = gram(centred)
+        return Moments(gram(centred), mean)
+
+    def distance(self, moments: Moments, index: int) -> torch.Tensor:
+        cov, mean = moments
         root = getattr(self, f"root_{index}")
         inner = root @ cov.double() @ root
         distance = ((mean - getattr(self, f"mean_{index}")).square().sum()
@@ -220,6 +256,13 @@ class TVLoss(nn.Module):
         return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def vgg_features(model: nn.Module, image: torch.Tensor, layers: Sequence[str],
+                 pooling: str) -> dict[str, torch.Tensor]:
+    """{layer: activation} of RGB 0-255 pixels (N, 3, H, W), channels_last."""
+    x = preprocess(image).contiguous(memory_format=torch.channels_last)
+    return model(x, layers, pooling)
+
+
 class Objective(nn.Module):
     """Weighted sum of the terms; `forward` returns (total, {term: unweighted value})."""
 
@@ -232,8 +275,7 @@ class Objective(nn.Module):
         self.layers = sorted({content.layer, *style.layers})
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = preprocess(image).contiguous(memory_format=torch.channels_last)
-        features = self.model(x, self.layers, self.pooling)
+        features = vgg_features(self.model, image, self.layers, self.pooling)
         terms = {"content": self.content(features), "style": self.style(features),
                  "tv": self.tv(image)}
         total = sum(self.weights[name] * value for name, value in terms.items())

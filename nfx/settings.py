@@ -116,6 +116,16 @@ class Settings(BaseModel):
         "auto", json_schema_extra=_meta("Optimiser"),
         description="'auto' runs the network in bfloat16 where the CPU or GPU supports it "
                     "(about 2x faster, same result within a few percent), else fp32.")
+    memory_budget: float = Field(
+        0.0, ge=0.0, le=4096.0, json_schema_extra=_meta("Optimiser", sweep=False),
+        description="Memory in GiB a run may use; 0 means 70% of the memory free when it "
+                    "starts (RAM, or the GPU's). A run over it is optimised in tiles (the "
+                    "same image, slower); one that cannot fit even in tiles is refused at "
+                    "once, naming the size that would fit.")
+    tile: int = Field(0, ge=0, le=4096, json_schema_extra=_meta("Optimiser", sweep=False),
+                      description="Optimise in tiles of this edge (pixels, rounded up to "
+                                  "16) even when the run fits untiled; 0 tiles only as the "
+                                  "memory budget needs. Tiles give the same image.")
 
     @model_validator(mode="after")
     def _check_layers(self) -> "Settings":

@@ -1,0 +1,214 @@
+"""A run's peak memory, estimated before it starts, and the plan that keeps it in a budget.
+
+Memory grows with the image: the activations that one forward-backward pass through VGG-19
+keeps, and the optimiser's full-size vectors (for L-BFGS, two per history pair). Over the
+budget, the run is optimised in tiles (nfx.tiling: the same result, activations of one tile at
+a time; Galerne, Raad, Lezama & Morel, "Scaling Painting Style Transfer", 2024), so only the
+image-sized vectors still grow with the image. A run that cannot fit even in the smallest tile
+is refused with one line naming the size that would fit, before anything is allocated, rather
+than being killed by the OOM killer mid-run (and its worker with it).
+
+The L-BFGS history is capped in bytes (HISTORY_BYTES): 20 pairs at 4096×3072 would be 6 GB of
+fp32 vectors. The cap depends on the image size only, never on the machine, so the same
+settings still give the same image everywhere; it leaves every run up to 2048×1536 its full
+20 pairs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from nfx.errors import InputError
+from nfx.images import size_for_long_edge
+from nfx.settings import LAYER_NAMES, Settings
+from nfx.vgg import BLOCK_WIDTHS
+
+GIB = 2**30
+LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
+MIN_HISTORY = 5
+HISTORY_BYTES = 3 * GIB // 2
+BUDGET_FRACTION = 0.7  # of the memory free when a run starts, when no budget is set
+PROCESS_BYTES = 600 * 2**20  # the interpreter, torch, the model and its bf16 copy (measured)
+IMAGE_VECTORS = 12  # full-size fp32 vectors besides the history: pixels, gradient,
+# L-BFGS's direction and previous gradient, the total-variation terms, transient copies
+STYLE_VECTORS = 4  # copies of the style image's pixels while its targets are computed
+TILED_VECTORS = 4  # more with tiles: the whole gradient, the tile copies
+# Largest activations alive at once besides the kept ones: fitted to peaks measured at
+# 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
+BACKWARD_ACTIVATIONS = 6
+FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
+TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
+
+
+def _layers(s: Settings) -> list[str]:
+    return sorted({s.content_layer, *s.style_layers}, key=LAYER_NAMES.index)
+
+
+def _activations(width: int, height: int, layers: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(channels, height, width) of every conv output up to the deepest layer."""
+    deepest = max(LAYER_NAMES.index(layer) for layer in layers)
+    shapes, index = [], 0
+    for channels, count in BLOCK_WIDTHS:
+        for _ in range(count):
+            shapes.append((channels, height, width))
+            if index == deepest:
+                return shapes
+            index += 1
+        height, width = -(-height // 2), -(-width // 2)
+    return shapes
+
+
+def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool = True) -> int:
+    """Bytes of a forward (and backward, `grad`) pass of the objective over width×height."""
+    size = 2 if precision == "bf16" else 4
+    shapes = _activations(width, height, _layers(s))
+    largest = max(c * h * w for c, h, w in shapes) * size
+    if not grad:
+        return FORWARD_ACTIVATIONS * largest
+    kept = sum(c * h * w for c, h, w in shapes) * size
+    if s.pooling == "max":  # int64 indices at each pool's output
+        ends = [i for i, (c, h, w) in enumerate(shapes[:-1]) if shapes[i + 1][1] != h]
+        kept += sum(shapes[i][0] * -(-shapes[i][1] // 2) * -(-shapes[i][2] // 2) * 8
+                    for i in ends)
+    if s.style_loss == "wasserstein":  # centred copies of the style layers
+        kept += sum(c * h * w for (c, h, w), name in zip(shapes, _relu_names(len(shapes)))
+                    if name in s.style_layers) * size
+    return kept + BACKWARD_ACTIVATIONS * largest
+
+
+def forward_tile(width: int, height: int, s: Settings, precision: str,
+                 room: int) -> int | None:
+    """A tile for a forward pass without gradient (targets) within `room` bytes; None if the
+    whole image fits."""
+    if graph_bytes(width, height, s, precision, grad=False) <= room:
+        return None
+    from nfx.tiling import largest_block
+
+    return next((tile for tile in TILES
+                 if graph_bytes(*largest_block(height, width, tile, _layers(s))[::-1], s,
+                                precision, grad=False) <= room), TILES[-1])
+
+
+def _relu_names(count: int) -> list[str]:
+    return [f"relu{b}_{i}" for b, (_, n) in enumerate(BLOCK_WIDTHS, 1)
+            for i in range(1, n + 1)][:count]
+
+
+def history_pairs(width: int, height: int) -> int:
+    """L-BFGS history pairs for an image of this size (see HISTORY_BYTES)."""
+    pair = 2 * 3 * width * height * 4
+    return max(MIN_HISTORY, min(LBFGS_HISTORY, HISTORY_BYTES // pair))
+
+
+def estimate(width: int, height: int, s: Settings, precision: str, tile: int | None = None,
+             pairs: int | None = None) -> int:
+    """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px, once
+    the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments. The
+    larger of the two phases: the targets' forward passes (the style image at the output's
+    area times style_scale², taken to have the output's shape), then the optimisation."""
+    from nfx.tiling import largest_block
+
+    vector = 3 * width * height * 4
+    if pairs is None:
+        pairs = history_pairs(width, height)
+    vectors = IMAGE_VECTORS + (2 * pairs if s.optimizer == "lbfgs" else 2)
+    region = (width, height)
+    if tile is not None:
+        vectors += TILED_VECTORS
+        rows, cols = largest_block(height, width, tile, _layers(s))
+        region = (cols, rows)
+    content = _activations(width, height, [s.content_layer])[-1]
+    target = content[0] * content[1] * content[2] * 4
+    optimise = vectors * vector + target + graph_bytes(*region, s, precision)
+    style = (round(width * s.style_scale), round(height * s.style_scale))
+    if tile is not None:
+        style_region = (min(style[0], region[0]), min(style[1], region[1]))
+    else:
+        style_region = style
+    targets = (STYLE_VECTORS * 3 * style[0] * style[1] * 4
+               + graph_bytes(*style_region, s, precision, grad=False))
+    return PROCESS_BYTES + max(optimise, targets)
+
+
+def available(device: torch.device) -> int:
+    """Bytes this process may grow to: what it holds now plus a safe fraction of what is
+    free (RAM's MemAvailable, or the GPU's free memory)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(torch.cuda.memory_reserved(device) + BUDGET_FRACTION * free)
+    fields = {}
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            name, value = line.split(":")
+            fields[name] = int(value.split()[0]) * 1024
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+    return int(held + BUDGET_FRACTION * fields["MemAvailable"])
+
+
+def budget_bytes(s: Settings, device: torch.device) -> int:
+    if s.memory_budget:
+        return int(s.memory_budget * GIB)
+    if device.type == "cpu" and not os.path.exists("/proc/meminfo"):
+        return 1 << 62  # no way to know (macOS, Windows): no limit
+    return available(device)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one scale runs: untiled (tile None) or in tiles; the L-BFGS history; the
+    estimate behind it."""
+
+    tile: int | None
+    history: int
+    estimate: int
+    budget: int
+
+
+def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> Plan | None:
+    """The plan for one size within `budget` bytes (None if none fits): untiled if it fits
+    (or as `s.tile` forces), else the largest tile that fits."""
+    history = history_pairs(width, height)
+    if s.tile:
+        need = estimate(width, height, s, precision, s.tile)
+        return Plan(s.tile, history, need, budget) if need <= budget else None
+    need = estimate(width, height, s, precision)
+    if need <= budget:
+        return Plan(None, history, need, budget)
+    for tile in TILES:
+        if tile < max(width, height):
+            need = estimate(width, height, s, precision, tile)
+            if need <= budget:
+                return Plan(tile, history, need, budget)
+    return None
+
+
+def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
+             device: torch.device) -> dict[tuple[int, int], Plan]:
+    """A Plan per scale, or InputError (one line) if the largest cannot fit even tiled."""
+    budget = budget_bytes(s, device)
+    plans = {size: plan(*size, s, precision, budget) for size in sizes}
+    final = sizes[-1]
+    if plans[final] is None:
+        smallest = estimate(*final, s, precision, TILES[-1])
+        raise InputError(
+            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB even in tiles, "
+            f"over the memory budget of {budget / GIB:.1f} GiB; the largest size that fits "
+            f"is {largest_fitting(final, s, precision, budget)} px (long edge)")
+    return plans
+
+
+def largest_fitting(final: tuple[int, int], s: Settings, precision: str, budget: int) -> int:
+    """The largest long edge (of this aspect ratio) that fits the budget, by bisection."""
+    low, high = 16, max(final)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if plan(*size_for_long_edge(final, middle), s, precision, budget) is not None:
+            low = middle
+        else:
+            high = middle - 1
+    return low

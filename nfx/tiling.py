@@ -1,0 +1,326 @@
+"""Exact tiled evaluation of the objective and its gradient: memory set by a tile, not the image.
+
+The method of Galerne, Raad, Lezama & Morel, "Scaling Painting Style Transfer" (2024), who
+observe that the style loss depends on the image only through averages over positions (the
+Gram; for the Wasserstein loss also the mean), and that its gradient at a position depends only
+on that position's features and those global averages. So one iteration can run block by block
+and still give the untiled loss and gradient:
+
+1. pass 1, without gradient: per block, the features of the block's interior add their share
+   to each style layer's Moments and to the content error. Summed, they give the loss, and
+   autograd on the small (C×C) problem gives dLoss/dMoments;
+2. pass 2: per block, the features are recomputed with gradient and the closed-form feature
+   gradient (a linear map of dLoss/dMoments, plus the content error's own) is
+   backpropagated; the block's pixel gradient is added into the image's.
+The last block of pass 1 is computed with gradient and kept for pass 2, which saves one
+block's forward per iteration at no extra peak memory.
+
+A block's features equal the untiled ones where the deepest layer's receptive field stays
+inside the block: blocks carry a margin at least that reach (70 px for relu5_1), and start on
+the pooling grid (multiples of the deepest layer's stride, 16 px), so that their pooling
+windows are the untiled ones. Only interior features are used; interiors partition each
+layer's positions, so every feature's gradient is counted once. Pixels in the margin get the
+gradient of the interior features they feed, so the whole block's pixel gradient is added.
+
+The Wasserstein loss needs the covariance: each block's features are centred at the block's
+own mean (accurate in bf16) and blocks are combined in fp64 (the parallel variance formula),
+never as G − μμᵀ of rounded Grams. The content term is local and tiles like the features; total
+variation is computed on the whole pixel image (three channels, small beside any activation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nfx.losses import Moments, Objective, StyleStats, gram, vgg_features
+from nfx.vgg import BLOCK_WIDTHS
+
+
+def layer_stride(layer: str) -> int:
+    """Pixels per position of a VGG layer (relu3_1: 4)."""
+    return 2 ** (int(layer[4]) - 1)
+
+
+def layer_reach(layer: str) -> int:
+    """How far (pixels) a position's receptive field reaches beyond its own stride cell."""
+    block, conv = int(layer[4]), int(layer[6])
+    ops = []
+    for b, (_, count) in enumerate(BLOCK_WIDTHS[:block], 1):
+        ops += ["conv"] * (conv if b == block else count) + ([] if b == block else ["pool"])
+    low, high = 0, 0  # the input interval feeding position 0, walked back op by op
+    for op in reversed(ops):
+        low, high = (low - 1, high + 1) if op == "conv" else (2 * low, 2 * high + 1)
+    return max(-low, high - (layer_stride(layer) - 1))
+
+
+def grid(layers: Sequence[str]) -> tuple[int, int]:
+    """(alignment, margin) in pixels for these layers: blocks start on multiples of the
+    deepest stride, and carry a margin of at least the deepest reach, rounded up to it."""
+    align = max(layer_stride(layer) for layer in layers)
+    reach = max(layer_reach(layer) for layer in layers)
+    return align, -(-reach // align) * align
+
+
+def _spans(length: int, step: int, margin: int) -> list[tuple[slice, slice]]:
+    return [(slice(max(0, start - margin), min(length, start + step + margin)),
+             slice(start, min(length, start + step)))
+            for start in range(0, length, step)]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Pixel rows and columns computed (`tile`) and owned (`interior`)."""
+
+    tile: tuple[slice, slice]
+    interior: tuple[slice, slice]
+
+    def local(self, stride: int) -> tuple[slice, slice]:
+        """The interior in this block's feature coordinates at a layer of this stride."""
+        return tuple(slice((i.start - t.start) // stride, -(-(i.stop - t.start) // stride))
+                     for t, i in zip(self.tile, self.interior))
+
+    def world(self, stride: int) -> tuple[slice, slice]:
+        """The interior in the whole image's feature coordinates."""
+        return tuple(slice(i.start // stride, -(-i.stop // stride)) for i in self.interior)
+
+    def pixels(self, image: torch.Tensor) -> torch.Tensor:
+        return image[..., self.tile[0], self.tile[1]]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _steps(height: int, width: int, tile: int, align: int, margin: int) -> tuple[int, int]:
+    """Interior (rows, columns) per block: the fewest blocks (then the least recomputed margin)
+    whose interior is at most tile² and computed region at most (tile + 2·margin)² in area,
+    so that slabs across a side are used where they need fewer blocks than squares."""
+    tile = _round_up(max(tile, align), align)
+    room = (tile + 2 * margin) ** 2
+    best = None
+    for count in range(1, -(-height // align) + 1):
+        rows = _round_up(-(-height // count), align)
+        tall = min(height, rows + 2 * margin)
+        cols = min(room // tall - 2 * margin, tile * tile // rows) // align * align
+        if cols < align:
+            continue
+        cols = _round_up(-(-width // -(-width // cols)), align)  # even split of the width
+        blocks = count * -(-width // cols)
+        area = blocks * tall * min(width, cols + 2 * margin)
+        if best is None or (blocks, area) < best[0]:
+            best = ((blocks, area), (rows, cols))
+    return best[1] if best else (align, align)
+
+
+def blocks(height: int, width: int, tile: int, layers: Sequence[str]) -> list[Block]:
+    """Blocks whose interiors cover the image, each computed region (interior and margins)
+    at most the area of a square `tile` with its margins; interiors on the pooling grid."""
+    align, margin = grid(layers)
+    rows, cols = _steps(height, width, tile, align, margin)
+    return [Block((outer_rows, outer_cols), (inner_rows, inner_cols))
+            for outer_rows, inner_rows in _spans(height, rows, margin)
+            for outer_cols, inner_cols in _spans(width, cols, margin)]
+
+
+def largest_block(height: int, width: int, tile: int, layers: Sequence[str]) -> tuple[int, int]:
+    """(height, width) of the largest computed region: what a tile's memory scales with."""
+    regions = [(b.tile[0].stop - b.tile[0].start, b.tile[1].stop - b.tile[1].start)
+               for b in blocks(height, width, tile, layers)]
+    return max(regions, key=lambda r: r[0] * r[1])
+
+
+def interior(features: torch.Tensor, block: Block, layer: str) -> torch.Tensor:
+    rows, cols = block.local(layer_stride(layer))
+    return features[..., rows, cols]
+
+
+class _MomentSums:
+    """A layer's first and second moments summed over blocks, in fp64."""
+
+    def __init__(self) -> None:
+        self.count, self.first, self.second = 0, 0.0, 0.0
+
+    def add(self, features: torch.Tensor, centred: bool) -> None:
+        count = features.shape[2] * features.shape[3]
+        with torch.autocast(features.device.type, enabled=False):
+            mean = features.mean((0, 2, 3), dtype=torch.float32)
+            if centred:  # the block's covariance, then its second moment in fp64
+                second = (gram(features - mean.to(features.dtype).view(1, -1, 1, 1)).double()
+                          + torch.outer(mean, mean).double())
+            else:
+                second = gram(features).double()
+        self.count += count
+        self.first = self.first + count * mean.double()
+        self.second = self.second + count * second
+
+    def moments(self, centred: bool) -> Moments:
+        mean = self.first / self.count
+        second = self.second / self.count
+        if centred:
+            return Moments((second - torch.outer(mean, mean)).float(), mean.float())
+        return Moments(second.float(), None)
+
+    def stats(self) -> StyleStats:
+        return StyleStats(self.moments(False).second, (self.first / self.count).float())
+
+
+def _interiors(model: nn.Module, image: torch.Tensor, tiles: list[Block],
+               layers: Sequence[str], pooling: str) -> Iterator[tuple[Block, dict]]:
+    for block in tiles:
+        features = vgg_features(model, block.pixels(image), layers, pooling)
+        yield block, {layer: interior(features[layer], block, layer) for layer in layers}
+
+
+def style_stats(model: nn.Module, image: torch.Tensor, layers: Sequence[str], pooling: str,
+                tile: int) -> dict[str, StyleStats]:
+    """nfx.losses.style_stats of each layer, computed block by block (no gradient)."""
+    sums = {layer: _MomentSums() for layer in layers}
+    with torch.no_grad():
+        for _, features in _interiors(model, image, blocks(*image.shape[2:], tile, layers),
+                                      layers, pooling):
+            for layer in layers:
+                sums[layer].add(features[layer], centred=False)
+    return {layer: sums[layer].stats() for layer in layers}
+
+
+def features(model: nn.Module, image: torch.Tensor, layer: str, pooling: str,
+             tile: int) -> torch.Tensor:
+    """One layer's features of the whole image (fp32), assembled from block interiors."""
+    out = None
+    with torch.no_grad():
+        for block, found in _interiors(model, image, blocks(*image.shape[2:], tile, [layer]),
+                                       [layer], pooling):
+            if out is None:
+                stride = layer_stride(layer)
+                size = [-(-n // stride) for n in image.shape[2:]]
+                out = image.new_zeros((1, found[layer].shape[1], *size))
+            rows, cols = block.world(layer_stride(layer))
+            out[..., rows, cols] = found[layer].float()
+    return out
+
+
+class _Known(torch.autograd.Function):
+    """A value whose gradient with respect to `image` is already known."""
+
+    @staticmethod
+    def forward(ctx, image: torch.Tensor, value: torch.Tensor,
+                gradient: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gradient)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (gradient,) = ctx.saved_tensors
+        return grad * gradient, None, None
+
+
+class TiledObjective(nn.Module):
+    """An Objective evaluated block by block: the same (total, terms) and, through autograd,
+    the same gradient, with peak memory set by `tile` (interior edge in pixels)."""
+
+    def __init__(self, objective: Objective, tile: int) -> None:
+        super().__init__()
+        self.objective, self.tile = objective, tile
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        o = self.objective
+        tiles = blocks(*image.shape[2:], self.tile, o.layers)
+        want_grad = torch.is_grad_enabled() and image.requires_grad
+        source, image = image, image.detach()
+        style_layers = o.style.weighted_layers
+        content = o.content
+        sums = {layer: _MomentSums() for layer in style_layers}
+        content_error = torch.zeros((), dtype=torch.float64, device=image.device)
+        kept = None
+        for index, block in enumerate(tiles):  # pass 1: the loss's sums
+            keep = want_grad and index == len(tiles) - 1
+            pixels = block.pixels(image).clone().requires_grad_(keep)
+            with torch.set_grad_enabled(keep):
+                found = vgg_features(o.model, pixels, o.layers, o.pooling)
+            with torch.no_grad():
+                for layer in style_layers:
+                    sums[layer].add(interior(found[layer], block, layer), o.style.centred)
+                content_error += self._content_difference(found, block).square().sum()
+            if keep:
+                kept = (block, pixels, found)
+            del found
+
+        moments = {layer: Moments(*(t.requires_grad_(want_grad) if t is not None else None
+                                    for t in sums[layer].moments(o.style.centred)))
+                   for layer in style_layers}
+        pixels = image.clone().requires_grad_(want_grad)
+        with torch.enable_grad():
+            style = o.style.from_moments(moments) if style_layers else image.new_zeros(())
+            tv = o.tv(pixels)
+        terms = {"content": (content_error * content.scale).float(), "style": style, "tv": tv}
+        total = sum(o.weights[name] * value for name, value in terms.items())
+        terms = {name: value.detach() for name, value in terms.items()}
+        if not want_grad:
+            return total.detach(), terms
+
+        leaves = [t for m in moments.values() for t in m if t is not None]
+        found_grads = torch.autograd.grad(total, [pixels, *leaves], allow_unused=True)
+        gradient = found_grads[0]
+        style_grads, position = {}, 1
+        for layer in style_layers:
+            width = 1 + o.style.centred
+            style_grads[layer] = found_grads[position:position + width]
+            position += width
+        order = [kept] + [(block, None, None) for block in tiles[:-1]]
+        kept = None
+        while order:  # pass 2: backpropagate block by block, holding one block's graph
+            block, pixels, found = order.pop(0)
+            if found is None:
+                pixels = block.pixels(image).clone().requires_grad_(True)
+                with torch.enable_grad():
+                    found = vgg_features(o.model, pixels, o.layers, o.pooling)
+            outputs, grads = self._feature_gradients(found, block, moments, style_grads, sums)
+            torch.autograd.backward(outputs, grads)
+            gradient[..., block.tile[0], block.tile[1]] += pixels.grad
+            del found, outputs, grads
+        return _Known.apply(source, total.detach(), gradient), terms
+
+    def _content_difference(self, found: dict, block: Block) -> torch.Tensor:
+        content = self.objective.content
+        rows, cols = block.world(layer_stride(content.layer))
+        return (interior(found[content.layer], block, content.layer).float()
+                - content.target[..., rows, cols])
+
+    def _feature_gradients(self, found: dict, block: Block, moments: dict, style_grads: dict,
+                           sums: dict) -> tuple[list, list]:
+        """The closed-form gradient of the total with respect to each used layer's features in
+        this block: zero in the margin; in the interior, for G = Σ f fᵀ / N (or Σ the
+        covariance about μ), (S + Sᵀ)(f − μ)/N + dμ/N with S = dLoss/dG and dμ = dLoss/dμ,
+        plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖²."""
+        o = self.objective
+        outputs, grads = [], []
+        for layer in sorted({*o.style.weighted_layers, o.content.layer}):
+            feature = found[layer]
+            inner = interior(feature, block, layer)
+            with torch.no_grad(), torch.autocast(feature.device.type, enabled=False):
+                grad = torch.zeros((), dtype=torch.float32, device=feature.device)
+                if layer in style_grads:
+                    second, *rest = style_grads[layer]
+                    n = sums[layer].count
+                    weight = ((second + second.T) / n).to(feature.dtype)
+                    centre = inner
+                    if rest:
+                        centre = inner - moments[layer].mean.detach().to(
+                            feature.dtype).view(1, -1, 1, 1)
+                    grad = nn.functional.conv2d(centre, weight.view(*weight.shape, 1, 1))
+                    if rest and rest[0] is not None:
+                        grad = grad + (rest[0] / n).to(feature.dtype).view(1, -1, 1, 1)
+                if layer == o.content.layer:
+                    grad = grad + (2 * o.weights["content"] * o.content.scale
+                                   * self._content_difference(found, block))
+                full = torch.zeros_like(feature)
+                rows, cols = block.local(layer_stride(layer))
+                full[..., rows, cols] = grad.to(feature.dtype)
+            outputs.append(feature)
+            grads.append(full)
+        return outputs, grads
+

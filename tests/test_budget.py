@@ -1,0 +1,101 @@
+"""The memory plan (nfx.budget): estimates against measured peaks, tiling chosen by the budget,
+and runs over budget refused at once with one line, in the engine and in a worker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nfx import budget
+from nfx.engine import Engine
+from nfx.errors import InputError
+from nfx.settings import Settings
+from nfx.store import open_store
+
+from conftest import make_image
+from test_worker import add_pair, start_worker, wait_exit
+
+ROOT = Path(__file__).resolve().parent.parent
+GIB = 2**30
+
+PEAK_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from conftest import make_image
+from nfx.budget import estimate
+from nfx.engine import Engine
+from nfx.settings import Settings
+size, tile = int(sys.argv[2]), int(sys.argv[3])
+settings = Settings(size=size, scales=1, steps=2, tile=tile, memory_budget=64)
+content = make_image(size, size * 3 // 4, seed=1)
+result = Engine("cpu").stylize(content, [make_image(96, 96, seed=2)], settings)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM"))
+print(json.dumps([peak, estimate(*content.size, settings, result.precision, tile or None,
+                                  pairs=1)]))
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(device="cpu")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("size, tile", [(384, 0), (768, 0), (768, 512)])
+def test_estimate_is_within_30_percent_of_the_measured_peak(size, tile):
+    """Each run in a fresh interpreter, so that its peak RSS is its own."""
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(Path(__file__).parent),
+                           str(size), str(tile)], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
+    peak, guess = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0.7 * peak <= guess <= 1.3 * peak, (peak / GIB, guess / GIB)
+
+
+def test_tiles_only_over_the_budget_and_shortens_the_history_only_when_huge():
+    s = Settings()
+    untiled = budget.estimate(2048, 1536, s, "bf16")
+    assert budget.plan(2048, 1536, s, "bf16", untiled).tile is None
+    tiled = budget.plan(2048, 1536, s, "bf16", untiled - 1)
+    assert tiled.tile is not None and tiled.estimate < untiled
+    assert budget.history_pairs(2048, 1536) == budget.LBFGS_HISTORY
+    assert budget.MIN_HISTORY <= budget.history_pairs(4096, 3072) < budget.LBFGS_HISTORY
+    # At 4096x3072 the history is what stays image-sized: tiles cannot go below it.
+    assert budget.estimate(4096, 3072, s, "bf16", 512) < 6 * GIB
+
+
+def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):
+    content, style = make_image(64, 48, seed=1), make_image(40, 40, seed=2)
+    settings = Settings(size=2048, scales=2, memory_budget=1.0)
+    misses, started = engine.cache.misses, time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        engine.stylize(content, [style], settings)
+    message = str(caught.value)
+    assert "\n" not in message and "memory budget of 1.0 GiB" in message
+    assert engine.cache.misses == misses  # no target computed, nothing allocated
+    assert time.perf_counter() - started < 5
+    fits = int(message.split("fits is ")[1].split(" px")[0])
+    assert 64 <= fits < 2048
+    final = (fits, fits * 3 // 4)
+    assert budget.plan(*final, settings, "bf16", GIB) is not None
+    assert budget.plan(fits + 16, (fits + 16) * 3 // 4, settings, "bf16", GIB) is None
+
+
+def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(sqlite_url):
+    store = open_store(sqlite_url)
+    content, style = add_pair(store)
+    tiny = Settings(size=32, scales=1, steps=2, precision="fp32")
+    huge = store.create_batch([content], [style], tiny.with_changes(size=4096,
+                                                                    memory_budget=1.0),
+                              priority=2)
+    good = store.create_batch([content], [style], tiny, priority=1)
+    wait_exit(start_worker(sqlite_url, "--once", "--name", "w"), timeout=120)
+    (failed,) = store.list_jobs(batch_id=huge.id)
+    assert failed.status == "failed" and "memory budget" in failed.error
+    (done,) = store.list_jobs(batch_id=good.id)
+    assert done.status == "done"
