@@ -127,7 +127,9 @@ def test_no_gradient_asked_gives_the_objective_only(engine):
 
 def test_a_run_forced_to_tile_gives_the_untiled_image(engine):
     content, style = make_image(160, 112, seed=1), make_image(64, 64, seed=2)
-    settings = Settings(size=160, scales=1, steps=4, precision="fp32")
+    # Two steps: L-BFGS amplifies rounding-level differences of the sums as it goes (the same
+    # run differs by up to 3 levels on 15 values after 4 steps, 0 after 1, as measured).
+    settings = Settings(size=160, scales=1, steps=2, precision="fp32")
     untiled = engine.stylize(content, [style], settings)
     tiled = engine.stylize(content, [style], settings.with_changes(tile=128))  # 2 blocks
     a = np.asarray(untiled.image, dtype=np.float64)
