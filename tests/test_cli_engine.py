@@ -24,6 +24,14 @@ def nfx(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+def input_files(folder: Path, style_name: str = "s.png") -> tuple[Path, Path]:
+    """A content (c.png, 60×40) and a style picture written to `folder`."""
+    content, style = folder / "c.png", folder / style_name
+    make_image(60, 40, seed=1).save(content)
+    make_image(50, 50, seed=2).save(style)
+    return content, style
+
+
 def test_help_shows_every_setting_with_default_and_range():
     out = nfx("run", "--help").stdout
     assert "--style-weight" in out and "(default: 5; range [0, 1e+09])" in out
@@ -31,9 +39,7 @@ def test_help_shows_every_setting_with_default_and_range():
 
 
 def test_run_then_rerun_from_the_png_alone(tmp_path):
-    content, style = tmp_path / "c.png", tmp_path / "s.jpg"
-    make_image(60, 40, seed=1).save(content)
-    make_image(50, 50, seed=2).save(style)
+    content, style = input_files(tmp_path, style_name="s.jpg")
     out = tmp_path / "out.png"
     done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
                "--scales", "2", "--style-weight", "5e3")
@@ -74,9 +80,7 @@ OLD_SETTINGS_JSON = (
 def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
     """Old settings keep their numbers (the style weight's scale changed, as its help says)
     and take the new fields' defaults."""
-    content, style = tmp_path / "c.png", tmp_path / "s.png"
-    make_image(60, 40, seed=1).save(content)
-    make_image(50, 50, seed=2).save(style)
+    content, style = input_files(tmp_path)
     old = tmp_path / "old.png"
     meta = PngImagePlugin.PngInfo()
     meta.add_text(SETTINGS_KEY, OLD_SETTINGS_JSON)
@@ -94,9 +98,7 @@ def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
 
 
 def test_run_with_the_wasserstein_style_loss(tmp_path):
-    content, style = tmp_path / "c.png", tmp_path / "s.png"
-    make_image(60, 40, seed=1).save(content)
-    make_image(50, 50, seed=2).save(style)
+    content, style = input_files(tmp_path)
     out = tmp_path / "w2.png"
     done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
                "--scales", "2", "--style-loss", "wasserstein", "--quiet")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from conftest import image_bytes, make_image
 from postgres_fixture import db_url, free_port, postgres_server, postgres_url  # noqa: F401
 from test_worker import ROOT, TINY, start_worker, wait_exit, wait_for
