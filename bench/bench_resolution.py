@@ -71,7 +71,8 @@ def agreement(size: int, tile: int, content: str, style: str) -> None:
     from nfx.engine import Engine
     from nfx.images import load_image, size_for_long_edge
     from nfx.settings import Settings
-    from nfx.tiling import TiledObjective, blocks
+    from nfx.tile_grid import blocks
+    from nfx.tiling import TiledObjective
 
     engine = Engine("cpu")
     image, painting = load_image(content), load_image(style)

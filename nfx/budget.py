@@ -17,15 +17,17 @@ settings still give the same image everywhere; it leaves every run up to 2048×1
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from nfx.errors import InputError
 from nfx.images import size_for_long_edge
-from nfx.settings import LAYER_NAMES, Settings
-from nfx.vgg import BLOCK_WIDTHS
+from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES, Settings
+from nfx.tile_grid import blocks, largest_block
+
+if TYPE_CHECKING:
+    import torch
 
 GIB = 2**30
 LBFGS_HISTORY = 20  # longer histories cost memory bandwidth for no visible gain here
@@ -41,6 +43,7 @@ TILED_VECTORS = 4  # more with tiles: the whole gradient, the tile copies
 # 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
 BACKWARD_ACTIVATIONS = 6
 FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
+FORWARD_SHARE = 1 / 3  # of a forward+backward pass's time, its forward alone
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
 
 
@@ -74,10 +77,31 @@ def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool
         ends = [i for i, (c, h, w) in enumerate(shapes[:-1]) if shapes[i + 1][1] != h]
         kept += sum(shapes[i][0] * -(-shapes[i][1] // 2) * -(-shapes[i][2] // 2) * 8
                     for i in ends)
-    if s.style_loss == "wasserstein":  # centred copies of the style layers
-        kept += sum(c * h * w for (c, h, w), name in zip(shapes, _relu_names(len(shapes)))
-                    if name in s.style_layers) * size
     return kept + BACKWARD_ACTIVATIONS * largest
+
+
+def work_factor(width: int, height: int, s: Settings, tile: int | None) -> float:
+    """Time of an iteration in tiles of `tile` px against the untiled one, from the blocks'
+    layout: the area computed (margins are recomputed) over the image's, times one more
+    forward of every block but the last (pass 1; see nfx.tiling)."""
+    if not tile:
+        return 1.0
+    laid = blocks(height, width, tile, _layers(s))
+    area = sum((b.tile[0].stop - b.tile[0].start) * (b.tile[1].stop - b.tile[1].start)
+               for b in laid)
+    return area / (width * height) * (1 + FORWARD_SHARE * (len(laid) - 1) / len(laid))
+
+
+def work_factors(s: Settings, budget: int | None = None) -> Callable[[tuple[int, int]], float]:
+    """Each scale size's time factor (work_factor) under the plan that `budget` (default:
+    this machine's, see budget_bytes) gives it: for time estimates made before a run."""
+    limit = budget_bytes(s) if budget is None else budget
+    precision = "fp32" if s.precision == "fp32" else "bf16"
+
+    def factor(size: tuple[int, int]) -> float:
+        chosen = plan(*size, s, precision, limit)
+        return work_factor(*size, s, chosen.tile if chosen else TILES[-1])
+    return factor
 
 
 def forward_tile(width: int, height: int, s: Settings, precision: str,
@@ -86,16 +110,9 @@ def forward_tile(width: int, height: int, s: Settings, precision: str,
     whole image fits."""
     if graph_bytes(width, height, s, precision, grad=False) <= room:
         return None
-    from nfx.tiling import largest_block
-
     return next((tile for tile in TILES
                  if graph_bytes(*largest_block(height, width, tile, _layers(s))[::-1], s,
                                 precision, grad=False) <= room), TILES[-1])
-
-
-def _relu_names(count: int) -> list[str]:
-    return [f"relu{b}_{i}" for b, (_, n) in enumerate(BLOCK_WIDTHS, 1)
-            for i in range(1, n + 1)][:count]
 
 
 def history_pairs(width: int, height: int) -> int:
@@ -110,8 +127,6 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
     the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments. The
     larger of the two phases: the targets' forward passes (the style image at the output's
     area times style_scale², taken to have the output's shape), then the optimisation."""
-    from nfx.tiling import largest_block
-
     vector = 3 * width * height * 4
     if pairs is None:
         pairs = history_pairs(width, height)
@@ -134,10 +149,12 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
     return PROCESS_BYTES + max(optimise, targets)
 
 
-def available(device: torch.device) -> int:
+def available(device: torch.device | None) -> int:
     """Bytes this process may grow to: what it holds now plus a safe fraction of what is
     free (RAM's MemAvailable, or the GPU's free memory)."""
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
+        import torch  # only here: the plan itself is arithmetic, used without torch by the app
+
         free, _ = torch.cuda.mem_get_info(device)
         return int(torch.cuda.memory_reserved(device) + BUDGET_FRACTION * free)
     fields = {}
@@ -150,10 +167,12 @@ def available(device: torch.device) -> int:
     return int(held + BUDGET_FRACTION * fields["MemAvailable"])
 
 
-def budget_bytes(s: Settings, device: torch.device) -> int:
+def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
+    """The run's budget: `memory_budget` if set, else a safe fraction of what `device` (by
+    default this machine's RAM) has free."""
     if s.memory_budget:
         return int(s.memory_budget * GIB)
-    if device.type == "cpu" and not os.path.exists("/proc/meminfo"):
+    if (device is None or device.type == "cpu") and not os.path.exists("/proc/meminfo"):
         return 1 << 62  # no way to know (macOS, Windows): no limit
     return available(device)
 

@@ -33,6 +33,8 @@ from nfx.vgg import VGG19Features, load_vgg
 
 CALIBRATION_EDGES = (64, 192)  # small and mid-sized: fixed costs dominate one, pixels the other
 
+PREVIEW_EDGE = 512  # px, long edge of progress previews: for watching, not keeping
+
 
 @dataclass
 class Progress:
@@ -46,6 +48,35 @@ class Progress:
     height: int
     losses: dict[str, float]  # content, style, tv (unweighted) and total (weighted)
     preview: Image.Image | None = None
+    # Of the whole run's work, what is done: iterations weighted by their estimated cost
+    # (megapixels, times the tiling's overhead), so that time left can be read from it at
+    # every scale; a 4096 px run's last scale is ~3/4 of its iterations' cost, not 1/3.
+    fraction: float = 0.0
+    tile: int | None = None  # this scale's tile edge (px), None when it runs untiled
+
+
+@dataclass(frozen=True)
+class ScaleWork:
+    """One scale of a run, and its share of the run's estimated cost (Progress.fraction)."""
+
+    scale: int  # 0-based
+    scales: int
+    size: tuple[int, int]
+    tile: int | None
+    before: float  # cost of the scales before this one
+    per_step: float  # cost of one iteration at this scale
+    total: float  # cost of the whole run
+
+
+def downscaled(pixels: torch.Tensor, edge: int) -> torch.Tensor:
+    """(1, 3, H, W) pixels with the long edge at most `edge` (area averaging): previews are
+    for watching, and a full-size copy of a 4096 px image every few iterations is not."""
+    height, width = pixels.shape[-2:]
+    factor = max(height, width) / edge
+    if factor <= 1:
+        return pixels
+    size = (max(1, round(height / factor)), max(1, round(width / factor)))
+    return torch.nn.functional.interpolate(pixels.float(), size=size, mode="area")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -254,6 +285,7 @@ class Engine:
         sizes = scale_sizes(final, s.scales)
         plans = budget.plan_run(sizes, s, precision, self.device)  # refuses before allocating
         total = s.steps * len(sizes)
+        costs = [w * h * budget.work_factor(w, h, s, plans[(w, h)].tile) for w, h in sizes]
         history: list[dict[str, float]] = []
         timings = {"targets": 0.0, "optimise": 0.0}
         pixels: torch.Tensor | None = None
@@ -276,8 +308,11 @@ class Engine:
                 ).clamp(0, 255)
             pixels = pixels.detach().contiguous().requires_grad_(True)
             t0 = time.perf_counter()
-            self._optimise(objective, pixels, s, precision, scale, len(sizes), size, total,
-                           history, on_progress, preview_every, plans[size].history)
+            work = ScaleWork(scale, len(sizes), size, plans[size].tile,
+                             before=s.steps * sum(costs[:scale]), per_step=costs[scale],
+                             total=s.steps * sum(costs))
+            self._optimise(objective, pixels, s, precision, work, total, history, on_progress,
+                           preview_every, plans[size].history)
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
             if on_scale_done is not None and scale < len(sizes) - 1:
@@ -339,9 +374,8 @@ class Engine:
         return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}
 
     def _optimise(self, objective: Objective | tiling.TiledObjective, pixels: torch.Tensor,
-                  s: Settings, precision: str, scale: int, scales: int, size: tuple[int, int],
-                  total: int, history: list, on_progress, preview_every: int,
-                  pairs: int = budget.LBFGS_HISTORY) -> None:
+                  s: Settings, precision: str, work: ScaleWork, total: int, history: list,
+                  on_progress, preview_every: int, pairs: int = budget.LBFGS_HISTORY) -> None:
         # The terms are relative errors of order 1, whose per-pixel gradients are tiny: scaled
         # by the number of values they keep one size per pixel at any image size, and
         # L-BFGS's curvature pairs clear its yᵀs > 1e-10 test.
@@ -375,15 +409,16 @@ class Engine:
                 with torch.no_grad():
                     pixels.clamp_(0, 255)
             iteration = len(history) + 1
-            history.append({"iteration": iteration, "scale": scale, **record})
+            history.append({"iteration": iteration, "scale": work.scale, **record})
             if on_progress is None:
                 continue
             last_of_scale = step == s.steps - 1
             preview = None
             if preview_every and (iteration % preview_every == 0 or last_of_scale):
-                preview = to_pil(pixels.detach() / 255.0)
-            progress = Progress(iteration=iteration, total_iterations=total, scale=scale,
-                                scales=scales, width=size[0], height=size[1],
-                                losses=dict(record), preview=preview)
+                preview = to_pil(downscaled(pixels.detach(), PREVIEW_EDGE) / 255.0)
+            progress = Progress(iteration=iteration, total_iterations=total, scale=work.scale,
+                                scales=work.scales, width=work.size[0], height=work.size[1],
+                                losses=dict(record), preview=preview, tile=work.tile,
+                                fraction=(work.before + (step + 1) * work.per_step) / work.total)
             if on_progress(progress):
                 raise Cancelled(f"cancelled at iteration {iteration} of {total}")

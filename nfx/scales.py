@@ -6,6 +6,7 @@ engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nfx.images import size_for_long_edge
@@ -38,8 +39,12 @@ class WorkModel:
     per_iteration: float = 0.0
     per_scale: float = 0.0
 
-    def seconds(self, final: tuple[int, int], settings: Settings) -> float:
+    def seconds(self, final: tuple[int, int], settings: Settings,
+                 tiling: Callable[[tuple[int, int]], float] | None = None) -> float:
+        """A run's seconds; `tiling` gives each scale's time factor where it runs in tiles
+        (nfx.budget.work_factors)."""
         return sum(settings.steps * (self.per_megapixel_iteration * w * h / 1e6
+                                     * (tiling((w, h)) if tiling else 1.0)
                                      + self.per_iteration) + self.per_scale
                    for w, h in scale_sizes(final, settings.scales))
 

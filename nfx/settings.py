@@ -24,6 +24,7 @@ LAYER_NAMES = (
     "relu4_1", "relu4_2", "relu4_3", "relu4_4",
     "relu5_1", "relu5_2", "relu5_3", "relu5_4",
 )
+BLOCK_WIDTHS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))  # VGG-19: (channels, convs)
 Layer = Literal[LAYER_NAMES]  # type: ignore[valid-type]
 
 

@@ -16,10 +16,9 @@ import torch
 from torch import nn
 
 from nfx.errors import InputError
-from nfx.settings import LAYER_NAMES
+from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES
 
 # Conv layers per block of VGG-19 ("E" configuration).
-BLOCK_WIDTHS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 # Caffe preprocessing: BGR order, 0-255 range, minus this per-channel mean.
 BGR_MEAN = (103.939, 116.779, 123.68)
 

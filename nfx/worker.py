@@ -29,8 +29,6 @@ from nfx.scales import WorkModel
 from nfx.store import Store, open_store
 from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, JobState
 
-PREVIEW_EDGE = 512  # previews are for watching, not keeping
-
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -72,11 +70,8 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def plain_png(image: Image.Image, max_edge: int | None = None) -> bytes:
-    """A quick PNG: previews (downscaled) and scale checkpoints (full size)."""
-    if max_edge is not None:
-        image = image.copy()
-        image.thumbnail((max_edge, max_edge))
+def plain_png(image: Image.Image) -> bytes:
+    """A quick PNG: previews (the engine downscales them) and scale checkpoints."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -115,19 +110,30 @@ class JobRun:
         self.state = JobState.OWNED
         self.last_write = 0.0
         self.pending_preview: Image.Image | None = None
+        self.first_progress: tuple[float, float] | None = None  # (time, fraction) this attempt
+
+    def seconds_left(self, fraction: float, now: float) -> float | None:
+        """This attempt's pace so far, applied to the work left (None until it has one)."""
+        if self.first_progress is None:
+            self.first_progress = (now, fraction)
+            return None
+        started, first = self.first_progress
+        if fraction <= first:
+            return None
+        return (now - started) / (fraction - first) * (1.0 - fraction)
 
     def on_progress(self, progress: Progress) -> bool:
         """Record progress now and then; True (stop) when canceled, lost or shutting down."""
         if progress.preview is not None:
             self.pending_preview = progress.preview
         now = time.monotonic()
+        seconds_left = self.seconds_left(progress.fraction, now)
         if now - self.last_write >= self.options.progress_interval:
-            values = dict(progress=progress.iteration / max(progress.total_iterations, 1),
-                          iteration=progress.iteration,
+            values = dict(progress=progress.fraction, iteration=progress.iteration,
                           total_iterations=progress.total_iterations,
-                          losses=dict(progress.losses))
+                          seconds_left=seconds_left, losses=dict(progress.losses))
             if self.pending_preview is not None:
-                values["preview_png"] = plain_png(self.pending_preview, PREVIEW_EDGE)
+                values["preview_png"] = plain_png(self.pending_preview)
                 self.pending_preview = None
             self.state = self.store.queue.heartbeat(self.claim, self.options.lease, **values)
             self.last_write = time.monotonic()

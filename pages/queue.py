@@ -26,9 +26,7 @@ def running_job(row) -> None:
             st.caption(row.runs)
             if row.note:
                 st.warning(row.note, icon=":material/heart_broken:")
-            st.progress(job.progress, text=(
-                f"iteration {job.iteration} of {job.total_iterations}" if job.total_iterations
-                else "starting: loading the images and the network"))
+            st.progress(min(max(job.progress, 0.0), 1.0), text=row.progress)
             if job.losses:
                 st.markdown("**Loss** " + " · ".join(
                     f"{term} `{value:.3g}`" for term, value in job.losses.items()))

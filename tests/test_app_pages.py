@@ -22,6 +22,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest import image_bytes, make_image
+from nfx.images import size_for_long_edge
+from nfx.scales import scale_sizes
 from nfx.settings import Settings
 from nfx.store import open_store
 from nfx.store.models import Job, utcnow
@@ -392,6 +394,21 @@ def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery
     (warning,) = [w.value for w in at.warning if "not responding" in w.value]
     seconds = int(warning.removeprefix("worker not responding: requeued in ").split()[0])
     assert 10 < seconds <= 20 and warning.endswith("unless it comes back")
+
+
+def test_queue_page_shows_a_running_jobs_scale_and_time_left(monkeypatch, gallery_url):
+    store = open_store(gallery_url)
+    content = store.list_images("content")[0]
+    settings = TINY.with_changes(seed=11, size=128, scales=3, steps=10)
+    store.create_batch([content.id], [store.list_images("style")[0].id], settings)
+    claim = store.queue.claim_next("busy", lease=60)
+    store.queue.heartbeat(claim, 60, progress=0.4, iteration=23, total_iterations=30,
+                          seconds_left=150.0)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    sizes = scale_sizes(size_for_long_edge((content.width, content.height), 128), 3)
+    width, height = sizes[2]
+    text = f"scale 3 of 3 ({width}×{height}) · iteration 23 of 30 · about 2 min 30 s left"
+    assert [p.text for p in at.get("progress")] == [text]
 
 
 def test_queue_page_lists_canceled_jobs_with_retry(monkeypatch, gallery_url):

@@ -14,6 +14,7 @@ import pytest
 from nfx import budget
 from nfx.engine import Engine
 from nfx.errors import InputError
+from nfx.scales import WorkModel
 from nfx.settings import Settings
 from nfx.store import open_store
 
@@ -29,6 +30,7 @@ sys.path.insert(0, sys.argv[1])
 from conftest import make_image
 from nfx.budget import estimate
 from nfx.engine import Engine
+from nfx.scales import WorkModel
 from nfx.settings import Settings
 size, tile = int(sys.argv[2]), int(sys.argv[3])
 settings = Settings(size=size, scales=1, steps=2, tile=tile, memory_budget=64)
@@ -67,6 +69,19 @@ def test_tiles_only_over_the_budget_and_shortens_the_history_only_when_huge():
     assert budget.MIN_HISTORY <= budget.history_pairs(4096, 3072) < budget.LBFGS_HISTORY
     # At 4096x3072 the history is what stays image-sized: tiles cannot go below it.
     assert budget.estimate(4096, 3072, s, "bf16", 512) < 6 * GIB
+
+
+def test_tiles_cost_time_and_time_estimates_count_them():
+    s = Settings(size=4096)
+    assert budget.work_factor(2048, 1536, s, None) == 1.0
+    two, four = (budget.work_factor(2048, 1536, s, tile) for tile in (1536, 1024))
+    assert 1.0 < two < four  # more blocks: more margin recomputed, more pass-1 forwards
+    model = WorkModel(per_megapixel_iteration=2.0, per_iteration=0.01, per_scale=0.5)
+    roomy = model.seconds((4096, 3072), s, budget.work_factors(s, budget=1 << 50))
+    assert roomy == pytest.approx(model.seconds((4096, 3072), s))  # nothing tiles
+    tight = budget.work_factors(s, budget=5 * GIB)  # the 4096 scale tiles, 1024 does not
+    assert tight((1024, 768)) == 1.0 and tight((4096, 3072)) > 1.5
+    assert model.seconds((4096, 3072), s, tight) > 1.3 * roomy
 
 
 def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nfx import color
-from nfx.engine import Engine
+from nfx.engine import PREVIEW_EDGE, Engine, downscaled
 from nfx.scales import WorkModel, scale_sizes
 from nfx.errors import Cancelled, InputError
 from nfx.images import resize
@@ -303,6 +303,30 @@ def test_progress_reports_previews_and_can_cancel(engine, content_image, style_i
     assert [p.iteration for p in seen] == [1, 2, 3]
     assert seen[1].preview is not None and seen[1].preview.size == (40, 27)
     assert seen[0].preview is None and seen[0].total_iterations == TINY["steps"]
+
+
+def test_progress_fraction_weighs_each_scale_by_its_cost(engine, content_image, style_image):
+    """Time left is read from Progress.fraction: it must follow the work, not the iteration
+    count, or a big run's last scale (most of its time) would show as a third."""
+    seen = []
+    settings = Settings(size=128, scales=3, steps=4, style_weight=5.0)
+    engine.stylize(content_image, [style_image], settings, seen.append)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and len(set(fractions)) == len(fractions)
+    assert fractions[-1] == pytest.approx(1.0)
+    areas = [w * h for w, h in scale_sizes((seen[-1].width, seen[-1].height), 3)]
+    assert len(areas) == 3 and areas[2] > 10 * areas[0]
+    assert fractions[3] == pytest.approx(areas[0] / sum(areas))  # the end of the first scale
+    assert fractions[7] == pytest.approx((areas[0] + areas[1]) / sum(areas))
+    assert {p.tile for p in seen} == {None}
+
+
+def test_previews_are_downscaled_by_the_engine():
+    pixels = torch.rand(1, 3, 1000, 3000) * 255
+    small = downscaled(pixels, PREVIEW_EDGE)
+    assert tuple(small.shape) == (1, 3, round(1000 / 3000 * PREVIEW_EDGE), PREVIEW_EDGE)
+    assert float(small.mean()) == pytest.approx(float(pixels.mean()), rel=1e-3)
+    assert downscaled(pixels[..., :100, :200], PREVIEW_EDGE).shape[-1] == 200
 
 
 def test_bad_device_is_a_clear_error():

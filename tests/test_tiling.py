@@ -9,7 +9,8 @@ import torch
 
 from nfx.engine import Engine
 from nfx.settings import Settings
-from nfx.tiling import TiledObjective, blocks, grid, layer_reach, layer_stride
+from nfx.tile_grid import blocks, grid, layer_reach, layer_stride
+from nfx.tiling import TiledObjective
 from nfx.tiling import features as tiled_features
 from nfx.tiling import style_stats as tiled_style_stats
 from nfx.losses import style_stats, vgg_features

@@ -8,6 +8,7 @@ near the truth. Kept apart from the planning so the estimate can change on its o
 from __future__ import annotations
 
 from nfx.app.context import store
+from nfx.budget import work_factors
 from nfx.images import size_for_long_edge
 from nfx.labels import format_duration
 from nfx.scales import WorkModel
@@ -25,7 +26,10 @@ def work_model() -> tuple[WorkModel, bool]:
 
 
 def job_seconds(content_size: tuple[int, int], settings: Settings, model: WorkModel) -> float:
-    return model.seconds(size_for_long_edge(content_size, settings.size), settings)
+    """A job's seconds, its large scales counted in tiles where this machine's memory budget
+    will make the worker tile them (a 4096 px job's last scale costs about twice as much)."""
+    return model.seconds(size_for_long_edge(content_size, settings.size), settings,
+                         work_factors(settings))
 
 
 def estimate_range(seconds: float) -> str:

@@ -11,7 +11,9 @@ import pandas as pd
 
 from nfx.app.context import STATUSES, JobStatus, store
 from nfx.errors import NFXError
-from nfx.labels import entry_label, job_ref, run_text
+from nfx.images import size_for_long_edge
+from nfx.labels import entry_label, format_duration, job_ref, run_text
+from nfx.scales import scale_sizes
 from nfx.store.models import utcnow
 
 __all__ = ["STATUSES", "JobStatus", "QueueSnapshot", "JobRow", "queue_snapshot",
@@ -29,6 +31,7 @@ class JobRow:
     label: str  # 'J17 · chelsea × the_scream · Style weight 1e+04'
     runs: str  # '96 px, 2 scales × 20 steps', the scales that will run
     note: str = ""  # what happened to its worker, if anything: never a frozen "Running"
+    progress: str = ""  # 'scale 3 of 3 (4096×3072) · iteration 150 of 210 · about 40 min left'
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,24 @@ def job_note(job, now: datetime) -> str:
     return " · ".join(notes)
 
 
+def progress_text(job, content_size: tuple[int, int] | None) -> str:
+    """Where a running job is: its scale and that scale's size, the iteration, and the time
+    left as its worker measures it (its pace over the work done, weighted by cost)."""
+    if not job.total_iterations:
+        return "starting: loading the images and the network"
+    parts = []
+    settings = job.settings
+    if content_size:
+        sizes = scale_sizes(size_for_long_edge(content_size, settings.size), settings.scales)
+        scale = min((max(job.iteration, 1) - 1) // settings.steps, len(sizes) - 1)
+        width, height = sizes[scale]
+        parts.append(f"scale {scale + 1} of {len(sizes)} ({width}×{height})")
+    parts.append(f"iteration {job.iteration} of {job.total_iterations}")
+    if job.seconds_left is not None:
+        parts.append(f"about {format_duration(job.seconds_left)} left")
+    return " · ".join(parts)
+
+
 def job_rows(jobs: Sequence) -> list[JobRow]:
     """Jobs labelled with the settings that vary within each one's batch."""
     varying = store().batch_varying([j.batch_id for j in jobs if j.batch_id is not None])
@@ -71,7 +92,9 @@ def job_rows(jobs: Sequence) -> list[JobRow]:
         rows.append(JobRow(job, entry_label(job_ref(job.id), job.content_name, job.style_names,
                                             job.settings, varying.get(job.batch_id, [])),
                            run_text(job.settings, sizes.get(job.content_id)) + tail,
-                           job_note(job, now)))
+                           job_note(job, now),
+                           progress_text(job, sizes.get(job.content_id))
+                           if job.status == JobStatus.RUNNING else ""))
     return rows
 
 

@@ -73,7 +73,7 @@ def run_fields_reset(*, keep_checkpoint: bool) -> dict[str, Any]:
     to resume there) and for a retry or cancel (which start over)."""
     values: dict[str, Any] = dict(worker=None, lease_until=None, heartbeat_at=None,
                                   started_at=None, progress=0.0, iteration=0, preview_png=None,
-                                  cancel_requested=False)
+                                  seconds_left=None, cancel_requested=False)
     if not keep_checkpoint:
         values.update(checkpoint_scales=0, checkpoint_sha256=None, checkpoint_history=None)
     return values
@@ -94,7 +94,7 @@ def _close(session: Session, job: Job, status: JobStatus, error: str | None) -> 
     when stay on the record."""
     stale = job.checkpoint_sha256
     job.status, job.error, job.finished_at = status, error, utcnow()
-    job.lease_until, job.preview_png = None, None
+    job.lease_until, job.preview_png, job.seconds_left = None, None, None
     job.checkpoint_scales, job.checkpoint_sha256, job.checkpoint_history = 0, None, None
     if stale:
         session.flush()
@@ -255,6 +255,7 @@ def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECON
         job.started_at, job.heartbeat_at = now, now
         job.lease_until = now + timedelta(seconds=lease)
         job.error, job.progress, job.iteration, job.preview_png = None, 0.0, 0, None
+        job.seconds_left = None
         session.execute(update(Worker).where(Worker.name == worker)
                         .values(current_job_id=job.id, last_seen=now))
         checkpoint = None

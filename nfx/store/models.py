@@ -100,6 +100,8 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     iteration: Mapped[int] = mapped_column(Integer, default=0)
     total_iterations: Mapped[int] = mapped_column(Integer, default=0)
+    # the running attempt's time left, from its pace over the work done (Progress.fraction)
+    seconds_left: Mapped[float | None] = mapped_column(Float)
     losses: Mapped[dict[str, Any]] = mapped_column(default=dict)
     preview_png: Mapped[bytes | None] = mapped_column(LargeBinary)
     worker: Mapped[str | None] = mapped_column(String(255))

@@ -62,6 +62,7 @@ class JobRecord:
     seconds: float | None = None
     lease_until: datetime | None = None  # a running job past this has lost its worker
     checkpoint_scales: int = 0  # scales finished and kept: a requeued job resumes after them
+    seconds_left: float | None = None  # the running attempt's own estimate (see the worker)
 
 
 @dataclass(frozen=True)

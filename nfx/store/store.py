@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
 from nfx import planner
+from nfx.budget import work_factors
 from nfx.labels import varying_fields
 from nfx.errors import InputError, NFXError
 from nfx.scales import WorkModel
@@ -251,7 +252,8 @@ class Store:
         measured = []
         for width, height, seconds, settings_json in rows:
             settings = Settings.from_json(settings_json)
-            predicted = (model or WorkModel(1.0)).seconds((width, height), settings)
+            predicted = (model or WorkModel(1.0)).seconds((width, height), settings,
+                                                          work_factors(settings))
             if predicted > 0 and seconds > 0:
                 measured.append(seconds / predicted)
         if not measured:
@@ -456,7 +458,7 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         style_names=tuple(s.image.name for s in job.styles), reused=job.reused,
         cancel_requested=job.cancel_requested, max_attempts=job.max_attempts,
         heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
-        checkpoint_scales=job.checkpoint_scales or 0)
+        checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left)
 
 
 def _card(job: Job, result: Result | None) -> GalleryCard:

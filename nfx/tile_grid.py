@@ -1,0 +1,108 @@
+"""Where the blocks of a tiled evaluation lie: pure geometry, free of torch.
+
+Blocks must start on the pooling grid (multiples of the deepest layer's stride) and carry a
+margin of at least that layer's receptive-field reach, so that their interior features equal
+the untiled ones (see nfx.tiling). Kept apart from the evaluation so that the memory plan and
+the app's time estimates can lay out blocks without loading torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nfx.settings import BLOCK_WIDTHS
+
+
+def layer_stride(layer: str) -> int:
+    """Pixels per position of a VGG layer (relu3_1: 4)."""
+    return 2 ** (int(layer[4]) - 1)
+
+
+def layer_reach(layer: str) -> int:
+    """How far (pixels) a position's receptive field reaches beyond its own stride cell."""
+    block, conv = int(layer[4]), int(layer[6])
+    ops = []
+    for b, (_, count) in enumerate(BLOCK_WIDTHS[:block], 1):
+        ops += ["conv"] * (conv if b == block else count) + ([] if b == block else ["pool"])
+    low, high = 0, 0  # the input interval feeding position 0, walked back op by op
+    for op in reversed(ops):
+        low, high = (low - 1, high + 1) if op == "conv" else (2 * low, 2 * high + 1)
+    return max(-low, high - (layer_stride(layer) - 1))
+
+
+def grid(layers: Sequence[str]) -> tuple[int, int]:
+    """(alignment, margin) in pixels for these layers: blocks start on multiples of the
+    deepest stride, and carry a margin of at least the deepest reach, rounded up to it."""
+    align = max(layer_stride(layer) for layer in layers)
+    reach = max(layer_reach(layer) for layer in layers)
+    return align, -(-reach // align) * align
+
+
+def _spans(length: int, step: int, margin: int) -> list[tuple[slice, slice]]:
+    return [(slice(max(0, start - margin), min(length, start + step + margin)),
+             slice(start, min(length, start + step)))
+            for start in range(0, length, step)]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Pixel rows and columns computed (`tile`) and owned (`interior`)."""
+
+    tile: tuple[slice, slice]
+    interior: tuple[slice, slice]
+
+    def local(self, stride: int) -> tuple[slice, slice]:
+        """The interior in this block's feature coordinates at a layer of this stride."""
+        return tuple(slice((i.start - t.start) // stride, -(-(i.stop - t.start) // stride))
+                     for t, i in zip(self.tile, self.interior))
+
+    def world(self, stride: int) -> tuple[slice, slice]:
+        """The interior in the whole image's feature coordinates."""
+        return tuple(slice(i.start // stride, -(-i.stop // stride)) for i in self.interior)
+
+    def pixels(self, image):
+        """The block's computed region of an (…, H, W) image tensor."""
+        return image[..., self.tile[0], self.tile[1]]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _steps(height: int, width: int, tile: int, align: int, margin: int) -> tuple[int, int]:
+    """Interior (rows, columns) per block: the fewest blocks (then the least recomputed margin)
+    whose interior is at most tile² and computed region at most (tile + 2·margin)² in area,
+    so that slabs across a side are used where they need fewer blocks than squares."""
+    tile = _round_up(max(tile, align), align)
+    room = (tile + 2 * margin) ** 2
+    best = None
+    for count in range(1, -(-height // align) + 1):
+        rows = _round_up(-(-height // count), align)
+        tall = min(height, rows + 2 * margin)
+        cols = min(room // tall - 2 * margin, tile * tile // rows) // align * align
+        if cols < align:
+            continue
+        cols = _round_up(-(-width // -(-width // cols)), align)  # even split of the width
+        blocks = count * -(-width // cols)
+        area = blocks * tall * min(width, cols + 2 * margin)
+        if best is None or (blocks, area) < best[0]:
+            best = ((blocks, area), (rows, cols))
+    return best[1] if best else (align, align)
+
+
+def blocks(height: int, width: int, tile: int, layers: Sequence[str]) -> list[Block]:
+    """Blocks whose interiors cover the image, each computed region (interior and margins)
+    at most the area of a square `tile` with its margins; interiors on the pooling grid."""
+    align, margin = grid(layers)
+    rows, cols = _steps(height, width, tile, align, margin)
+    return [Block((outer_rows, outer_cols), (inner_rows, inner_cols))
+            for outer_rows, inner_rows in _spans(height, rows, margin)
+            for outer_cols, inner_cols in _spans(width, cols, margin)]
+
+
+def largest_block(height: int, width: int, tile: int, layers: Sequence[str]) -> tuple[int, int]:
+    """(height, width) of the largest computed region: what a tile's memory scales with."""
+    regions = [(b.tile[0].stop - b.tile[0].start, b.tile[1].stop - b.tile[1].start)
+               for b in blocks(height, width, tile, layers)]
+    return max(regions, key=lambda r: r[0] * r[1])
