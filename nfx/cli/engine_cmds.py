@@ -121,12 +121,18 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
     from nfx.engine import Engine
 
     engine = Engine(device=args.device, weights=args.weights)
-    with tqdm(total=1, disable=args.quiet, unit="it", dynamic_ncols=True) as bar:
+    # The bar follows the run's work (Progress.fraction), not its iteration count, so that
+    # tqdm's time left holds at every scale: a big run's last scale is most of its time.
+    with tqdm(total=1.0, disable=args.quiet, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]") as bar:
         def on_progress(progress) -> None:
-            bar.total = progress.total_iterations
-            bar.set_postfix(scale=f"{progress.scale + 1}/{progress.scales}",
-                            loss=f"{progress.losses['total']:.4g}", refresh=False)
-            bar.update(1)
+            tiles = f" in {progress.tile} px tiles" if progress.tile else ""
+            bar.set_postfix_str(
+                f"scale {progress.scale + 1}/{progress.scales} ({progress.width}×"
+                f"{progress.height}{tiles}), iteration {progress.iteration}/"
+                f"{progress.total_iterations}, loss {progress.losses['total']:.4g}",
+                refresh=False)
+            bar.update(progress.fraction - bar.n)
 
         run = engine.stylize(content[1], [s[1] for s in styles], settings, on_progress)
     output.write_bytes(run_png(run, content[0], [s[0] for s in styles]))
