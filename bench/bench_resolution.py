@@ -9,7 +9,7 @@ full run's adds the rest (nfx.budget.history_pairs). Untiled rows whose estimate
 The tiled objective is exact (nfx.tiling, after Galerne et al., "Scaling Painting Style
 Transfer", 2024), so the two columns compute the same iterations.
 
-    python bench/bench_resolution.py [--sizes 1024 2048 4096] [--iterations 2] [--tile 1024]
+    python bench/bench_resolution.py [--sizes 1024 2048 4096] [--iterations 2] [--tiles 1536 512]
     python bench/bench_resolution.py --agreement 512 128   # tiled vs untiled gradients
 """
 
@@ -115,7 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--tile", type=int, default=1024, help="tile edge of the tiled rows")
+    parser.add_argument("--tiles", type=int, nargs="+", default=[1536, 1024, 512],
+                        help="tile edges of the tiled rows (those smaller than the image)")
     parser.add_argument("--max-gib", type=float, default=8.0,
                         help="skip runs whose estimate is above this")
     parser.add_argument("--modes", nargs="+", default=["untiled", "tiled"])
@@ -142,12 +143,13 @@ def main() -> None:
           f"{torch.get_num_threads()} threads; bf16 where supported")
     print("\n| size | mode | tile | peak RSS GiB | estimate GiB | s/iteration | load (1 min) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    ratios = []
     for size in args.sizes:
         final = (size, size * 3 // 4)
-        for mode in args.modes:
-            tile = args.tile if mode == "tiled" else 0
-            if tile and tile >= size:
-                continue
+        untiled_seconds = None
+        runs = [("untiled", 0)] if "untiled" in args.modes else []
+        runs += [("tiled", tile) for tile in args.tiles if "tiled" in args.modes and tile < size]
+        for mode, tile in runs:
             guess = estimate(*final, Settings(size=size), "bf16", tile or None,
                              pairs=args.iterations - 1)
             load = os.getloadavg()[0]
@@ -162,10 +164,17 @@ def main() -> None:
                       f"{row['error']} | | | {load:.1f} |", flush=True)
                 continue
             per = row["iterations"] or row["seconds"]
+            seconds = sum(per) / len(per)
             print(f"| {final[0]}×{final[1]} | {mode} | {tile or '-'} | "
                   f"{row['peak'] / GIB:.2f} | {row['estimate'] / GIB:.2f} | "
-                  f"{sum(per) / len(per):.2f} | {load:.1f}-{os.getloadavg()[0]:.1f} |",
+                  f"{seconds:.2f} | {load:.1f}-{os.getloadavg()[0]:.1f} |",
                   flush=True)
+            if not tile:
+                untiled_seconds = seconds
+            elif untiled_seconds:
+                ratios.append(f"{final[0]}×{final[1]}, tiles of {tile} px: tiled / untiled "
+                              f"time per iteration {seconds / untiled_seconds:.2f}")
+    print("\n" + "\n".join(ratios) + "\n(target: <= 1.5 at 2048 px)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nfx import budget
+from nfx.app.estimates import job_seconds
 from nfx.engine import Engine
 from nfx.errors import InputError
 from nfx.scales import WorkModel
@@ -82,6 +83,14 @@ def test_tiles_cost_time_and_time_estimates_count_them():
     tight = budget.work_factors(s, budget=5 * GIB)  # the 4096 scale tiles, 1024 does not
     assert tight((1024, 768)) == 1.0 and tight((4096, 3072)) > 1.5
     assert model.seconds((4096, 3072), s, tight) > 1.3 * roomy
+
+
+def test_the_apps_job_estimate_counts_the_tiles_its_budget_will_need():
+    model = WorkModel(per_megapixel_iteration=2.0, per_iteration=0.01, per_scale=0.5)
+    roomy = job_seconds((1024, 768), Settings(size=4096, memory_budget=64), model)
+    tight = job_seconds((1024, 768), Settings(size=4096, memory_budget=5), model)
+    assert tight > 1.3 * roomy
+    assert roomy == pytest.approx(model.seconds((4096, 3072), Settings(size=4096)))
 
 
 def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):
