@@ -248,11 +248,15 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
       they are equal). VGG features are nearly low-rank: without it the inner matrix has
       eigenvalues near 0, its gradient divides by their square roots, and rounding noise in
       Σ (bf16 Grams, or blocks summed in another order by nfx.tiling) was amplified until
-      the bf16 gradient was half noise. With it the C×C work runs in fp32 (the products and
-      the eigendecomposition twice as fast as fp64, issue #10's cost target).
-    Σ is the Gram of the centred features (the fast Gram path). The target's square root
-    (Σₜ + εI)^½ is computed once in fp64; the trace of the inner square root comes from an
-    fp32 eigendecomposition of a C×C matrix (≤ 512²)."""
+      the bf16 gradient was as far from the fp32 one as the gradient is long (tiled and
+      untiled fp32 gradients differed by 2.3e-4). With ε at 1% of the mean eigenvalue the
+      bf16 gradient is as close to fp32 as the Gram loss's (8% against 9%, measured) and
+      the tiled one equals the untiled to 1e-6; the distance moves by about 1%.
+    Σ is the Gram of the centred features (the fast Gram path). The C×C work stays in fp64:
+    in fp32, measured, even with the ridge the gradient was several times its own size off
+    (the square roots of small eigenvalues amplify rounding). The target's square root
+    (Σₜ + εI)^½ is computed once; each evaluation costs one eigendecomposition of a C×C
+    matrix (≤ 512²) and four C×C products."""
 
     centred = True
     RIDGE = 1e-2
