@@ -11,7 +11,10 @@ than being killed by the OOM killer mid-run (and its worker with it).
 The L-BFGS history is capped in bytes (HISTORY_BYTES): 20 pairs at 4096×3072 would be 6 GB of
 fp32 vectors. The cap depends on the image size only, never on the machine, so the same
 settings still give the same image everywhere; it leaves every run up to 2048×1536 its full
-20 pairs.
+20 pairs. Where even MIN_HISTORY pairs cannot fit the budget in the smallest tile (8192×6144
+in 12 GiB), that scale runs with Adam, whose two moments replace the history: the one switch
+that changes the image with the machine's memory, so the plan, the progress and the run's
+record name the optimiser.
 """
 
 from __future__ import annotations
@@ -35,10 +38,23 @@ MIN_HISTORY = 5
 HISTORY_BYTES = 3 * GIB // 2
 BUDGET_FRACTION = 0.7  # of the memory free when a run starts, when no budget is set
 PROCESS_BYTES = 600 * 2**20  # the interpreter, torch, the model and its bf16 copy (measured)
-IMAGE_VECTORS = 12  # full-size fp32 vectors besides the history: pixels, gradient,
-# L-BFGS's direction and previous gradient, the total-variation terms, transient copies
+# Image-sized fp32 vectors (3·W·H·4 bytes), as measured with torch's own allocation trace
+# at 512-1024 px (docs/benchmarks.md): the pixels and their gradient; the optimiser's state
+# (ADAM_VECTORS, or the L-BFGS history's 2 per pair plus its direction and previous
+# gradient); during an evaluation, the objective's own temporaries besides the network's
+# activations; during L-BFGS's step, its flat gradient copy, two-loop vector and new
+# direction. The optimiser's step and the evaluation do not overlap: the larger counts.
+PIXEL_VECTORS = 2
+HEAP_VECTORS = 3  # freed image-sized blocks the heap could not reuse (with mmap off, see
+# nfx.memory): RSS above torch's live bytes grew by 2.7 vectors from 768 to 1536 px
+ADAM_VECTORS = 2  # its two moments
+LBFGS_VECTORS = 2  # besides the history: direction, previous gradient
+STEP_VECTORS = {"lbfgs": 3, "adam": 0}  # fused Adam steps in place
+TILED_VECTORS = 1  # total variation's per-channel differences (2/3) in a tiled evaluation
+UNTILED_VECTORS = 8  # an untiled evaluation's: the network's preprocessed input and its
+# gradient, total variation's gradient, the content term's fp32 copies (2.7 vectors each)
+OPTIMISER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
 STYLE_VECTORS = 4  # copies of the style image's pixels while its targets are computed
-TILED_VECTORS = 4  # more with tiles: the whole gradient, the tile copies
 # Largest activations alive at once besides the kept ones: fitted to peaks measured at
 # 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
 BACKWARD_ACTIVATIONS = 6
@@ -122,23 +138,28 @@ def history_pairs(width: int, height: int) -> int:
 
 
 def estimate(width: int, height: int, s: Settings, precision: str, tile: int | None = None,
-             pairs: int | None = None) -> int:
-    """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px, once
-    the L-BFGS history holds `pairs` pairs (default: full). Adam keeps two moments. The
-    larger of the two phases: the targets' forward passes (the style image at the output's
-    area times style_scale², taken to have the output's shape), then the optimisation."""
+             pairs: int | None = None, optimizer: str | None = None) -> int:
+    """Peak bytes of optimising a width×height image, untiled or in tiles of `tile` px, with
+    `optimizer` (default: the settings'), once the L-BFGS history holds `pairs` pairs
+    (default: full). Adam keeps two moments. The larger of the two phases: the targets'
+    forward passes (the style image at the output's area times style_scale², taken to have
+    the output's shape), then the optimisation."""
     vector = 3 * width * height * 4
-    if pairs is None:
-        pairs = history_pairs(width, height)
-    vectors = IMAGE_VECTORS + (2 * pairs if s.optimizer == "lbfgs" else 2)
+    optimizer = optimizer or s.optimizer
+    if optimizer == "lbfgs":
+        state = LBFGS_VECTORS + 2 * (history_pairs(width, height) if pairs is None else pairs)
+    else:
+        state = ADAM_VECTORS
     region = (width, height)
     if tile is not None:
-        vectors += TILED_VECTORS
         rows, cols = largest_block(height, width, tile, _layers(s))
         region = (cols, rows)
     content = _activations(width, height, [s.content_layer])[-1]
-    target = content[0] * content[1] * content[2] * 4
-    optimise = vectors * vector + target + graph_bytes(*region, s, precision)
+    target = content[0] * content[1] * content[2] * (2 if precision == "bf16" else 4)
+    evaluation = ((TILED_VECTORS if tile is not None else UNTILED_VECTORS) * vector
+                  + graph_bytes(*region, s, precision))
+    optimise = (target + (PIXEL_VECTORS + HEAP_VECTORS + state) * vector
+                + max(evaluation, STEP_VECTORS[optimizer] * vector))
     style = (round(width * s.style_scale), round(height * s.style_scale))
     if tile is not None:
         style_region = (min(style[0], region[0]), min(style[1], region[1]))
@@ -179,45 +200,55 @@ def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one scale runs: untiled (tile None) or in tiles; the L-BFGS history; the
-    estimate behind it."""
+    """How one scale runs: untiled (tile None) or in tiles; with which optimiser (the
+    settings', or Adam where L-BFGS cannot fit); the L-BFGS history; the estimate behind
+    it."""
 
     tile: int | None
+    optimizer: str
     history: int
     estimate: int
     budget: int
 
 
+def optimizers(s: Settings) -> tuple[str, ...]:
+    """The optimisers a scale may run with, preferred first. L-BFGS falls back to Adam,
+    whose two moments replace a history of at least 2×MIN_HISTORY vectors: the one way
+    left to shrink a scale whose image-sized vectors alone overflow the budget (at
+    8192×6144 each is 0.56 GiB, and tiles cannot shrink them). Adam changes the image, where
+    tiles do not, so it comes only after every tile."""
+    return ("lbfgs", "adam") if s.optimizer == "lbfgs" else ("adam",)
+
+
 def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> Plan | None:
     """The plan for one size within `budget` bytes (None if none fits): untiled if it fits
-    (or as `s.tile` forces), else the largest tile that fits."""
+    (or as `s.tile` forces), else the largest tile that fits; with the settings' optimiser
+    at any tile before Adam at any (see optimizers)."""
     history = history_pairs(width, height)
-    if s.tile:
-        need = estimate(width, height, s, precision, s.tile)
-        return Plan(s.tile, history, need, budget) if need <= budget else None
-    need = estimate(width, height, s, precision)
-    if need <= budget:
-        return Plan(None, history, need, budget)
-    for tile in TILES:
-        if tile < max(width, height):
-            need = estimate(width, height, s, precision, tile)
+    layouts = [s.tile] if s.tile else [None, *(t for t in TILES if t < max(width, height))]
+    for optimizer in optimizers(s):
+        for tile in layouts:
+            need = estimate(width, height, s, precision, tile, optimizer=optimizer)
             if need <= budget:
-                return Plan(tile, history, need, budget)
+                return Plan(tile, optimizer, history, need, budget)
     return None
 
 
 def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
              device: torch.device) -> dict[tuple[int, int], Plan]:
-    """A Plan per scale, or InputError (one line) if the largest cannot fit even tiled."""
+    """A Plan per scale, or InputError (one line) if the largest cannot fit even tiled
+    with the leanest optimiser."""
     budget = budget_bytes(s, device)
     plans = {size: plan(*size, s, precision, budget) for size in sizes}
     final = sizes[-1]
     if plans[final] is None:
-        smallest = estimate(*final, s, precision, TILES[-1])
+        tile, leanest = s.tile or TILES[-1], optimizers(s)[-1]
+        smallest = estimate(*final, s, precision, tile, optimizer=leanest)
         raise InputError(
-            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB even in tiles, "
-            f"over the memory budget of {budget / GIB:.1f} GiB; the largest size that fits "
-            f"is {largest_fitting(final, s, precision, budget)} px (long edge)")
+            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB even in {tile} px "
+            f"tiles with {OPTIMISER_NAMES[leanest]}, over the memory budget of "
+            f"{budget / GIB:.1f} GiB; the largest size that fits is "
+            f"{largest_fitting(final, s, precision, budget)} px (long edge)")
     return plans
 
 

@@ -53,6 +53,7 @@ class Progress:
     # every scale; a 4096 px run's last scale is ~3/4 of its iterations' cost, not 1/3.
     fraction: float = 0.0
     tile: int | None = None  # this scale's tile edge (px), None when it runs untiled
+    optimizer: str = "lbfgs"  # this scale's: Adam where L-BFGS's history would not fit
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ScaleWork:
     scale: int  # 0-based
     scales: int
     size: tuple[int, int]
-    tile: int | None
+    plan: budget.Plan
     before: float  # cost of the scales before this one
     per_step: float  # cost of one iteration at this scale
     total: float  # cost of the whole run
@@ -162,11 +163,15 @@ class Engine:
 
     def _features(self, pixels: torch.Tensor, layer: str, s: Settings, precision: str,
                   tile: int | None) -> torch.Tensor:
-        """One layer's features (fp32), computed in tiles if `tile`."""
+        """One layer's features in the run's precision (bf16 halves an 8192 px content
+        target), computed in tiles if `tile`."""
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         with torch.no_grad(), self._autocast(precision):
             if tile:
-                return tiling.features(self.model, pixels, layer, s.pooling, tile)
-            return vgg_features(self.model, pixels, [layer], s.pooling)[layer].float()
+                found = tiling.features(self.model, pixels, layer, s.pooling, tile)
+            else:
+                found = vgg_features(self.model, pixels, [layer], s.pooling)[layer]
+        return found.to(dtype)
 
     def _stats(self, pixels: torch.Tensor, s: Settings, precision: str,
                tile: int | None) -> dict:
@@ -308,11 +313,11 @@ class Engine:
                 ).clamp(0, 255)
             pixels = pixels.detach().contiguous().requires_grad_(True)
             t0 = time.perf_counter()
-            work = ScaleWork(scale, len(sizes), size, plans[size].tile,
+            work = ScaleWork(scale, len(sizes), size, plans[size],
                              before=s.steps * sum(costs[:scale]), per_step=costs[scale],
                              total=s.steps * sum(costs))
             self._optimise(objective, pixels, s, precision, work, total, history, on_progress,
-                           preview_every, plans[size].history)
+                           preview_every)
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
             if on_scale_done is not None and scale < len(sizes) - 1:
@@ -327,7 +332,8 @@ class Engine:
         return RunRecord(image=image, settings=s, losses=losses, history=history,
                          seconds=time.perf_counter() - started, device=str(self.device),
                          precision=precision, resumed_from_scale=first,
-                         iterations_run=len(history) - resumed_history, timings=timings)
+                         iterations_run=len(history) - resumed_history, timings=timings,
+                         optimizers=[plans[size].optimizer for size in sizes])
 
     @staticmethod
     def _check_resume(resume: ScaleImage, sizes: list[tuple[int, int]]) -> int:
@@ -375,21 +381,25 @@ class Engine:
 
     def _optimise(self, objective: Objective | tiling.TiledObjective, pixels: torch.Tensor,
                   s: Settings, precision: str, work: ScaleWork, total: int, history: list,
-                  on_progress, preview_every: int, pairs: int = budget.LBFGS_HISTORY) -> None:
+                  on_progress, preview_every: int) -> None:
         # The terms are relative errors of order 1, whose per-pixel gradients are tiny: scaled
         # by the number of values they keep one size per pixel at any image size, and
         # L-BFGS's curvature pairs clear its yᵀs > 1e-10 test.
         loss_scale = float(pixels.numel())
-        if s.optimizer == "lbfgs":
+        lbfgs = work.plan.optimizer == "lbfgs"  # the plan's: Adam where L-BFGS cannot fit
+        if lbfgs:
             # L-BFGS's first step has an L1 norm of lr. At lr=1 it moved each value by ~1e-5
             # of a grey level, below bf16's resolution: its curvature pair was noise, and on
             # some pairs the next step diverged. lr=numel moves values by about one grey
             # level on average; later steps use lr=1, i.e. the quasi-Newton step itself.
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [pixels], lr=loss_scale, max_iter=1, history_size=pairs,
+                [pixels], lr=loss_scale, max_iter=1, history_size=work.plan.history,
                 tolerance_grad=0.0, tolerance_change=0.0)
         else:
-            optimizer = torch.optim.Adam([pixels], lr=s.learning_rate)
+            # Fused: one pass over the moments, none of the unfused step's image-sized
+            # temporaries (two, 1.1 GiB at 8192×6144).
+            optimizer = torch.optim.Adam([pixels], lr=s.learning_rate,
+                                         fused=self.device.type in ("cpu", "cuda"))
         record: dict[str, float] = {}
 
         def closure() -> torch.Tensor:
@@ -404,8 +414,8 @@ class Engine:
 
         for step in range(s.steps):
             optimizer.step(closure)
-            optimizer.param_groups[0]["lr"] = 1.0 if s.optimizer == "lbfgs" else s.learning_rate
-            if s.optimizer == "adam":
+            optimizer.param_groups[0]["lr"] = 1.0 if lbfgs else s.learning_rate
+            if not lbfgs:
                 with torch.no_grad():
                     pixels.clamp_(0, 255)
             iteration = len(history) + 1
@@ -418,7 +428,8 @@ class Engine:
                 preview = to_pil(downscaled(pixels.detach(), PREVIEW_EDGE) / 255.0)
             progress = Progress(iteration=iteration, total_iterations=total, scale=work.scale,
                                 scales=work.scales, width=work.size[0], height=work.size[1],
-                                losses=dict(record), preview=preview, tile=work.tile,
+                                losses=dict(record), preview=preview, tile=work.plan.tile,
+                                optimizer=work.plan.optimizer,
                                 fraction=(work.before + (step + 1) * work.per_step) / work.total)
             if on_progress(progress):
                 raise Cancelled(f"cancelled at iteration {iteration} of {total}")

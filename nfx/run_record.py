@@ -60,13 +60,21 @@ class RunRecord:
     resumed_from_scale: int = 0  # 0: from the start; k: scales before k came from a checkpoint
     iterations_run: int = 0  # optimiser iterations this attempt ran (resumed runs run fewer)
     timings: dict[str, float] = field(default_factory=dict)
+    # The optimiser of each scale, as this attempt planned it: `settings.optimizer`, or Adam
+    # at a scale where L-BFGS's history could not fit the memory budget (nfx.budget.plan).
+    optimizers: list[str] = field(default_factory=list)
 
     @property
     def facts(self) -> dict[str, Any]:
-        """The run's facts for the PNG's info block."""
-        return {"losses": self.losses, "seconds": round(self.seconds, 2), "device": self.device,
-                "precision": self.precision, "resumed_from_scale": self.resumed_from_scale,
-                "iterations_run": self.iterations_run}
+        """The run's facts for the PNG's info block; the scales' optimisers only where one
+        differs from the settings'."""
+        facts = {"losses": self.losses, "seconds": round(self.seconds, 2),
+                 "device": self.device, "precision": self.precision,
+                 "resumed_from_scale": self.resumed_from_scale,
+                 "iterations_run": self.iterations_run}
+        if any(name != self.settings.optimizer for name in self.optimizers):
+            facts["optimizers"] = list(self.optimizers)
+        return facts
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    size: int = Field(512, ge=16, le=4096, json_schema_extra=_meta("Output", indexed=True),
+    size: int = Field(512, ge=16, le=8192, json_schema_extra=_meta("Output", indexed=True),
                       description="Long edge of the output in pixels; the short edge follows "
                                   "the content image's aspect ratio.")
     scales: int = Field(3, ge=1, le=8, json_schema_extra=_meta("Output", indexed=True),
@@ -103,7 +103,9 @@ class Settings(BaseModel):
                                                        "gradients and softer results.")
     optimizer: Literal["lbfgs", "adam"] = Field(
         "lbfgs", json_schema_extra=_meta("Optimiser", indexed=True),
-        description="L-BFGS converges in far fewer iterations; Adam uses less memory.")
+        description="L-BFGS converges in far fewer iterations; Adam uses less memory. A "
+                    "scale whose L-BFGS history cannot fit the memory budget even in tiles "
+                    "runs with Adam (the run's record says so).")
     learning_rate: float = Field(2.0, gt=0.0, le=100.0, json_schema_extra=_meta("Optimiser"),
                                  description="Adam step size, in 0-255 pixel units (unused "
                                              "by L-BFGS).")

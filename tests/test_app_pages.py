@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import image_bytes, make_image
 from nfx.images import size_for_long_edge
 from nfx.scales import scale_sizes
-from nfx.settings import Settings
+from nfx.settings import FIELDS, Settings
 from nfx.store import open_store
 from nfx.store.models import Job, utcnow
 from nfx.worker import WorkerOptions, run_worker
@@ -142,7 +142,7 @@ def test_gallery_filters_narrow_results(monkeypatch, gallery_url):
     assert weight.value == (0.0, 1e9), "the whole range, 1e9 included"
     weight.set_value((1e3, 1e9)).run()
     assert "1 result" in captions(at)
-    assert at.slider(key="g:set:size").value == (16, 4096)
+    assert at.slider(key="g:set:size").value == (16, FIELDS["size"].maximum)
     assert not [n for n in at.number_input if (n.key or "").startswith("g:")], "no number boxes"
 
     at.multiselect(key="g:status").set_value(["queued"]).run()

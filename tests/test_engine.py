@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nfx import color
+from nfx import budget, color
 from nfx.engine import PREVIEW_EDGE, Engine, downscaled
 from nfx.scales import WorkModel, scale_sizes
 from nfx.errors import Cancelled, InputError
@@ -50,6 +50,20 @@ def test_gram_gradient_matches_autograd(dtype, layout):
     rows = features.permute(0, 2, 3, 1).reshape(-1, 6)
     ((rows.T @ rows / 35) * weights).sum().backward()
     assert torch.allclose(ours, features.grad, atol=1e-5)
+
+
+def test_total_variation_gradient_matches_autograd_of_the_formula():
+    """Its closed-form backward, a channel at a time, against autograd on the plain
+    expression (which kept four image-sized temporaries)."""
+    image = torch.rand(1, 3, 7, 9, dtype=torch.float64, requires_grad=True)
+    expected = ((image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
+                + (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean())
+    found = TVLoss()(image)
+    assert float(found) == pytest.approx(float(expected), rel=1e-12)
+    assert torch.autograd.gradcheck(TVLoss(), (image,))
+    (grad,) = torch.autograd.grad(3.0 * found, image)
+    (reference,) = torch.autograd.grad(3.0 * expected, image)
+    assert torch.allclose(grad, reference, rtol=1e-12, atol=1e-15)
 
 
 def test_losses_match_hand_computed_values():
@@ -206,6 +220,25 @@ def test_adam_also_lowers_the_objective(engine, content_image, style_image):
     settings = Settings(**{**TINY, "steps": 15}, optimizer="adam", learning_rate=5.0)
     totals = [h["total"] for h in engine.stylize(content_image, [style_image], settings).history]
     assert totals[-1] < totals[0]
+
+
+def test_a_scale_that_lbfgs_cannot_fit_runs_with_adam_and_says_so(engine, style_image):
+    """A budget just under L-BFGS's need at the top scale, in its smallest tile: that scale
+    runs with Adam (the coarse one, smaller, keeps L-BFGS), the objective falls, and the
+    progress, the record and the PNG's facts name the optimiser."""
+    content = make_image(128, 96, seed=1)
+    settings = Settings(size=128, scales=2, steps=10, precision="fp32")
+    need = budget.estimate(128, 96, settings, "fp32", budget.TILES[-1])
+    settings = settings.with_changes(memory_budget=(need - 2**20) / budget.GIB)
+    seen = {}
+    run = engine.stylize(content, [style_image], settings,
+                         lambda p: seen.setdefault(p.scale, p.optimizer) and None)
+    assert run.optimizers == ["lbfgs", "adam"] and seen == {0: "lbfgs", 1: "adam"}
+    top = [h["total"] for h in run.history if h["scale"] == 1]
+    assert len(top) == 10 and top[-1] < 0.9 * top[0]
+    assert run.facts["optimizers"] == ["lbfgs", "adam"]
+    assert "optimizers" not in engine.stylize(content, [style_image], Settings(
+        size=64, scales=1, steps=2)).facts  # only where a scale differs from the settings
 
 
 def test_seeded_runs_are_identical_and_seeds_differ(engine, content_image, style_image):

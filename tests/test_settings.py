@@ -17,7 +17,7 @@ def test_every_field_has_help_and_a_range_or_choices():
         assert spec.kind == "list" or spec.choices or (
             spec.minimum is not None and spec.maximum is not None), spec.name
     assert FIELDS["optimizer"].choices == ("lbfgs", "adam")
-    assert FIELDS["size"].minimum == 16 and FIELDS["size"].maximum == 4096
+    assert FIELDS["size"].minimum == 16 and FIELDS["size"].maximum == 8192
     assert "relu4_2" in FIELDS["style_layers"].item_choices
 
 
@@ -33,12 +33,19 @@ def test_parse_sweep_validates_names_values_and_ranges():
         parse_sweep("colour=1,2")
     with pytest.raises(InputError, match="size: '12.5' is not a whole number"):
         parse_sweep("size=12.5")
-    with pytest.raises(InputError, match="less than or equal to 4096"):
-        parse_sweep("size=5000")
+    with pytest.raises(InputError, match="less than or equal to 8192"):
+        parse_sweep("size=9000")
     with pytest.raises(InputError, match="cannot be swept"):
         parse_sweep("style_layers=relu1_1")
     with pytest.raises(InputError, match="must look like"):
         parse_sweep("steps")
+
+
+def test_size_goes_up_to_8192_and_no_further():
+    assert Settings(size=8192).size == 8192
+    with pytest.raises(InputError) as info:
+        Settings.from_dict({"size": 8193})
+    assert str(info.value) == "invalid settings: size: Input should be less than or equal to 8192"
 
 
 def test_settings_are_validated_with_one_line_errors():

@@ -118,6 +118,7 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
 
     from tqdm import tqdm  # imported late: `--help` stays fast
 
+    from nfx.budget import OPTIMISER_NAMES
     from nfx.engine import Engine
 
     engine = Engine(device=args.device, weights=args.weights)
@@ -126,10 +127,12 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
     with tqdm(total=1.0, disable=args.quiet, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]") as bar:
         def on_progress(progress) -> None:
-            tiles = f" in {progress.tile} px tiles" if progress.tile else ""
+            how = f" in {progress.tile} px tiles" if progress.tile else ""
+            if progress.optimizer != settings.optimizer:  # L-BFGS would not fit the memory
+                how += f", {OPTIMISER_NAMES[progress.optimizer]}"
             bar.set_postfix_str(
                 f"scale {progress.scale + 1}/{progress.scales} ({progress.width}×"
-                f"{progress.height}{tiles}), iteration {progress.iteration}/"
+                f"{progress.height}{how}), iteration {progress.iteration}/"
                 f"{progress.total_iterations}, loss {progress.losses['total']:.4g}",
                 refresh=False)
             bar.update(progress.fraction - bar.n)
