@@ -44,7 +44,7 @@ def test_run_then_rerun_from_the_png_alone(tmp_path):
     done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
                "--scales", "2", "--style-weight", "5e3")
     assert done.returncode == 0, done.stderr
-    assert "scale 2/2" in done.stderr and "100%" in done.stderr  # the tqdm bar, by work
+    assert "iteration 3/3" in done.stderr and "100%" in done.stderr  # the tqdm bar, by work
     assert Image.open(out).size == (48, 32)
     settings = read_png_settings(out)
     assert (settings.size, settings.steps, settings.style_weight) == (48, 3, 5e3)
