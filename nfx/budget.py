@@ -244,11 +244,16 @@ def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
     if plans[final] is None:
         tile, leanest = s.tile or TILES[-1], optimizers(s)[-1]
         smallest = estimate(*final, s, precision, tile, optimizer=leanest)
+        fits = largest_fitting(final, s, precision, budget)
+        if plan(*size_for_long_edge(final, fits), s, precision, budget) is None:
+            raise InputError(
+                f"a memory budget of {budget / GIB:.1f} GiB fits no image: NFX itself needs "
+                f"about {PROCESS_BYTES / GIB:.1f} GiB before any image")
         raise InputError(
             f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB even in {tile} px "
             f"tiles with {OPTIMISER_NAMES[leanest]}, over the memory budget of "
             f"{budget / GIB:.1f} GiB; the largest size that fits is "
-            f"{largest_fitting(final, s, precision, budget)} px (long edge)")
+            f"{fits} px (long edge)")
     return plans
 
 

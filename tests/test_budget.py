@@ -167,3 +167,9 @@ def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(
     assert failed.status == "failed" and "memory budget" in failed.error
     (done,) = store.list_jobs(batch_id=good.id)
     assert done.status == "done"
+
+
+def test_a_budget_below_the_process_itself_says_so_rather_than_naming_a_size():
+    settings = Settings(size=512, memory_budget=0.5)
+    with pytest.raises(InputError, match="fits no image: NFX itself needs about 0.6 GiB"):
+        budget.plan_run([(512, 384)], settings, "bf16", None)
