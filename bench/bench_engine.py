@@ -74,6 +74,16 @@ class Evaluator:
                                          for l in STYLE_LAYERS),
                 "content": relative(out["relu4_2"], content)}
 
+    def roughness(self, output) -> float:
+        """Mean squared neighbour difference of the output's pixels (0-255) over the
+        painting's at the output's long edge: 1 is as rough as the painting itself. High
+        values with small distances are noise or hatching the distances do not see."""
+        style = resize(self.style, size_for_long_edge(self.style.size, max(output.size)))
+        def energy(image):
+            pixels = to_tensor(image) * 255.0
+            return (pixels.diff(dim=3).square().mean() + pixels.diff(dim=2).square().mean())
+        return (energy(output) / energy(style)).item()
+
     def objective(self, output, settings: Settings) -> float:
         """The fp32 NFX objective of an output image (for the bf16-vs-fp32 check)."""
         fp32 = settings.with_changes(precision="fp32")

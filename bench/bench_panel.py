@@ -16,6 +16,8 @@ bench/pastiche_panel.json: made once from the outputs in ../shared/baselines/pas
 written to --sheet and, downsized, to docs/images/panel.jpg with --docs.
 
     python bench/bench_panel.py [--pairs panel|all] [--rerun-pastiche] [--skip-iterations]
+    python bench/bench_panel.py --losses gram --set tv_weight=1e-3 --only chelsea coffee
+                                # a sweep point: settings changed from the defaults
     python bench/bench_panel.py --iterations-only   # the style losses' cost per iteration
 """
 
@@ -65,6 +67,12 @@ def panel_pairs(which: str) -> list[tuple[str, str]]:
     return sorted(baseline | set(itertools.product(CROSS_PHOTOS, PAINTINGS)))
 
 
+def pastiche_command(content: str, style: str, out: Path, size: int, steps: int) -> list[str]:
+    return [peer_command(), "-c", str(IMAGES / content), "-s", str(IMAGES / style), "-o",
+            str(out), "--size", str(size), "--num-steps", str(steps), "--device", "cpu",
+            "--seed", "0", "--no-verbose"]
+
+
 def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int,
                     keep: Path) -> dict:
     """Cached pastiche distances and wall times per pair; missing ones are scored from the
@@ -81,10 +89,7 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
             load_before = os.getloadavg()[0]
             keep.mkdir(parents=True, exist_ok=True)
             out = keep / f"{name}__pastiche.png"
-            seconds = timed([peer_command(), "-c", str(IMAGES / content), "-s",
-                             str(IMAGES / style), "-o", str(out), "--size", str(size),
-                             "--num-steps", str(steps), "--device", "cpu", "--seed", "0",
-                             "--no-verbose"])
+            seconds = timed(pastiche_command(content, style, out, size, steps))
             distances = evaluator.distances(load_image(out))
             source = (f"pastiche {steps} steps, run by bench_panel.py on {time.strftime('%Y-%m-%d %H:%M')}"
                       f" (1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
@@ -101,11 +106,35 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
     return cache
 
 
-def run_nfx(content: str, style: str, out: Path, size: int, style_loss: str) -> float:
-    """Wall time of `python -m nfx run` with the defaults, as a user runs it."""
+def peer_pace(content: str, style: str, size: int, keep: Path,
+              steps: tuple[int, int] = (10, 40)) -> tuple[float, float]:
+    """pastiche's start-up and seconds per step on this machine now, from two short runs.
+
+    The cache's wall times were measured on other days, and a shared machine's speed drifts
+    (2x between sessions here): scaling them by today's pace over theirs puts both tools'
+    times in one run, as ../shared/baselines/README.md asks of a time ratio."""
+    seconds = [timed(pastiche_command(content, style, keep / "pace.png", size, count))
+               for count in steps]
+    per_step = (seconds[1] - seconds[0]) / (steps[1] - steps[0])
+    return seconds[0] - per_step * steps[0], per_step
+
+
+def run_nfx(content: str, style: str, out: Path, settings: Settings,
+            changed: dict[str, str]) -> float:
+    """Wall time of `python -m nfx run` with the defaults (but `changed`), as a user runs it."""
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in changed.items()]
     return timed([sys.executable, "-m", "nfx", "run", str(IMAGES / content),
-                  str(IMAGES / style), "-o", str(out), "--size", str(size),
-                  "--style-loss", style_loss, "--quiet"])
+                  str(IMAGES / style), "-o", str(out), "--size", str(settings.size),
+                  "--style-loss", settings.style_loss, *options, "--quiet"])
+
+
+def parse_changes(pairs: list[str]) -> dict[str, str]:
+    """--set KEY=VALUE items, checked against Settings (the CLI parses the values)."""
+    changed = dict(item.split("=", 1) for item in pairs)
+    unknown = set(changed) - set(Settings.model_fields)
+    if unknown:
+        sys.exit(f"benchmark: --set names no setting: {', '.join(sorted(unknown))}")
+    return changed
 
 
 def loss_cost_table(engine, side: int = 512, rounds: int = 6, steps: int = 6) -> str:
@@ -156,6 +185,17 @@ def main() -> None:
                         help="leave out the per-iteration cost of the two style losses")
     parser.add_argument("--iterations-only", action="store_true",
                         help="only the per-iteration cost of the two style losses")
+    parser.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES),
+                        help="style losses NFX runs with (the targets read the first)")
+    parser.add_argument("--set", dest="changes", action="append", default=[],
+                        metavar="KEY=VALUE", help="run NFX with this setting changed")
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="only the pairs whose name contains one of these")
+    parser.add_argument("--pace-pair", default="coffee__kandinsky",
+                        help="pair whose pastiche pace is measured now (10 and 40 steps) to "
+                             "scale the cached times to this run's machine speed")
+    parser.add_argument("--no-pace", action="store_true",
+                        help="compare with the cached times as they are")
     args = parser.parse_args()
     if args.iterations_only:
         from nfx.engine import Engine
@@ -163,86 +203,112 @@ def main() -> None:
         print(loss_cost_table(Engine("cpu")))
         return
     pairs = panel_pairs(args.pairs)
+    if args.only:
+        pairs = [p for p in pairs if any(text in pair_name(*p) for text in args.only)]
+    changed = parse_changes(args.changes)
     defaults = Settings(size=args.size)
     print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
           f"(style_weight {defaults.style_weight:g}, tv_weight {defaults.tv_weight:g}, "
-          f"{defaults.scales} scales x {defaults.steps} steps) against pastiche "
+          f"{defaults.scales} scales x {defaults.steps} steps)"
+          f"{''.join(f', {k}={v}' for k, v in changed.items())} against pastiche "
           f"{args.peer_steps} steps", flush=True)
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
     peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps,
                            args.keep)
     args.keep.mkdir(parents=True, exist_ok=True)
+    pace = 1.0  # this run's machine speed against the cached pastiche times'
+    if not args.no_pace:
+        reference = peer[args.pace_pair]
+        startup, per_step = peer_pace(reference["content"], reference["style"], args.size,
+                                      args.keep)
+        now = startup + per_step * args.peer_steps
+        pace = now / reference["seconds"]
+        print(f"  pastiche pace now ({args.pace_pair}): {startup:.1f} s start-up + "
+              f"{per_step:.2f} s/step = {now:.0f} s for {args.peer_steps} steps, against "
+              f"{reference['seconds']:.0f} s cached: cached times x {pace:.2f}", flush=True)
     rows, cells = [], {}
     for row, (content, style) in enumerate(pairs):
         name = pair_name(content, style)
         evaluator.use(IMAGES / content, IMAGES / style)
         measured = {}
-        for style_loss in LOSSES:
+        for style_loss in args.losses:
             out = args.keep / f"{name}__{style_loss}.png"
-            seconds = run_nfx(content, style, out, args.size, style_loss)
-            measured[style_loss] = {"seconds": seconds,
-                                    **evaluator.distances(load_image(out))}
+            seconds = run_nfx(content, style, out, defaults.with_changes(style_loss=style_loss),
+                              changed)
+            output = load_image(out)
+            measured[style_loss] = {"seconds": seconds, **evaluator.distances(output),
+                                    "roughness": evaluator.roughness(output)}
             print(f"  {name} {style_loss}: {seconds:.1f} s, style "
                   f"{measured[style_loss]['style']:.4f}, content "
-                  f"{measured[style_loss]['content']:.4f}", flush=True)
+                  f"{measured[style_loss]['content']:.4f}, roughness "
+                  f"{measured[style_loss]['roughness']:.2f}", flush=True)
         rows.append((name, style, peer.get(name), measured))
         baseline = BASELINES / f"{name}.png"
         if not baseline.exists():  # a pair whose pastiche output was made here
             baseline = args.keep / f"{name}__pastiche.png"
         images = [load_image(IMAGES / content), load_image(IMAGES / style),
                   load_image(baseline) if baseline.exists() else None,
-                  *(load_image(args.keep / f"{name}__{l}.png") for l in LOSSES)]
+                  *(load_image(args.keep / f"{name}__{l}.png") if l in args.losses
+                    else None for l in LOSSES)]
         cells.update({(row, column): image for column, image in enumerate(images)
                       if image is not None})
 
-    print("\n| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
-          "style ratio | pastiche content | NFX content | content ratio | W2 style | "
-          "W2 content | W2 s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-          "---: | ---: |")
+    main_loss, others = args.losses[0], args.losses[1:]
+    short = {"gram": "gram", "wasserstein": "W2"}
+    print(f"\npastiche s: the cached time x {pace:.2f} (this run's pace against the cache's)")
+    print(f"| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
+          f"style ratio | pastiche content | NFX content | content ratio | NFX roughness |"
+          + "".join(f" {short[l]} style | {short[l]} content | {short[l]} s |" for l in others))
+    print("| --- |" + " ---: |" * (10 + 3 * len(others)))
     met = {"style": [], "content": [], "time": []}
+    fmt = lambda value, spec: "-" if value is None else format(value, spec)
     for name, _, p, m in rows:
-        g, w = m["gram"], m["wasserstein"]
-        if p is None:
-            print(f"| {name} | - | {g['seconds']:.0f} | - | - | {g['style']:.4f} | - | - | "
-                  f"{g['content']:.4f} | - | {w['style']:.4f} | {w['content']:.4f} | "
-                  f"{w['seconds']:.0f} |")
-            continue
-        ratios = {"time": g["seconds"] / p["seconds"],
-                  "style": g["style"] / p["style_distance"],
-                  "content": g["content"] / p["content_distance"]}
-        met["time"].append(ratios["time"] <= 0.25)
-        met["style"].append(ratios["style"] <= TOLERANCE)
-        met["content"].append(ratios["content"] <= TOLERANCE)
-        print(f"| {name} | {p['seconds']:.0f} | {g['seconds']:.0f} | {ratios['time']:.3f} | "
-              f"{p['style_distance']:.4f} | {g['style']:.4f} | {ratios['style']:.2f} | "
-              f"{p['content_distance']:.4f} | {g['content']:.4f} | {ratios['content']:.2f} | "
-              f"{w['style']:.4f} | {w['content']:.4f} | {w['seconds']:.0f} |")
+        g = m[main_loss]
+        ratios = {"time": None, "style": None, "content": None}
+        if p is not None:
+            p = {**p, "seconds": p["seconds"] * pace}
+            ratios = {"time": g["seconds"] / p["seconds"],
+                      "style": g["style"] / p["style_distance"],
+                      "content": g["content"] / p["content_distance"]}
+            met["time"].append(ratios["time"] <= 0.25)
+            met["style"].append(ratios["style"] <= TOLERANCE)
+            met["content"].append(ratios["content"] <= TOLERANCE)
+        p = p or {}
+        print(f"| {name} | {fmt(p.get('seconds'), '.0f')} | {g['seconds']:.0f} | "
+              f"{fmt(ratios['time'], '.3f')} | {fmt(p.get('style_distance'), '.4f')} | "
+              f"{g['style']:.4f} | {fmt(ratios['style'], '.2f')} | "
+              f"{fmt(p.get('content_distance'), '.4f')} | {g['content']:.4f} | "
+              f"{fmt(ratios['content'], '.2f')} | {g['roughness']:.2f} |"
+              + "".join(f" {m[l]['style']:.4f} | {m[l]['content']:.4f} | {m[l]['seconds']:.0f} |"
+                        for l in others))
     scored = [r for r in rows if r[2] is not None]
-    print(f"\ntargets on {len(scored)} pairs with a pastiche score (5% tolerance on distances):")
+    print(f"\ntargets on {len(scored)} pairs with a pastiche score (5% tolerance on distances),"
+          f" NFX {main_loss}:")
     for key, label in (("style", "style distance <= pastiche's"),
                        ("content", "content distance <= pastiche's"),
                        ("time", "wall time <= 1/4 of pastiche's")):
         print(f"  {label}: {sum(met[key])}/{len(met[key])} pairs")
     print("style distance's spread over the panel (max/min): "
           f"pastiche {spread(r[2]['style_distance'] for r in scored):.2f}, "
-          f"NFX gram {spread(r[3]['gram']['style'] for r in rows):.2f}, "
-          f"NFX wasserstein {spread(r[3]['wasserstein']['style'] for r in rows):.2f}")
+          + ", ".join(f"NFX {l} {spread(r[3][l]['style'] for r in rows):.2f}"
+                      for l in args.losses))
     by_painting = lambda pick: spread(statistics.mean(pick(r) for r in scored if r[1] == p)
                                       for p in {r[1] for r in scored})
     print("the same over each painting's mean: "
           f"pastiche {by_painting(lambda r: r[2]['style_distance']):.2f}, "
-          f"NFX gram {by_painting(lambda r: r[3]['gram']['style']):.2f}, "
-          f"NFX wasserstein {by_painting(lambda r: r[3]['wasserstein']['style']):.2f}")
-    for style_loss in LOSSES:
-        mean_style = statistics.mean(r[3][style_loss]["style"] for r in rows)
-        print(f"NFX {style_loss}: mean style {mean_style:.4f}, "
-              f"mean content {statistics.mean(r[3][style_loss]['content'] for r in rows):.4f}, "
-              f"mean wall {statistics.mean(r[3][style_loss]['seconds'] for r in rows):.0f} s")
+          + ", ".join(f"NFX {l} {by_painting(lambda r: r[3][l]['style']):.2f}"
+                      for l in args.losses))
+    for style_loss in args.losses:
+        mean = lambda key: statistics.mean(r[3][style_loss][key] for r in rows)
+        print(f"NFX {style_loss}: mean style {mean('style'):.4f}, "
+              f"mean content {mean('content'):.4f}, mean roughness {mean('roughness'):.2f}, "
+              f"mean wall {mean('seconds'):.0f} s")
 
     sheet = contact_sheet(cells, [name.replace("__", " × ") for name, *_ in rows],
                           ["content", "style", "pastiche 300", "NFX gram", "NFX wasserstein"],
-                          cell_size=256, title=f"NFX defaults against pastiche, {args.size} px")
+                          cell_size=256, title=f"NFX defaults"
+                          f"{''.join(f', {k}={v}' for k, v in changed.items())} against "
+                          f"pastiche, {args.size} px")
     sheet_path = args.sheet or args.keep / "panel_sheet.png"
     sheet.save(sheet_path)
     print(f"\ncontact sheet: {sheet_path}")

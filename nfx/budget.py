@@ -61,6 +61,9 @@ BACKWARD_ACTIVATIONS = 6
 FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
 FORWARD_SHARE = 1 / 3  # of a forward+backward pass's time, its forward alone
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
+MAX_SLOWDOWN = 4.0  # the most an automatic tiling may multiply an iteration's time by
+# (work_factor): 256 px tiles cost 2.7-3.4x at every size, 128 px ones 4.8-6.6x and 64 px
+# ones 12-16x, which turns a 2048 px job into hours. Past it the plan takes Adam, or refuses.
 
 
 def _layers(s: Settings) -> list[str]:
@@ -108,6 +111,22 @@ def work_factor(width: int, height: int, s: Settings, tile: int | None) -> float
     return area / (width * height) * (1 + FORWARD_SHARE * (len(laid) - 1) / len(laid))
 
 
+def tiles(width: int, height: int, s: Settings) -> list[int]:
+    """The tile edges a plan may use at this size, largest first: `s.tile` alone if the
+    settings force one, else those smaller than the image whose iteration costs at most
+    MAX_SLOWDOWN untiled ones."""
+    if s.tile:
+        return [s.tile]
+    return [tile for tile in TILES if tile < max(width, height)
+            and work_factor(width, height, s, tile) <= MAX_SLOWDOWN]
+
+
+def smallest_tile(width: int, height: int, s: Settings) -> int | None:
+    """The leanest layout a plan may use: its smallest tile, or None (untiled) if none."""
+    allowed = tiles(width, height, s)
+    return allowed[-1] if allowed else None
+
+
 def work_factors(s: Settings, budget: int | None = None) -> Callable[[tuple[int, int]], float]:
     """Each scale size's time factor (work_factor) under the plan that `budget` (default:
     this machine's, see budget_bytes) gives it: for time estimates made before a run."""
@@ -116,7 +135,7 @@ def work_factors(s: Settings, budget: int | None = None) -> Callable[[tuple[int,
 
     def factor(size: tuple[int, int]) -> float:
         chosen = plan(*size, s, precision, limit)
-        return work_factor(*size, s, chosen.tile if chosen else TILES[-1])
+        return work_factor(*size, s, chosen.tile if chosen else smallest_tile(*size, s))
     return factor
 
 
@@ -222,10 +241,10 @@ def optimizers(s: Settings) -> tuple[str, ...]:
 
 def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> Plan | None:
     """The plan for one size within `budget` bytes (None if none fits): untiled if it fits
-    (or as `s.tile` forces), else the largest tile that fits; with the settings' optimiser
-    at any tile before Adam at any (see optimizers)."""
+    (or as `s.tile` forces), else the largest tile that fits (see tiles); with the
+    settings' optimiser at any tile before Adam at any (see optimizers)."""
     history = history_pairs(width, height)
-    layouts = [s.tile] if s.tile else [None, *(t for t in TILES if t < max(width, height))]
+    layouts = tiles(width, height, s) if s.tile else [None, *tiles(width, height, s)]
     for optimizer in optimizers(s):
         for tile in layouts:
             need = estimate(width, height, s, precision, tile, optimizer=optimizer)
@@ -242,18 +261,18 @@ def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
     plans = {size: plan(*size, s, precision, budget) for size in sizes}
     final = sizes[-1]
     if plans[final] is None:
-        tile, leanest = s.tile or TILES[-1], optimizers(s)[-1]
+        tile, leanest = smallest_tile(*final, s), optimizers(s)[-1]
         smallest = estimate(*final, s, precision, tile, optimizer=leanest)
         fits = largest_fitting(final, s, precision, budget)
         if plan(*size_for_long_edge(final, fits), s, precision, budget) is None:
             raise InputError(
                 f"a memory budget of {budget / GIB:.1f} GiB fits no image: NFX itself needs "
                 f"about {PROCESS_BYTES / GIB:.1f} GiB before any image")
+        layout = f"even in {tile} px tiles" if tile else "untiled"
         raise InputError(
-            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB even in {tile} px "
-            f"tiles with {OPTIMISER_NAMES[leanest]}, over the memory budget of "
-            f"{budget / GIB:.1f} GiB; the largest size that fits is "
-            f"{fits} px (long edge)")
+            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB {layout} with "
+            f"{OPTIMISER_NAMES[leanest]}, over the memory budget of {budget / GIB:.1f} GiB; "
+            f"the largest size that fits is {fits} px (long edge)")
     return plans
 
 

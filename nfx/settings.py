@@ -53,7 +53,7 @@ class Settings(BaseModel):
                                   description="Weight of the content loss: the relative error "
                                               "‖F−Fₜ‖²/‖Fₜ‖² of the content layer's "
                                               "features.")
-    style_weight: float = Field(5.0, ge=0.0, le=1e9,
+    style_weight: float = Field(10.0, ge=0.0, le=1e9,
                                 json_schema_extra=_meta("Weights", indexed=True),
                                 description="Balance of style against content. The style "
                                             "loss is a relative error per style layer "
@@ -62,7 +62,7 @@ class Settings(BaseModel):
                                             "for every painting and size. Higher means "
                                             "more style, less content. The scale changed "
                                             "in NFX 0.2 (normalised losses; default 30 "
-                                            "became 5): settings stored earlier keep "
+                                            "became 10): settings stored earlier keep "
                                             "their number, which now gives more style.")
     style_loss: Literal["gram", "wasserstein"] = Field(
         "gram", json_schema_extra=_meta("Weights", indexed=True),

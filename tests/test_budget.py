@@ -39,7 +39,8 @@ settings = Settings(size=size, scales=1, steps=2, tile=tile, memory_budget=64)
 content = make_image(size, size * 3 // 4, seed=1)
 precision = resolve_precision(settings.precision, engine.device)
 if low:  # a budget just under L-BFGS's need in the smallest tile: the run falls back to Adam
-    need = budget.estimate(*content.size, settings, precision, budget.TILES[-1])
+    need = budget.estimate(*content.size, settings, precision,
+                           budget.smallest_tile(*content.size, settings))
     settings = settings.with_changes(memory_budget=(need - 2**20) / budget.GIB)
 plan = budget.plan(*content.size, settings, precision, budget.budget_bytes(settings))
 result = engine.stylize(content, [make_image(96, 96, seed=2)], settings)
@@ -85,15 +86,16 @@ def test_tiles_only_over_the_budget_and_shortens_the_history_only_when_huge():
 def test_adam_only_when_lbfgs_cannot_fit_even_in_the_smallest_tile(precision):
     s = Settings(size=768, precision=precision)
     width, height = 768, 576
-    lbfgs_least = budget.estimate(width, height, s, precision, budget.TILES[-1])
+    smallest = budget.smallest_tile(width, height, s)
+    lbfgs_least = budget.estimate(width, height, s, precision, smallest)
     assert budget.plan(width, height, s, precision, 1 << 40).optimizer == "lbfgs"
     at_least = budget.plan(width, height, s, precision, lbfgs_least)
-    assert (at_least.optimizer, at_least.tile) == ("lbfgs", budget.TILES[-1])
+    assert (at_least.optimizer, at_least.tile) == ("lbfgs", smallest)
     fallback = budget.plan(width, height, s, precision, lbfgs_least - 1)
     assert fallback.optimizer == "adam" and fallback.estimate < lbfgs_least
     assert fallback.estimate == budget.estimate(width, height, s, precision, fallback.tile,
                                                 optimizer="adam")
-    adam_least = budget.estimate(width, height, s, precision, budget.TILES[-1],
+    adam_least = budget.estimate(width, height, s, precision, smallest,
                                  optimizer="adam")
     assert budget.plan(width, height, s, precision, adam_least - 1) is None
     # Asked for Adam, it is Adam at any budget; the history is L-BFGS's business only.
@@ -111,7 +113,27 @@ def test_8192_px_at_default_settings_fits_12_gib(precision):
     top = plans[(8192, 6144)]
     assert top.optimizer == "adam" and top.tile and top.estimate <= 12 * GIB
     assert all(plans[size].optimizer == "lbfgs" for size in sizes[:-1])
-    assert budget.estimate(8192, 6144, s, precision, budget.TILES[-1]) > 12 * GIB  # L-BFGS
+    smallest = budget.smallest_tile(8192, 6144, s)
+    assert budget.estimate(8192, 6144, s, precision, smallest) > 12 * GIB  # L-BFGS
+
+
+def test_automatic_tiles_stop_where_they_would_cost_hours():
+    """64 px tiles at 2048 px recompute their margins ~15x over: a plan never picks tiles
+    that cost over MAX_SLOWDOWN untiled iterations; it goes to Adam or refuses instead.
+    Tiles the settings force are used as they are."""
+    s = Settings(size=2048)
+    for width, height in ((768, 576), (2048, 1536), (4096, 3072), (8192, 6144)):
+        allowed = budget.tiles(width, height, s)
+        assert allowed and allowed == sorted(allowed, reverse=True)
+        assert all(budget.work_factor(width, height, s, t) <= budget.MAX_SLOWDOWN
+                   for t in allowed)
+        assert 64 not in allowed and 256 in allowed
+        for gib in (1.0, 2.0, 4.0, 8.0):
+            chosen = budget.plan(width, height, s, "bf16", int(gib * GIB))
+            assert chosen is None or chosen.tile is None or chosen.tile in allowed
+    assert budget.tiles(2048, 1536, s.with_changes(tile=64)) == [64]
+    assert budget.plan(2048, 1536, s.with_changes(tile=64), "bf16", 1 << 40).tile == 64
+    assert budget.smallest_tile(2048, 1536, s) == 256
 
 
 def test_tiles_cost_time_and_time_estimates_count_them():
@@ -137,21 +159,22 @@ def test_the_apps_job_estimate_counts_the_tiles_its_budget_will_need():
 
 def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):
     content, style = make_image(64, 48, seed=1), make_image(40, 40, seed=2)
-    # 0.8 GiB: too little for 2048×1536 even with Adam in the smallest tiles (1 GiB is
-    # enough for those: the run would start, as it should)
-    settings = Settings(size=2048, scales=2, memory_budget=0.8)
+    # 1 GiB: too little for 2048×1536 even with Adam in 256 px tiles (64 px ones would fit,
+    # at ~15x the time of an iteration: hours, so the plan does not go there)
+    settings = Settings(size=2048, scales=2, memory_budget=1.0)
     misses, started = engine.cache.misses, time.perf_counter()
     with pytest.raises(InputError) as caught:
         engine.stylize(content, [style], settings)
     message = str(caught.value)
-    assert "\n" not in message and "memory budget of 0.8 GiB" in message
+    assert "\n" not in message and "memory budget of 1.0 GiB" in message
+    assert "even in 256 px tiles with Adam" in message
     assert engine.cache.misses == misses  # no target computed, nothing allocated
     assert time.perf_counter() - started < 5
     fits = int(message.split("fits is ")[1].split(" px")[0])
     assert 64 <= fits < 2048
     final = (fits, fits * 3 // 4)
-    assert budget.plan(*final, settings, "bf16", int(0.8 * GIB)) is not None
-    assert budget.plan(fits + 16, (fits + 16) * 3 // 4, settings, "bf16", int(0.8 * GIB)) is None
+    assert budget.plan(*final, settings, "bf16", GIB) is not None
+    assert budget.plan(fits + 16, (fits + 16) * 3 // 4, settings, "bf16", GIB) is None
 
 
 def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(sqlite_url):

@@ -34,7 +34,7 @@ def input_files(folder: Path, style_name: str = "s.png") -> tuple[Path, Path]:
 
 def test_help_shows_every_setting_with_default_and_range():
     out = nfx("run", "--help").stdout
-    assert "--style-weight" in out and "(default: 5; range [0, 1e+09])" in out
+    assert "--style-weight" in out and "(default: 10; range [0, 1e+09])" in out
     assert f"range [16, {FIELDS['size'].maximum}]" in out and "{lbfgs,adam}" in out
 
 

@@ -228,7 +228,7 @@ def test_a_scale_that_lbfgs_cannot_fit_runs_with_adam_and_says_so(engine, style_
     progress, the record and the PNG's facts name the optimiser."""
     content = make_image(128, 96, seed=1)
     settings = Settings(size=128, scales=2, steps=10, precision="fp32")
-    need = budget.estimate(128, 96, settings, "fp32", budget.TILES[-1])
+    need = budget.estimate(128, 96, settings, "fp32", budget.smallest_tile(128, 96, settings))
     settings = settings.with_changes(memory_budget=(need - 2**20) / budget.GIB)
     seen = {}
     run = engine.stylize(content, [style_image], settings,

@@ -60,7 +60,7 @@ def test_settings_are_validated_with_one_line_errors():
 def test_digest_and_differences():
     a, b = Settings(), Settings(style_weight=1e5)
     assert a.digest() == Settings().digest() != b.digest()
-    assert a.differences(b) == {"style_weight": (5.0, 1e5)}
+    assert a.differences(b) == {"style_weight": (10.0, 1e5)}
     assert Settings.from_json(b.to_json()) == b
 
 
