@@ -59,6 +59,9 @@ STYLE_VECTORS = 4  # copies of the style image's pixels while its targets are co
 # 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
 BACKWARD_ACTIVATIONS = 6
 FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
+TILED_GRAPH_MARGIN = 0.45  # a tiled evaluation's peak over its block's graph_bytes: measured
+# 17-43% above the rest of the estimate at 1024-4096 px in 512-1536 px tiles (2026-12-01,
+# docs/benchmarks.md): block-sized buffers of blocks of other shapes that the heap keeps
 FORWARD_SHARE = 1 / 3  # of a forward+backward pass's time, its forward alone
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
 MAX_SLOWDOWN = 4.0  # the most an automatic tiling may multiply an iteration's time by
@@ -175,8 +178,11 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
         region = (cols, rows)
     content = _activations(width, height, [s.content_layer])[-1]
     target = content[0] * content[1] * content[2] * (2 if precision == "bf16" else 4)
-    evaluation = ((TILED_VECTORS if tile is not None else UNTILED_VECTORS) * vector
-                  + graph_bytes(*region, s, precision))
+    graph = graph_bytes(*region, s, precision)
+    if tile is None:
+        evaluation = UNTILED_VECTORS * vector + graph
+    else:
+        evaluation = TILED_VECTORS * vector + (1 + TILED_GRAPH_MARGIN) * graph
     optimise = (target + (PIXEL_VECTORS + HEAP_VECTORS + state) * vector
                 + max(evaluation, STEP_VECTORS[optimizer] * vector))
     style = (round(width * s.style_scale), round(height * s.style_scale))
@@ -186,7 +192,7 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
         style_region = style
     targets = (STYLE_VECTORS * 3 * style[0] * style[1] * 4
                + graph_bytes(*style_region, s, precision, grad=False))
-    return PROCESS_BYTES + max(optimise, targets)
+    return PROCESS_BYTES + int(max(optimise, targets))
 
 
 def available(device: torch.device | None) -> int:

@@ -228,7 +228,8 @@ def test_a_scale_that_lbfgs_cannot_fit_runs_with_adam_and_says_so(engine, style_
     progress, the record and the PNG's facts name the optimiser."""
     content = make_image(128, 96, seed=1)
     settings = Settings(size=128, scales=2, steps=10, precision="fp32")
-    need = budget.estimate(128, 96, settings, "fp32", budget.smallest_tile(128, 96, settings))
+    need = min(budget.estimate(128, 96, settings, "fp32", tile)  # L-BFGS's leanest layout
+               for tile in [None, *budget.tiles(128, 96, settings)])
     settings = settings.with_changes(memory_budget=(need - 2**20) / budget.GIB)
     seen = {}
     run = engine.stylize(content, [style_image], settings,
@@ -306,8 +307,12 @@ def test_histogram_mode_output_takes_content_colours(engine, style_image):
 @pytest.mark.parametrize("style_loss", sorted(STYLE_LOSSES))
 def test_several_styles_blend(engine, content_image, style_loss):
     styles = [make_image(32, 32, seed=12), make_image(32, 32, seed=13)]
+    # fp32: at 40 px, bf16's gradient noise makes single L-BFGS steps of the Wasserstein
+    # loss overshoot (the objective rose at step 8 with style weight 10); from 256 px up
+    # the objective rises only where a new scale starts.
     result = engine.stylize(content_image, styles, Settings(**TINY, style_blend=(1.0, 2.0),
-                                                            style_loss=style_loss))
+                                                            style_loss=style_loss,
+                                                            precision="fp32"))
     assert result.image.size == (40, 27)
     totals = [h["total"] for h in result.history]
     assert totals[-1] < totals[0]

@@ -112,10 +112,15 @@ def test_targets_computed_by_blocks_equal_whole_image_ones(engine):
     stats = tiled_style_stats(engine.model, pixels, layers, "max", 64)
     for layer in layers:
         expected = style_stats(found[layer])
-        assert torch.allclose(stats[layer].gram, expected.gram, rtol=1e-4, atol=1e-3)
+        # Sums over other block orders round differently: near-zero entries of a Gram whose
+        # largest is ~1e6 (relu5_1) differ by ~0.2, so the absolute tolerance follows the
+        # matrix's scale (2e-7 of it was measured; a block missing or counted twice is 1e-2).
+        scale = float(expected.gram.abs().max())
+        assert torch.allclose(stats[layer].gram, expected.gram, rtol=1e-4, atol=1e-5 * scale)
         assert torch.allclose(stats[layer].mean, expected.mean, rtol=1e-4, atol=1e-4)
     content = tiled_features(engine.model, pixels, "relu4_2", "max", 64)
-    assert torch.allclose(content, found["relu4_2"], rtol=1e-4, atol=1e-3)
+    scale = float(found["relu4_2"].abs().max())
+    assert torch.allclose(content, found["relu4_2"], rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_no_gradient_asked_gives_the_objective_only(engine):
