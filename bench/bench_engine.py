@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from nfx.engine import Engine  # noqa: E402
 from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
 from nfx.tensors import to_tensor  # noqa: E402
-from nfx.losses import gram  # noqa: E402
+from nfx.losses import TVLoss, gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.vgg import BLOCK_WIDTHS, preprocess  # noqa: E402
 
@@ -75,13 +75,11 @@ class Evaluator:
                 "content": relative(out["relu4_2"], content)}
 
     def roughness(self, output) -> float:
-        """Mean squared neighbour difference of the output's pixels (0-255) over the
-        painting's at the output's long edge: 1 is as rough as the painting itself. High
+        """The total-variation term (mean squared neighbour difference, 0-255 pixels) of the
+        output over the painting's at the output's long edge: 1 is as rough as the painting itself. High
         values with small distances are noise or hatching the distances do not see."""
         style = resize(self.style, size_for_long_edge(self.style.size, max(output.size)))
-        def energy(image):
-            pixels = to_tensor(image) * 255.0
-            return (pixels.diff(dim=3).square().mean() + pixels.diff(dim=2).square().mean())
+        energy = lambda image: TVLoss()(to_tensor(image) * 255.0)  # NFX's own TV term
         return (energy(output) / energy(style)).item()
 
     def objective(self, output, settings: Settings) -> float:

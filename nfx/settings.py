@@ -216,6 +216,11 @@ class FieldSpec:
     def label(self) -> str:
         return self.name.replace("_", " ").capitalize()
 
+    @property
+    def option(self) -> str:
+        """The command line's option for this setting."""
+        return "--" + self.name.replace("_", "-")
+
     def parse(self, text: str) -> Any:
         """Parse one value from text (CLI, sweep lists); InputError on nonsense."""
         text = text.strip()

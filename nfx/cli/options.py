@@ -35,7 +35,7 @@ def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = Tr
     for spec in FIELDS.values():
         shown = f" (default: {spec.format(spec.default) or 'none'}"
         shown += f"; range {spec.describe_range()})" if spec.describe_range() else ")"
-        group.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, type=_option_type(spec),
+        group.add_argument(spec.option, dest=spec.name, type=_option_type(spec),
                            default=None, metavar=spec.kind.upper(),
                            help=spec.help.replace("%", "%%") + (shown if defaults else ""))
 
