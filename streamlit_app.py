@@ -1,6 +1,7 @@
 """NFX web app: the entry point `streamlit run streamlit_app.py` (or `python -m nfx app`).
 
-Only navigation lives here; each page is a layout over its view module in `nfx.app`.
+Only navigation lives here, with the watch on finished batches that every page shares. Each
+page is a layout over its view module in `nfx.app`.
 """
 
 import sys
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # pages import `nfx` and `pages._widgets` from the repo root
     sys.path.insert(0, str(ROOT))
 
-from pages._widgets import NAVIGATED  # noqa: E402 (needs ROOT on sys.path)
+from pages._widgets import batch_watch  # noqa: E402
 
 st.set_page_config(page_title="NFX style transfer", page_icon="🎨", layout="wide")
 
@@ -25,5 +26,6 @@ PAGES = [
     st.Page("pages/png_info.py", title="PNG info", icon=":material/info:"),
 ]
 
-st.session_state[NAVIGATED] = True  # pages check it: see pages/_widgets.py
-st.navigation(PAGES).run()
+page = st.navigation(PAGES, position="top")  # the sidebar is the gallery's filters
+batch_watch()  # draws nothing but toasts: no space taken
+page.run()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from nfx.errors import InputError
 from nfx.images import size_for_long_edge
+from nfx.scales import scale_sizes
 from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES, Settings
 from nfx.tile_grid import blocks, largest_block
 
@@ -260,7 +261,7 @@ def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> P
 
 
 def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
-             device: torch.device) -> dict[tuple[int, int], Plan]:
+             device: torch.device | None) -> dict[tuple[int, int], Plan]:
     """A Plan per scale, or InputError (one line) if the largest cannot fit even tiled
     with the leanest optimiser."""
     budget = budget_bytes(s, device)
@@ -272,14 +273,31 @@ def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
         fits = largest_fitting(final, s, precision, budget)
         if plan(*size_for_long_edge(final, fits), s, precision, budget) is None:
             raise InputError(
-                f"a memory budget of {budget / GIB:.1f} GiB fits no image: NFX itself needs "
-                f"about {PROCESS_BYTES / GIB:.1f} GiB before any image")
+                f"a memory budget of {gib(budget)} fits no image: NFX itself needs "
+                f"about {gib(PROCESS_BYTES)} before any image")
         layout = f"even in {tile} px tiles" if tile else "untiled"
         raise InputError(
-            f"{final[0]}×{final[1]} px needs about {smallest / GIB:.1f} GiB {layout} with "
-            f"{OPTIMISER_NAMES[leanest]}, over the memory budget of {budget / GIB:.1f} GiB; "
+            f"{final[0]}×{final[1]} px needs about {gib(smallest)} {layout} with "
+            f"{OPTIMISER_NAMES[leanest]}, over the memory budget of {gib(budget)}; "
             f"the largest size that fits is {fits} px (long edge)")
     return plans
+
+
+def check_fits(content_size: tuple[int, int], s: Settings) -> None:
+    """Refuse, when a batch is planned, a job that its set memory budget cannot fit (the same
+    one line the worker would fail it with). An automatic budget (0) is the worker's
+    machine's to judge, when it runs."""
+    if not s.memory_budget:
+        return
+    final = size_for_long_edge(content_size, s.size)
+    plan_run(scale_sizes(final, s.scales), s, "fp32" if s.precision == "fp32" else "bf16",
+             None)
+
+
+def gib(count: int | float) -> str:
+    """'2.3 GiB', '0.05 GiB': two significant figures below 1 GiB."""
+    value = count / GIB
+    return f"{value:.1f} GiB" if value >= 1 else f"{value:.2g} GiB"
 
 
 def largest_fitting(final: tuple[int, int], s: Settings, precision: str, budget: int) -> int:

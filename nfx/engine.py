@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import statistics
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -31,7 +30,8 @@ from nfx.settings import Settings
 from nfx.tensors import to_pil, to_tensor
 from nfx.vgg import VGG19Features, load_vgg
 
-CALIBRATION_EDGES = (64, 192)  # small and mid-sized: fixed costs dominate one, pixels the other
+CALIBRATION_EDGES = (64, 256)  # small and mid-sized: fixed costs dominate one, pixels the other
+CALIBRATION_ROUNDS = 3  # interleaved; the fastest of each is kept (see Engine.calibrate)
 
 PREVIEW_EDGE = 512  # px, long edge of progress previews: for watching, not keeping
 
@@ -349,23 +349,35 @@ class Engine:
 
     def calibrate(self, precision: str = "auto") -> WorkModel:
         """Measure this device's `WorkModel` in a few seconds: short real runs at two sizes
-        give the cost per iteration (a line in megapixels) and the setup per scale."""
-        content = Image.effect_mandelbrot((192, 192), (-2.0, -1.2, 0.8, 1.2), 60).convert("RGB")
-        style = Image.radial_gradient("L").resize((96, 96)).convert("RGB")
+        give the cost per iteration (a line in megapixels) and the setup per scale.
+
+        Contention (the app starting beside a new worker, another job on a shared machine)
+        only ever adds time, so each figure is the fastest seen over interleaved rounds, not
+        a median: a median over one burst of contention once put the fixed cost per
+        iteration at 1.2 s and the slope at 0, and a 512 px job's estimate at 9x its time."""
+        content = Image.effect_mandelbrot((256, 256), (-2.0, -1.2, 0.8, 1.2), 60).convert("RGB")
+        style = Image.radial_gradient("L").resize((128, 128)).convert("RGB")
         self.stylize(content, [style], Settings(size=32, scales=1, steps=2, precision=precision))
-        points = []
-        for edge in CALIBRATION_EDGES:
-            settings = Settings(size=edge, scales=1, steps=6, precision=precision)
-            ticks = [time.perf_counter()]
-            self.stylize(content, [style], settings,
-                         lambda progress: ticks.append(time.perf_counter()), preview_every=0)
-            steps = [b - a for a, b in zip(ticks[1:], ticks[2:])]
-            per_iteration = statistics.median(steps)
-            points.append((edge * edge / 1e6, per_iteration, ticks[1] - ticks[0] - per_iteration))
-        (m1, t1, setup1), (m2, t2, setup2) = points
-        slope = max((t2 - t1) / (m2 - m1), 0.0)
-        return WorkModel(per_megapixel_iteration=slope, per_iteration=max(t1 - slope * m1, 0.0),
-                         per_scale=max((setup1 + setup2) / 2, 0.0))
+        steps = {edge: float("inf") for edge in CALIBRATION_EDGES}
+        setup = dict(steps)
+        for _ in range(CALIBRATION_ROUNDS):
+            for edge in CALIBRATION_EDGES:
+                settings = Settings(size=edge, scales=1, steps=5, precision=precision)
+                ticks = [time.perf_counter()]
+                self.stylize(content, [style], settings,
+                             lambda progress: ticks.append(time.perf_counter()), preview_every=0)
+                fastest = min(b - a for a, b in zip(ticks[1:], ticks[2:]))
+                steps[edge] = min(steps[edge], fastest)
+                setup[edge] = min(setup[edge], ticks[1] - ticks[0] - fastest)
+        (e1, e2) = CALIBRATION_EDGES
+        m1, m2 = e1 * e1 / 1e6, e2 * e2 / 1e6
+        slope = (steps[e2] - steps[e1]) / (m2 - m1)
+        if slope <= 0:  # the small size was no faster: charge everything per megapixel
+            return WorkModel(per_megapixel_iteration=steps[e2] / m2,
+                             per_scale=max(min(setup.values()), 0.0))
+        return WorkModel(per_megapixel_iteration=slope,
+                         per_iteration=max(steps[e1] - slope * m1, 0.0),
+                         per_scale=max(min(setup.values()), 0.0))
 
     def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
                  settings: Settings) -> dict[str, float]:

@@ -128,6 +128,20 @@ def _fit(image: Image.Image, size: int) -> Image.Image:
                         Image.LANCZOS)
 
 
+def stack(sheets: Sequence[Image.Image], gap: int = 16) -> Image.Image:
+    """Sheets one under another on the background, left-aligned: a split grid as one PNG."""
+    if len(sheets) == 1:
+        return sheets[0]
+    width = max(s.width for s in sheets)
+    height = sum(s.height for s in sheets) + gap * (len(sheets) - 1)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    y = 0
+    for sheet in sheets:
+        out.paste(sheet.convert("RGB"), (0, y))
+        y += sheet.height + gap
+    return out
+
+
 def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)

@@ -55,6 +55,26 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def format_span(low: float, high: float) -> str:
+    """A range of durations in few characters, for a narrow box: '10–20 s', '4–7 min',
+    '40 s – 2 min', '1.2–2.5 h'."""
+    def unit(seconds: float) -> str:
+        return "s" if seconds < 60 else "min" if seconds < 3600 else "h"
+
+    def number(seconds: float, of: str) -> str:
+        value = seconds / {"s": 1, "min": 60, "h": 3600}[of]
+        return f"{value:.1f}" if of == "h" else f"{max(round(value), 1)}"
+
+    if high < 1:
+        return "under 1 s"
+    low_unit, high_unit = unit(low), unit(high)
+    if low_unit == high_unit:
+        first, last = number(low, low_unit), number(high, high_unit)
+        return f"about {last} {high_unit}" if first == last else \
+            f"{first}–{last} {high_unit}"
+    return f"{number(low, low_unit)} {low_unit} – {number(high, high_unit)} {high_unit}"
+
+
 def field_label(name: str) -> str:
     """'style_weight' -> 'Style weight'; the grid's 'content'/'style' axes -> 'Content'."""
     return FIELDS[name].label if name in FIELDS else name.capitalize()
@@ -98,12 +118,23 @@ def run_text(settings: Settings, content_size: tuple[int, int] | None = None) ->
     return f"{settings.size} px, {plural(scales, 'scale')} × {settings.steps} steps"
 
 
+def changes_text(settings: Settings, source: Settings) -> str:
+    """'Style weight 10 → 30 · Steps 70 → 100': what a re-run changed from its source."""
+    return " · ".join(f"{FIELDS[name].label} {FIELDS[name].format(before)} → "
+                      f"{FIELDS[name].format(after)}"
+                      for name, (after, before) in settings.differences(source).items())
+
+
 def entry_label(ref: str, content_name: str, style_names: Sequence[str], settings: Settings,
-                varying: Sequence[str]) -> str:
+                varying: Sequence[str], source: Settings | None = None) -> str:
     """'J17 · chelsea × the_scream · Style weight 1e+04': the one label of a job or result,
-    with the values that vary within its batch (or among what is shown beside it)."""
+    with the values that vary within its batch (or among what is shown beside it); for a
+    re-run, what it changed from the result it started from ('Style weight 10 → 30')."""
     parts = [ref, inputs_text(content_name, style_names, settings.style_blend)]
-    shown = settings_summary(settings, [n for n in varying if n in FIELDS])
+    if source is not None:
+        shown = changes_text(settings, source) or "run again"
+    else:
+        shown = settings_summary(settings, [n for n in varying if n in FIELDS])
     return " · ".join(parts + ([shown] if shown else []))
 
 
@@ -111,12 +142,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")[:40] or "x"
 
 
-def file_stem(job_id: int, content_name: str, style_names: Sequence[str], settings: Settings,
+def file_stem(ref: str, content_name: str, style_names: Sequence[str], settings: Settings,
               varying: Sequence[str]) -> str:
-    """'000017_chelsea_the-scream_style_weight-1e+04': an export file name that carries the
-    values that vary within the batch."""
+    """'R12_chelsea_the-scream_style_weight-1e+04': an export file name that starts with the
+    result's label and carries the values that vary within the batch."""
     styles = "+".join(_slug(stem(n)) for n in style_names)
-    parts = [f"{job_id:06d}", _slug(stem(content_name)), styles]
+    parts = [ref, _slug(stem(content_name)), styles]
     parts += [f"{name}-{_slug(FIELDS[name].text_of(settings))}" for name in varying
               if name in FIELDS]
     return "_".join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -320,6 +321,11 @@ def field(name: str) -> FieldSpec:
                          + ", ".join(FIELDS)) from None
 
 
+def split_values(text: str) -> list[str]:
+    """A sweep's values as typed: separated by commas, spaces or both ('10, 20', '10 20')."""
+    return [item for item in re.split(r"[,\s]+", text.strip()) if item]
+
+
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
     """'style_weight=1e4,1e5' -> ('style_weight', [1e4, 1e5]), validated against ranges."""
     name, sep, values = text.partition("=")
@@ -328,7 +334,7 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     spec = field(name.strip())
     if not spec.sweepable:
         raise InputError(f"{spec.name} cannot be swept; set it once instead")
-    parsed = [spec.parse(v) for v in values.split(",") if v.strip()]
+    parsed = [spec.parse(v) for v in split_values(values)]
     for value in parsed:
         Settings.from_dict({spec.name: value})  # range check, one clear line if out of range
     return spec.name, parsed

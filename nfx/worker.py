@@ -18,16 +18,20 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from nfx.engine import Engine, Progress
 from nfx.errors import Cancelled, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.run_record import ScaleImage, run_png
 from nfx.scales import WorkModel
 from nfx.store import Store, open_store
 from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, JobState
+from nfx.store.status import WorkerState
+
+if TYPE_CHECKING:
+    from nfx.engine import Engine, Progress
 
 
 @dataclass(frozen=True)
@@ -210,12 +214,13 @@ def install_stop_signals(stop: threading.Event) -> None:
         signal.signal(signum, handler)
 
 
-def work_model(store: Store, engine: Engine, log) -> WorkModel | None:
+def work_model(store: Store, engine: Engine, name: str, log) -> WorkModel | None:
     """This device's speed for time estimates: measured once per host and device (a few
     seconds of real runs), then reused by the workers that start after."""
     known = store.queue.calibrated(socket.gethostname(), str(engine.device))
     if known is not None:
         return known
+    store.queue.worker_seen(name, state=WorkerState.CALIBRATING)
     log("nfx worker: measuring this device's speed for time estimates (a few seconds)")
     try:
         return engine.calibrate()
@@ -231,11 +236,16 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     stop = stop or threading.Event()
     store = open_store(url)
     queue = store.queue
-    engine = Engine(options.device)
     name = options.name or default_name()
-    work = work_model(store, engine, log) if options.calibrate else None
-    queue.register_worker(name, socket.gethostname(), os.getpid(), str(engine.device),
-                          options.lease, work)
+    # Registered before the network loads, so the Queue page says "starting", not that no
+    # worker runs, for the seconds that loading and calibrating take.
+    queue.register_worker(name, socket.gethostname(), os.getpid(), options.device,
+                          options.lease, state=WorkerState.STARTING)
+    from nfx.engine import Engine  # torch: seconds to import
+
+    engine = Engine(options.device)
+    work = work_model(store, engine, name, log) if options.calibrate else None
+    queue.worker_ready(name, str(engine.device), work)
     log(f"nfx worker {name}: {store!r} on {engine.device}")
     outcomes: dict[str, int] = {}
     finished = 0

@@ -8,18 +8,19 @@ touching any page.
 
 from __future__ import annotations
 
+import json
 import math
 import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from nfx.app import forms, new_batch, result as view
+from nfx.app import forms, new_batch, queue as queue_view, result as view
 from nfx.app.context import data_url
 
 ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
-NAVIGATED = "nfx:navigated"  # set by streamlit_app.py on every run
 THUMB_CSS = """<style>
 [class*="st-key-thumb-"] button {padding: 0; border: none; background: none;}
 [class*="st-key-thumb-"] button, [class*="st-key-thumb-"] button * {width: 100%;}
@@ -34,12 +35,17 @@ THUMB_CSS = """<style>
 def through_app_navigation() -> None:
     """Make sure this page runs inside streamlit_app.py's st.navigation.
 
-    With a `pages/` folder beside the entry script, a Streamlit server whose first session
-    opens on a sub-page URL starts in its old multipage mode: it runs pages/*.py on their own,
-    without st.navigation or the page config. Then run the entry script here instead: its
-    st.navigation switches the server to the new mode for good and runs this page properly."""
-    if st.session_state.get(NAVIGATED):
-        return
+    With a `pages/` folder beside the entry script, Streamlit starts in its old multipage
+    mode, in which it runs pages/*.py on their own, without the entry script (its
+    navigation, page config and the watch on finished batches): a server does so for the
+    first session that opens on a sub-page URL, and AppTest on every rerun. Then run the
+    entry script here instead: its st.navigation switches the server to the new mode for
+    good and runs this page properly (the entry script is then on the call stack)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if Path(frame.f_code.co_filename).resolve() == ENTRY_SCRIPT:
+            return
+        frame = frame.f_back
     runpy.run_path(str(ENTRY_SCRIPT))
     st.stop()
 
@@ -59,23 +65,28 @@ def _help(spec: forms.FieldSpec) -> str:
     return spec.help + (f"  \nRange: {shown}" if shown else "")
 
 
-def setting_input(spec: forms.FieldSpec, value: Any, key: str) -> Any:
+def setting_input(spec: forms.FieldSpec, value: Any, key: str, persist: str | None = None
+                  ) -> Any:
     """One widget for one setting, typed by its FieldSpec; returns the widget's value.
-    A list setting is a text box, checked right under it."""
+    A list setting is a text box, checked right under it. `persist` is the widget's
+    persist_state ("session": the value outlives the page)."""
     label, help_text = spec.label, _help(spec)
     if spec.kind == "int":
         return st.number_input(label, min_value=int(spec.minimum), max_value=int(spec.maximum),
-                               value=int(value), step=1, help=help_text, key=key)
+                               value=int(value), step=1, help=help_text, key=key,
+                               persist_state=persist)
     if spec.kind == "float":
+        current = st.session_state.get(key, value)
         return st.number_input(label, min_value=float(spec.minimum),
                                max_value=float(spec.maximum), value=float(value),
-                               step=_float_step(float(value)), format="%g", help=help_text,
-                               key=key)
+                               step=_float_step(float(current)), format="%g", help=help_text,
+                               key=key, persist_state=persist)
     if spec.kind == "choice":
         return st.selectbox(label, spec.choices, index=spec.choices.index(value),
-                            help=help_text, key=key)
-    text = st.text_input(label, value=spec.format(value), help=help_text + "  \nComma-separated.",
-                         key=key)
+                            help=help_text, key=key, persist_state=persist)
+    text = st.text_input(label, value=spec.format(value),
+                         help=help_text + "  \nComma-separated.", key=key,
+                         persist_state=persist)
     field_error(forms.field_error(spec.name, text, sweep=False))
     return text
 
@@ -85,38 +96,76 @@ def field_error(message: str | None) -> None:
         st.error(message, icon=":material/error:")
 
 
+def sweep_key(key: str, name: str) -> str:
+    return f"{key}:{name}:values"
+
+
 def settings_inputs(key: str, base: forms.Settings, *, sweepable: bool = False,
-                    columns: int = 3) -> tuple[dict[str, Any], dict[str, str]]:
+                    columns: int = 3, persist: str | None = None
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
     """Tabs of settings widgets, one tab per FieldSpec group.
 
     Returns (values by name, sweep texts by name). With sweepable=True a multiselect picks
-    settings that take several values instead of one; a bad value is reported under its box."""
+    settings that take several values instead of one; their value boxes sit right under it
+    (a bad value is reported under its box), and their tabs point there. `persist` is the
+    widgets' persist_state."""
     swept: list[str] = []
+    sweeps: dict[str, str] = {}
     if sweepable:
         swept = st.multiselect(
-            "Sweep these settings", forms.sweepable_fields(),
+            "Sweep these settings", forms.sweepable_fields(), persist_state=persist,
             format_func=forms.field_label, key=f"{key}:sweep",
-            help="Each chosen setting takes several values, separated by commas; the batch "
-                 "runs every combination.")
+            help="Each chosen setting takes several values, separated by commas or spaces; "
+                 "the batch runs every combination.")
+        boxes = st.columns(columns) if swept else []
+        for index, name in enumerate(swept):
+            spec = forms.FIELDS[name]
+            with boxes[index % columns]:
+                box_key = sweep_key(key, name)
+                sweeps[name] = st.text_input(
+                    f"{spec.label} (sweep)", value=spec.format(getattr(base, name)),
+                    key=box_key, persist_state=persist,
+                    help=_help(spec) + "  \nSeveral values, separated by commas or spaces: one "
+                                       "job each.")
+                field_error(forms.field_error(name, sweeps[name], sweep=True))
     values: dict[str, Any] = {}
-    sweeps: dict[str, str] = {}
     groups = forms.settings_groups()
     for tab, (group, specs) in zip(st.tabs(list(groups)), groups.items()):
         with tab:
             cells = st.columns(columns)
             for i, spec in enumerate(specs):
-                current = getattr(base, spec.name)
                 with cells[i % columns]:
                     if spec.name in swept:
-                        sweeps[spec.name] = st.text_input(
-                            f"{spec.label} (sweep)", value=spec.format(current),
-                            help=_help(spec) + "  \nSeveral values, separated by commas: one "
-                                               "job each.",
-                            key=f"{key}:{spec.name}:values")
-                        field_error(forms.field_error(spec.name, sweeps[spec.name], sweep=True))
+                        st.markdown(f"**{spec.label}**  \n:orange[swept: "
+                                    f"{sweeps[spec.name] or '—'} (above)]")
                     else:
-                        values[spec.name] = setting_input(spec, current, f"{key}:{spec.name}")
+                        values[spec.name] = setting_input(spec, getattr(base, spec.name),
+                                                          f"{key}:{spec.name}", persist)
     return values, sweeps
+
+
+NEW_BATCH_PAGE = "pages/new_batch.py"
+FORM = "nb"  # the New batch form's keys
+KEEP = "session"  # persist_state of the form, the gallery's filters, compare's picks: the
+# session's, across pages (Streamlit otherwise forgets a widget a run does not draw)
+MIXES = f"{FORM}:mixes"  # [StyleEntry], the style mixes of the batch being planned
+
+
+def fill_batch_form(draft: new_batch.BatchDraft) -> None:
+    """Put a draft (a result's settings, a batch to duplicate) into the New batch form and
+    go there."""
+    state = st.session_state
+    state[f"{FORM}:content"] = list(draft.content_ids)
+    state[f"{FORM}:style"] = draft.style_ids
+    state[MIXES] = draft.mixes
+    for name, spec in forms.FIELDS.items():
+        value = getattr(draft.settings, name)
+        state[f"{FORM}:{name}"] = spec.format(value) if spec.kind == "list" else value
+    state[f"{FORM}:sweep"] = list(draft.sweep)
+    for name, values in draft.sweep.items():
+        state[sweep_key(FORM, name)] = ", ".join(forms.FIELDS[name].format(v) for v in values)
+    state[f"{FORM}:name"] = draft.name
+    st.switch_page(NEW_BATCH_PAGE)
 
 
 def sample_previews(per_row: int = 6) -> None:
@@ -124,7 +173,8 @@ def sample_previews(per_row: int = 6) -> None:
     samples = new_batch.sample_previews()
     for start in range(0, len(samples), per_row):
         for column, (name, role, jpeg) in zip(st.columns(per_row), samples[start:start + per_row]):
-            column.image(jpeg, caption=f"{name.rsplit('.', 1)[0]} ({role})", width="stretch")
+            caption = f"{name.rsplit('.', 1)[0]} ({role})"
+            column.image(jpeg, caption=caption, width="stretch", alt=caption)
 
 
 def add_samples_button() -> int | None:
@@ -139,6 +189,7 @@ def add_samples_button() -> int | None:
 
 OPEN_RESULT = "open_result"
 RESULT_LIST = "open_result:list"  # the ids the dialog pages through
+LAST_RESULT = "open_result:last"  # the one shown when it closed: the gallery turns to its page
 
 
 def open_result(result_id: int, ids: list[int] | None = None) -> None:
@@ -148,7 +199,9 @@ def open_result(result_id: int, ids: list[int] | None = None) -> None:
 
 
 def close_result() -> None:
-    st.session_state.pop(OPEN_RESULT, None)
+    shown = st.session_state.pop(OPEN_RESULT, None)
+    if shown is not None:
+        st.session_state[LAST_RESULT] = shown
 
 
 def thumbnail_styles() -> None:
@@ -156,11 +209,15 @@ def thumbnail_styles() -> None:
     st.html(THUMB_CSS)
 
 
-def thumbnail_button(card, key: str, ids: list[int]) -> None:
-    """A result's thumbnail that opens it: a button whose label is the picture."""
-    ref = card.label.split(" · ", 1)[0]
-    st.button(f"![{ref}]({data_url(card.thumb)})", key=f"thumb-{key}",
-              on_click=open_result, args=(card.card.result_id, ids), width="stretch")
+def thumbnail_button(result_id: int, label: str, thumb: bytes, key: str, ids: list[int], *,
+                     in_fragment: bool = False) -> None:
+    """A result's thumbnail that opens it: a button whose label is the picture, named for
+    screen readers by the result's label. Inside a fragment, a click reruns the whole page,
+    which is where the dialog lives."""
+    alt = label.replace("[", "(").replace("]", ")")
+    if st.button(f"![{alt}]({data_url(thumb)})", key=f"thumb-{key}", help=label,
+                 on_click=open_result, args=(result_id, ids), width="stretch") and in_fragment:
+        st.rerun()
 
 
 def result_dialog_if_open() -> None:
@@ -175,7 +232,8 @@ def _go(result_id: int) -> None:
 
 @st.dialog("Result", width="large", on_dismiss=close_result)
 def result_dialog(result_id: int) -> None:
-    """Everything about one result, what you can do with it, and its neighbours."""
+    """Everything about one result, what you can do with it, and its neighbours (← and →
+    page through the list it was opened from, every page of it; Esc closes)."""
     try:
         record = view.result(result_id)
     except view.InputError as exc:
@@ -184,27 +242,33 @@ def result_dialog(result_id: int) -> None:
     before, after = view.neighbours(result_id, st.session_state.get(RESULT_LIST, []))
     back, title, forward = st.columns([1.3, 6, 1.3], vertical_alignment="center")
     if back.button("Previous", icon=":material/chevron_left:", key="dlg:prev",
-                   disabled=before is None, width="stretch"):
+                   disabled=before is None, width="stretch", shortcut="Left"):
         _go(before)
     title.markdown(f"**{view.label(record)}**")
     if forward.button("Next", icon=":material/chevron_right:", key="dlg:next",
-                      disabled=after is None, width="stretch"):
+                      disabled=after is None, width="stretch", shortcut="Right"):
         _go(after)
     image_col, info_col = st.columns([3, 2])
     with image_col:
         st.image(view.image_bytes(record.image_sha256), width="stretch",
-                 caption=view.caption(record))
+                 caption=view.caption(record), alt=view.label(record))
     with info_col:
         inputs = st.columns(1 + len(record.styles))
         inputs[0].image(view.thumbnail(record.content.sha256), caption="content",
-                        width="stretch")
+                        width="stretch", alt=f"content: {record.content.name}")
         for column, style in zip(inputs[1:], record.styles):
-            column.image(view.thumbnail(style.sha256), caption="style", width="stretch")
+            column.image(view.thumbnail(style.sha256), caption="style", width="stretch",
+                         alt=f"style: {style.name}")
         st.download_button("Download PNG", view.result_png(result_id), width="stretch",
                            file_name=view.png_file_name(record), mime="image/png",
                            icon=":material/download:", on_click="ignore",
                            help="The PNG carries its settings and inputs: drop it on "
                                 "*PNG info* to queue it again.")
+        if st.button("Use these settings", icon=":material/tune:", width="stretch",
+                     key="dlg:use", help="A new batch from this result's images and "
+                                         "settings, on the New batch page."):
+            close_result()
+            fill_batch_form(view.draft(result_id))
         st.toggle("Favourite", value=record.favourite, key=f"fav:{result_id}",
                   on_change=lambda: view.set_favourite(
                       result_id, st.session_state[f"fav:{result_id}"]))
@@ -259,3 +323,54 @@ def delete_with_confirmation(result_id: int) -> None:
     if no.button("Keep it", key=f"dlg:delete-no:{result_id}"):
         st.session_state.pop(asking, None)
         st.rerun()
+
+
+# --- finished batches: a toast in the app, a notification in the browser ----------------------
+
+FOLLOWED = "nfx:followed-batches"  # batches with work left at this session's last look
+WATCH_SECONDS = 5
+NOTIFY_SCRIPT = """<script>
+if ("Notification" in window && Notification.permission === "granted") {
+  new Notification("NFX", {body: %s, tag: %s});
+}
+</script>"""
+PERMISSION_BUTTON = """<button id="nfx-notify" type="button" style="border:1px solid #ccc;
+  border-radius:0.5rem;padding:0.3rem 0.8rem;background:white;cursor:pointer;">
+  Notify me in the browser when a batch finishes</button>
+<script>
+(function () {
+  const button = document.getElementById("nfx-notify");
+  if (!button) return;
+  const show = () => {
+    if (!("Notification" in window)) {
+      button.textContent = "This browser cannot show notifications"; button.disabled = true;
+    } else if (Notification.permission === "granted") {
+      button.textContent = "Browser notifications are on"; button.disabled = true;
+    } else if (Notification.permission === "denied") {
+      button.textContent = "Browser notifications are blocked for this site";
+      button.disabled = true;
+    }
+  };
+  button.onclick = () => Notification.requestPermission().then(show);
+  show();
+})();
+</script>"""
+
+
+@st.fragment(run_every=WATCH_SECONDS)
+def batch_watch() -> None:
+    """On every page: when a batch this session saw with work left finishes, say so (a
+    toast, and a browser notification if the user allowed them)."""
+    followed = st.session_state.get(FOLLOWED)
+    active, finished = queue_view.batch_notices(followed or set())
+    st.session_state[FOLLOWED] = active
+    for progress in finished:
+        text = queue_view.finished_notice(progress)
+        st.toast(text, icon=":material/task_alt:", duration="long")
+        st.html(NOTIFY_SCRIPT % (json.dumps(text), json.dumps(f"nfx-batch-{progress.batch.id}")),
+                unsafe_allow_javascript=True)
+
+
+def notification_button() -> None:
+    """Ask the browser for permission to notify (it must come from a click in the page)."""
+    st.html(PERMISSION_BUTTON, unsafe_allow_javascript=True)

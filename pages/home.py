@@ -36,7 +36,8 @@ with left:
     cells = st.columns(3)
     for i, card in enumerate(recent):
         with cells[i % 3]:
-            thumbnail_button(card, f"home-{card.card.result_id}", ids)
+            thumbnail_button(card.card.result_id, card.label, card.thumb,
+                             f"home-{card.card.result_id}", ids)
             st.caption(card.label)
     if recent:
         st.page_link("pages/gallery.py", label="Open the gallery", icon=":material/photo_library:")

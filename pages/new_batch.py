@@ -1,60 +1,77 @@
 """New batch: pick or upload images, add style mixes, set or sweep settings, preview the jobs,
-queue them."""
+queue them. The form keeps its state for the session (persist_state)."""
 
 import streamlit as st
 
 from nfx.app import forms, new_batch
-from pages._widgets import (add_samples_button, field_error, sample_previews, settings_inputs,
-                            through_app_navigation)
+from pages._widgets import (FORM, KEEP, MIXES, add_samples_button, field_error,
+                            sample_previews, settings_inputs, through_app_navigation)
 
 through_app_navigation()
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
-MIXES = "nb:mixes"  # [(style ids, blend weights)], the style mixes of this batch
+TOKEN = f"{FORM}:token"  # this session's form: with the plan, it names a submission
+QUEUED = f"{FORM}:queued"  # the message of the last queueing, shown until the plan changes
+
+
+def errors_key(role: str) -> str:
+    return f"{FORM}:{role}:errors"
+
+
+def clear_errors(role: str) -> None:
+    """A refused upload's error goes once its picker is used again."""
+    st.session_state[errors_key(role)] = []
 
 
 def ingest_uploads(role: str) -> None:
     """Uploader callback: store the files, select them, report bad ones, empty the uploader."""
-    uploader = f"nb:{role}:upload:{st.session_state.get(f'nb:{role}:n', 0)}"
+    uploader = f"{FORM}:{role}:upload:{st.session_state.get(f'{FORM}:{role}:n', 0)}"
     files = st.session_state.get(uploader) or []
     added, errors = new_batch.add_uploads(((f.name, f.getvalue()) for f in files), role)
-    selected = st.session_state.get(f"nb:{role}", [])
-    st.session_state[f"nb:{role}"] = selected + [r.id for r in added if r.id not in selected]
-    st.session_state[f"nb:{role}:errors"] = errors
-    st.session_state[f"nb:{role}:n"] = st.session_state.get(f"nb:{role}:n", 0) + 1
+    selected = st.session_state.get(f"{FORM}:{role}", [])
+    st.session_state[f"{FORM}:{role}"] = selected + [r.id for r in added if r.id not in selected]
+    st.session_state[errors_key(role)] = errors
+    st.session_state[f"{FORM}:{role}:n"] = st.session_state.get(f"{FORM}:{role}:n", 0) + 1
 
 
 def image_picker(role: str, title: str, records: list) -> list[int]:
     names = {r.id: new_batch.image_label(r) for r in records}
+    key = f"{FORM}:{role}"
+    if key in st.session_state:  # a kept pick of an image deleted meanwhile is dropped
+        st.session_state[key] = [i for i in st.session_state[key] if i in names]
     st.subheader(title)
-    chosen = st.multiselect(f"{title} from the library", list(names), key=f"nb:{role}",
-                            format_func=names.get, placeholder="Choose images")
+    chosen = st.multiselect(f"{title} from the library", list(names), key=key,
+                            format_func=names.get, placeholder="Choose images",
+                            on_change=clear_errors, args=(role,), persist_state=KEEP)
     st.file_uploader(f"Upload {title.lower()}", type=IMAGE_TYPES, accept_multiple_files=True,
-                     key=f"nb:{role}:upload:{st.session_state.get(f'nb:{role}:n', 0)}",
+                     key=f"{FORM}:{role}:upload:{st.session_state.get(f'{FORM}:{role}:n', 0)}",
                      on_change=ingest_uploads, args=(role,),
                      help="Several at once is fine; each is stored once, by content.")
-    for error in st.session_state.get(f"nb:{role}:errors", []):
+    for error in st.session_state.get(errors_key(role), []):
         st.error(error)
     if chosen:
         thumbs = st.columns(6)
         by_id = {r.id: r for r in records}
         for i, image_id in enumerate(chosen[:6]):
-            thumbs[i].image(new_batch.thumbnail(by_id[image_id].sha256), width="stretch")
+            thumbs[i].image(new_batch.thumbnail(by_id[image_id].sha256), width="stretch",
+                            alt=by_id[image_id].name)
+        if len(chosen) > 6:
+            st.caption(f"…and {len(chosen) - 6} more")
     return chosen
 
 
 def add_mix() -> None:
     """Button callback: the picked styles and weights become one entry of the style axis."""
     try:
-        entry = new_batch.parse_mix(st.session_state.get("nb:mix:styles", []),
-                                    st.session_state.get("nb:mix:weights", ""))
+        entry = new_batch.parse_mix(st.session_state.get(f"{FORM}:mix:styles", []),
+                                    st.session_state.get(f"{FORM}:mix:weights", ""))
     except new_batch.InputError as exc:
-        st.session_state["nb:mix:error"] = str(exc)
+        st.session_state[f"{FORM}:mix:error"] = str(exc)
         return
-    st.session_state["nb:mix:error"] = None
+    st.session_state[f"{FORM}:mix:error"] = None
     st.session_state[MIXES] = st.session_state.get(MIXES, []) + [entry]
-    st.session_state["nb:mix:styles"] = []
-    st.session_state["nb:mix:weights"] = ""
+    st.session_state[f"{FORM}:mix:styles"] = []
+    st.session_state[f"{FORM}:mix:weights"] = ""
 
 
 def remove_mix(index: int) -> None:
@@ -63,21 +80,33 @@ def remove_mix(index: int) -> None:
     st.session_state[MIXES] = mixes
 
 
+def forget_mix_error() -> None:
+    st.session_state[f"{FORM}:mix:error"] = None
+
+
 def style_mixes(records: list) -> list:
+    """The mixes of this batch, always in view (they are jobs of the plan), and an expander
+    to add one."""
     names = {r.id: r.name for r in records}
-    with st.expander("Style mixes: several styles blended in one job"):
-        pick, weights, add = st.columns([3, 2, 1], vertical_alignment="bottom")
-        pick.multiselect("Styles to blend", list(names), format_func=names.get,
-                         key="nb:mix:styles", placeholder="Two or more styles")
-        weights.text_input("Blend weights", key="nb:mix:weights", placeholder="e.g. 0.7, 0.3",
+    mixes = [m for m in st.session_state.get(MIXES, []) if all(i in names for i in m.style_ids)]
+    for i, entry in enumerate(mixes):
+        text, remove = st.columns([6, 1.4], vertical_alignment="center")
+        text.markdown(f"Mix: **{entry.label(names)}**")
+        remove.button("Remove", key=f"nbb:mix:remove:{i}", on_click=remove_mix, args=(i,),
+                      icon=":material/close:", width="stretch",
+                      help="Take this mix out of the batch.")
+    with st.expander("Style mixes: several styles blended in one job", expanded=bool(mixes)):
+        st.multiselect("Styles to blend", list(names), format_func=names.get,
+                       key=f"{FORM}:mix:styles", placeholder="Two or more styles",
+                       on_change=forget_mix_error, persist_state=KEEP)
+        weights, add = st.columns([3, 1.2], vertical_alignment="bottom")
+        weights.text_input("Blend weights", key=f"{FORM}:mix:weights",
+                           placeholder="e.g. 0.7, 0.3", on_change=forget_mix_error,
+                           persist_state=KEEP,
                            help="One weight per style, in the order picked; empty means equal.")
-        add.button("Add mix", on_click=add_mix, icon=":material/add:", key="nb:mix:add")
-        field_error(st.session_state.get("nb:mix:error"))
-        mixes = st.session_state.get(MIXES, [])
-        for i, entry in enumerate(mixes):
-            text, remove = st.columns([5, 1], vertical_alignment="center")
-            text.markdown(f"Mix: **{entry.label(names)}**")
-            remove.button("Remove", key=f"nb:mix:remove:{i}", on_click=remove_mix, args=(i,))
+        add.button("Add mix", on_click=add_mix, icon=":material/add:", key="nbb:mix:add",
+                   width="stretch")
+        field_error(st.session_state.get(f"{FORM}:mix:error"))
     return mixes
 
 
@@ -99,33 +128,62 @@ with right, st.container(border=True):
 entries = [new_batch.StyleEntry((i,)) for i in style_ids] + mixes
 
 st.subheader("Settings")
-values, sweep_texts = settings_inputs("nb", forms.default_settings(), sweepable=True)
+values, sweep_texts = settings_inputs(FORM, forms.default_settings(), sweepable=True,
+                                      persist=KEEP)
 
 st.subheader("Jobs")
 form = forms.check_form(values, sweep_texts)
+problem = None if form.ok else form.summary()
+plan = None
 if form.ok:
-    plan = new_batch.plan_frame(content_ids, entries, form.base, form.sweep)
-    jobs, total = str(len(plan)), new_batch.estimate_range(plan["estimate (s)"].sum())
-else:
-    plan, jobs, total = None, "—", "—"
-_, measured = new_batch.work_model()
-count, estimate, name_box = st.columns([1, 1, 2], vertical_alignment="bottom")
-count.metric("Jobs", jobs)
-estimate.metric("Estimated time", total, help=new_batch.estimate_help(measured))
-name = name_box.text_input("Batch name", placeholder="optional", key="nb:name")
-if plan is None:
-    st.warning(form.summary(), icon=":material/block:")
-elif len(plan):
-    st.dataframe(plan, hide_index=True, width="stretch", height=min(38 + 35 * len(plan), 300))
-else:
-    st.info("Choose at least one content and one style image (or mix) to see the jobs.")
-if st.button("Queue batch", type="primary", icon=":material/playlist_add:",
-             disabled=plan is None or not len(plan)):
     try:
-        batch = new_batch.queue_batch(content_ids, entries, form.base, form.sweep, name)
+        plan = new_batch.plan_frame(content_ids, entries, form.base, form.sweep)
+    except new_batch.InputError as exc:
+        problem = str(exc)
+@st.fragment(run_every="3s")
+def estimate_and_jobs(content_ids, entries, base, sweep) -> None:
+    """The count, the estimate and the table of jobs: redrawn as the worker measures this
+    machine and finished jobs refine its speed, without touching the form."""
+    plan = new_batch.plan_frame(content_ids, entries, base, sweep)
+    shown = new_batch.batch_estimate(plan)
+    count, estimate = st.columns([1, 3])
+    count.metric("Jobs", str(len(plan)))
+    estimate.metric("Estimated time", shown.text, help=shown.help)
+    if len(plan):
+        st.dataframe(plan, hide_index=True, width="stretch",
+                     height=min(38 + 35 * len(plan), 300))
+    else:
+        st.info("Choose at least one content and one style image (or mix) to see the jobs.")
+
+
+if problem is not None:
+    count, estimate = st.columns([1, 3])
+    count.metric("Jobs", "—")
+    estimate.metric("Estimated time", "—")
+    st.warning(problem, icon=":material/block:")
+else:
+    estimate_and_jobs(content_ids, entries, form.base, form.sweep)
+name = st.text_input("Batch name", placeholder="optional", key=f"{FORM}:name",
+                     persist_state=KEEP)
+
+if TOKEN not in st.session_state:
+    st.session_state[TOKEN] = new_batch.new_form_token()
+submission = (new_batch.submission_key(st.session_state[TOKEN], content_ids, entries, form.base,
+                                       form.sweep, name) if plan is not None else None)
+if st.button("Queue batch", type="primary", icon=":material/playlist_add:",
+             disabled=plan is None or not len(plan), key="nbb:queue"):
+    try:
+        batch = new_batch.queue_batch(content_ids, entries, form.base, form.sweep, name,
+                                      submission=submission)
     except new_batch.InputError as exc:
         st.error(str(exc))
     else:
-        st.success(new_batch.queued_message(batch))
-        st.page_link("pages/queue.py", label="Watch it on the Queue page",
-                     icon=":material/arrow_forward:")
+        st.session_state[QUEUED] = (submission, new_batch.queued_message(batch),
+                                    batch.resubmitted)
+        for role in ("content", "style"):
+            clear_errors(role)
+queued = st.session_state.get(QUEUED)
+if queued and queued[0] == submission:  # said until the plan changes
+    (st.info if queued[2] else st.success)(queued[1])
+    st.page_link("pages/queue.py", label="Watch it on the Queue page",
+                 icon=":material/arrow_forward:")

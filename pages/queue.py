@@ -1,13 +1,17 @@
-"""Queue: the running job live, queued jobs to cancel or reorder, failures to retry, workers."""
+"""Queue: the running job live, batches with their progress, what finished recently (it
+opens), queued jobs to cancel or reorder, failures to retry (with changed settings), workers."""
 
 import streamlit as st
 
 from nfx.app import queue
-from pages._widgets import through_app_navigation
+from pages._widgets import (fill_batch_form, notification_button, result_dialog_if_open,
+                            settings_inputs, through_app_navigation, thumbnail_button,
+                            thumbnail_styles)
 
 through_app_navigation()
 
 SHOWN = 25  # rows of queued/failed jobs with buttons; the rest are counted
+RETRYING = "q:retrying"  # the job whose "Retry with changes" dialog is open
 
 
 def act(action, job_id: int) -> None:
@@ -35,7 +39,36 @@ def running_job(row) -> None:
                       disabled=job.cancel_requested,
                       help="The worker stops within a few iterations.")
         if job.preview_png:
-            preview.image(job.preview_png, caption="latest preview", width="stretch")
+            preview.image(job.preview_png, caption="latest preview", width="stretch",
+                          alt=f"latest preview of {row.label}")
+
+
+def batches(rows) -> None:
+    st.subheader("Batches")
+    if not rows:
+        st.caption("No batches yet: queue one on *New batch*.")
+    for progress in rows:
+        bar, duplicate = st.columns([6, 1.4], vertical_alignment="bottom")
+        bar.progress(progress.fraction, text=f"**{progress.label}** · {progress.text}")
+        if duplicate.button("Duplicate", key=f"q:dup:{progress.batch.id}",
+                            icon=":material/content_copy:", width="stretch",
+                            help="Fill the New batch form with this batch's images, settings "
+                                 "and sweep, to queue it again with changes."):
+            fill_batch_form(queue.draft_from_batch(progress.batch.id))
+
+
+def recently_finished() -> None:
+    cards = queue.recent_results()
+    st.subheader("Recently finished")
+    if not cards:
+        st.caption("Nothing finished yet.")
+        return
+    ids = [card.card.result_id for card in cards]
+    for column, card in zip(st.columns(queue.RECENT_RESULTS_SHOWN), cards):  # a strip
+        with column:
+            thumbnail_button(card.card.result_id, card.label, card.thumb,
+                             f"q-{card.card.result_id}", ids, in_fragment=True)
+            st.caption(card.label)
 
 
 @st.fragment(run_every="2s")
@@ -43,7 +76,9 @@ def live_queue() -> None:
     snapshot = queue.queue_snapshot(SHOWN)
     if snapshot.warning:
         st.warning(snapshot.warning, icon=":material/warning:")
-    counts = st.columns(5)
+    if snapshot.notice:
+        st.info(snapshot.notice, icon=":material/hourglass_top:")
+    counts = st.columns(len(queue.STATUSES))
     for column, status in zip(counts, queue.STATUSES):
         column.metric(status.capitalize(), snapshot.counts.get(status, 0))
 
@@ -53,6 +88,9 @@ def live_queue() -> None:
                                          " No worker has started: run `python -m nfx worker`."))
     for row in snapshot.running:
         running_job(row)
+
+    batches(snapshot.batches)
+    recently_finished()
 
     st.subheader("Queued")
     if not snapshot.queued:
@@ -76,11 +114,16 @@ def live_queue() -> None:
         if rows:
             st.subheader(title)
         for row in rows:
-            label, retry = st.columns([6.4, 1.2], vertical_alignment="center")
-            label.markdown(f"{row.label}  \n:{colour}[{row.job.error or title.lower()}]")
+            label, retry, change = st.columns([5.2, 1.2, 1.6], vertical_alignment="center")
+            settings = f"  \n:gray[{row.runs}{' · ' + row.settings if row.settings else ''}]"
+            label.markdown(f"{row.label}{settings}  \n:{colour}[{row.job.error or title.lower()}]")
             retry.button("Retry", key=f"q:retry:{row.job.id}", on_click=act,
                          args=(queue.retry_job, row.job.id), icon=":material/replay:",
                          width="stretch", help="Queue it again, from the start.")
+            if change.button("Change…", key=f"q:change:{row.job.id}", icon=":material/tune:",
+                             width="stretch", help="Retry with other settings."):
+                st.session_state[RETRYING] = row.job.id
+                st.rerun()
 
     st.subheader("Workers")
     if snapshot.workers:
@@ -90,5 +133,31 @@ def live_queue() -> None:
                    "`python -m nfx worker` starts more.")
 
 
+def stop_retrying() -> None:
+    st.session_state.pop(RETRYING, None)
+
+
+@st.dialog("Retry with changes", width="large", on_dismiss=stop_retrying)
+def retry_dialog(job_id: int) -> None:
+    job = queue.job(job_id)
+    st.markdown(f"**{queue.job_rows([job])[0].label}**")
+    if job.error:
+        st.caption(f":red[{job.error}]")
+    values, _ = settings_inputs(f"q:again:{job_id}", job.settings)
+    if st.button("Retry with these settings", type="primary", icon=":material/replay:"):
+        message = queue.retry_job(job_id, values)
+        if message:
+            st.error(message)
+            return
+        stop_retrying()
+        st.toast(queue.retried_message(job_id), icon=":material/replay:")
+        st.rerun()
+
+
 st.title("Queue")
+thumbnail_styles()
+notification_button()
 live_queue()
+if st.session_state.get(RETRYING):
+    retry_dialog(st.session_state[RETRYING])
+result_dialog_if_open()

@@ -1,9 +1,13 @@
 """End to end in a real browser: `python -m nfx app` (Streamlit + worker), driven by chromium.
 
-Uploads a content and a style image, queues a 1×1 batch sweeping two seeds at a tiny size,
-waits for the worker's results in the gallery, opens one by clicking its thumbnail, pages to the
-other in the result dialog, downloads the batch as a ZIP from Compare, and saves a 1280×800
-screenshot of every page to artifacts/screenshots/. Needs Debian's chromium at /usr/bin/chromium: the test fails, never
+Uploads a content and a style image, queues a 1×1 batch sweeping two seeds at a tiny size
+(with a double click: one batch), waits for the worker's results in the gallery, queues the
+same plan again (its jobs re-use the results) and checks Home and Gallery show each result
+once, opens one by clicking its thumbnail, pages with the arrow keys and closes with Esc,
+wipes between two results on Compare, opens a result from the batch grid and downloads the
+batch and the grid, reads a downloaded PNG on PNG info, and sees the browser notification of a
+batch that finished while the user was on another page. Saves a 1280×800 screenshot of every
+page to artifacts/screenshots/. Needs Debian's chromium at /usr/bin/chromium: the test fails, never
 skips, without it (CI installs it; never `playwright install`).
 """
 
@@ -67,7 +71,7 @@ def app_server(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process, log)
-        yield base
+        yield base, url
     finally:
         for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
             try:
@@ -125,20 +129,65 @@ def set_number(page: Page, label: str, value: int) -> None:
     settle(page)
 
 
+NOTIFICATIONS = """
+window.__nfxNotifications = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__nfxNotifications.push(options.body); }
+};
+"""  # the browser's API as a user who allowed notifications has it, recording what is shown
+
+
+def no_exception(page: Page) -> None:
+    """No traceback, no duplicate-key error: the page drew all it had to."""
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def go(page: Page, title: str, marker: str) -> None:
+    """To another page through the app's own navigation: the same session (page.goto opens
+    a new one)."""
+    page.get_by_role("link", name=title, exact=True).click()
+    expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
+    settle(page)
+
+
+def close_dialog(page: Page) -> None:
+    """Esc closes the result dialog, and it stays closed on the next page."""
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0, timeout=10_000)
+    settle(page)
+
+
+def scroll_to(page: Page, locator) -> None:
+    locator.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+
+
 def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     SHOTS.mkdir(parents=True, exist_ok=True)
     content, style = tmp_path / "e2e-content.png", tmp_path / "e2e-style.png"
     make_image(64, 48, seed=21).save(content)
     make_image(48, 48, seed=22).save(style)
-    base = app_server
+    base, url = app_server
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
+            context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+            context.add_init_script(NOTIFICATIONS)
+            page = context.new_page()
+            page.goto(f"{base}/gallery", wait_until="commit")  # a first load on a sub-page
+            for _ in range(10):  # no raw list of page files before the navigation takes over
+                expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+                page.wait_for_timeout(200)
+            expect(page.get_by_role("link", name="Gallery", exact=True)).to_be_visible(
+                timeout=60_000)
             visit(page, base, "", "Add sample images")  # drawn after the sample previews
             expect(page.get_by_test_id("stImage")).to_have_count(6)
+            expect(page.get_by_role("img", name="sample-landscape (content)")).to_be_visible()
+            expect(page.get_by_text("Deploy")).to_have_count(0)  # a viewer's toolbar
             shot(page, "home-empty")
 
             visit(page, base, "new_batch", "Style images")
@@ -157,58 +206,105 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             sweep.press("Enter")
             settle(page)
             page.keyboard.press("Escape")
-            page.get_by_role("tab", name="Optimiser").click()
-            set_number(page, "Steps", 2)
-            seeds = page.get_by_label("Seed (sweep)", exact=True)
-            seeds.fill("0, 1")
+            seeds = page.get_by_label("Seed (sweep)", exact=True)  # right under the sweep
+            seeds.fill("0 1")  # spaces separate values too
             seeds.press("Enter")
             settle(page)
+            page.get_by_role("tab", name="Optimiser").click()
+            set_number(page, "Steps", 2)
             expect(page.get_by_test_id("stMetricValue").first).to_have_text("2")
             page.evaluate("window.scrollTo(0, 0)")
             shot(page, "new-batch")
-            page.get_by_role("button", name="Queue batch").click()
+            page.get_by_role("button", name="Queue batch").dblclick()  # a double click
             expect(page.get_by_text("Queued batch B1")).to_be_visible(timeout=30_000)
-            page.get_by_text("Queued batch B1").scroll_into_view_if_needed()
+            settle(page)
+            assert len(open_store(url).list_batches()) == 1, "one batch for one submission"
+            scroll_to(page, page.get_by_text("Queued batch B1"))
             shot(page, "new-batch-queued")
 
-            visit(page, base, "queue", "Workers")
+            go(page, "Queue", "Workers")
+            no_exception(page)
             shot(page, "queue")
 
-            deadline = time.monotonic() + 150
-            while True:  # the worker loads VGG-19, then runs each job in a second or two
-                visit(page, base, "gallery", "Filters")
-                if page.get_by_text("2 results", exact=True).count():
-                    break
-                assert time.monotonic() < deadline, "no results in the gallery after 150 s"
-                page.wait_for_timeout(2000)
+            go(page, "Gallery", "Filters")  # it refreshes itself as the results arrive
+            expect(page.get_by_text("2 results", exact=True)).to_be_visible(timeout=150_000)
+            settle(page)
             shot(page, "gallery")
-            page.get_by_role("button", name="R2", exact=True).click()  # the thumbnail itself
+
+            # The same plan again from the kept form (another name: another submission):
+            # its jobs re-use the results, and every page still shows each result once.
+            go(page, "New batch", "Style images")
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("2")
+            name = page.get_by_label("Batch name", exact=True)
+            name.fill("the same again")
+            name.press("Enter")
+            settle(page)
+            page.get_by_role("button", name="Queue batch").click()
+            expect(page.get_by_text("2 already done")).to_be_visible(timeout=30_000)
+            go(page, "Home", "First steps")
+            no_exception(page)
+            results = page.get_by_test_id("stMetric").filter(has_text="Results")
+            expect(results.get_by_test_id("stMetricValue")).to_have_text("2")
+            shot(page, "home")
+            go(page, "Gallery", "Filters")
+            no_exception(page)
+            expect(page.get_by_text("2 results", exact=True)).to_be_visible()
+
+            page.get_by_role("button", name="R2 · e2e-content × e2e-style · Seed 1").click()
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_role("button", name="Download PNG")).to_be_visible(timeout=30_000)
             expect(dialog.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=30_000)
             expect(dialog.get_by_text("R2 · e2e-content × e2e-style · Seed 1")).to_be_visible()
             settle(page)
             shot(page, "result-dialog")
-            dialog.get_by_role("button", name="Next").click()  # page to the next result
+            page.keyboard.press("ArrowRight")  # ← and → page through the results
             expect(dialog.get_by_text("R1 · e2e-content × e2e-style · Seed 0")).to_be_visible(
                 timeout=30_000)
             settle(page)
+            page.keyboard.press("ArrowLeft")
+            expect(dialog.get_by_text("R2 · e2e-content × e2e-style · Seed 1")).to_be_visible(
+                timeout=30_000)
+            settle(page)
+            with page.expect_download() as download:
+                dialog.get_by_role("button", name="Download PNG").click()
+            assert download.value.suggested_filename.startswith("nfx-R2_")
+            png = tmp_path / "R2.png"
+            download.value.save_as(png)
             dialog.get_by_text("Re-run with changes").click()
             expect(dialog.get_by_role("button", name="Queue re-run")).to_be_visible()
             dialog.get_by_text("Re-run with changes").scroll_into_view_if_needed()
             settle(page)
             shot(page, "result-dialog-rerun")
-            page.keyboard.press("Escape")
+            close_dialog(page)  # Esc closes
 
-            visit(page, base, "queue", "Workers")
+            go(page, "Queue", "Workers")
             done = page.get_by_test_id("stMetric").filter(has_text="Done")
-            expect(done.get_by_test_id("stMetricValue")).to_have_text("2")
+            expect(done.get_by_test_id("stMetricValue")).to_have_text("4")
+            expect(page.get_by_text("B1 batch")).to_be_visible()
+            scroll_to(page, page.get_by_text("Recently finished"))
             shot(page, "queue-done")
+            page.get_by_role("button", name="R1 · e2e-content × e2e-style · Seed 0").click()
+            expect(page.get_by_role("dialog").get_by_role("button", name="Download PNG")
+                   ).to_be_visible(timeout=30_000)
+            settle(page)
+            close_dialog(page)
 
-            visit(page, base, "compare", "Side by side")
+            go(page, "Compare", "Side by side")
             shot(page, "compare")
+            for button in page.get_by_role("button", name="Add").all()[:2]:
+                button.click()
+                settle(page)
+            wipe = page.locator("input.nfx-wipe-range")
+            scroll_to(page, wipe)
+            wipe.focus()
+            for _ in range(10):
+                wipe.press("ArrowLeft")
+            clip = page.locator("img.nfx-wipe-a").evaluate("e => e.style.clipPath")
+            assert clip != "inset(0px 50% 0px 0px)" and "inset" in clip, clip
+            shot(page, "compare-wipe")
             page.get_by_role("tab", name="Batch grid").click()
-            expect(page.get_by_text("Download grid (PNG)")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Download grid (PNG)")).to_be_visible(
+                timeout=30_000)
             settle(page)
             shot(page, "compare-grid")
             with page.expect_download() as download:
@@ -217,12 +313,39 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             pngs = sorted(n for n in archive.namelist() if n.endswith(".png"))
             assert len(pngs) == 2 and [n.rsplit("_", 1)[1] for n in pngs] == [
                 "seed-0.png", "seed-1.png"], pngs
+            assert all(n.startswith("R") for n in pngs), "named by the result"
             assert "settings.csv" in archive.namelist()
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Download grid (PNG)").click()
+            assert download.value.suggested_filename == "nfx-B2-grid.png"  # the newest batch
+            page.get_by_role("button", name="R1 · e2e-content × e2e-style · Seed 0").click()
+            expect(page.get_by_role("dialog").get_by_role("button", name="Download PNG")
+                   ).to_be_visible(timeout=30_000)  # a grid cell opens its result
+            settle(page)
+            close_dialog(page)
 
-            visit(page, base, "png_info", "NFX PNG")
+            go(page, "PNG info", "NFX PNG")
+            page.locator("input[type=file]").set_input_files(png)
+            expect(page.get_by_text("This run is in the gallery as R2")).to_be_visible(
+                timeout=30_000)
+            expect(page.get_by_text("Made by J2 in")).to_be_visible()
+            settle(page)
             shot(page, "png-info")
 
-            visit(page, base, "", "First steps")
-            shot(page, "home")
+            # A batch that finishes while the user is elsewhere: a toast, and a browser
+            # notification (this browser's user allowed them).
+            go(page, "New batch", "Style images")
+            set_number(page, "Size", 40)
+            page.get_by_role("button", name="Queue batch").click()
+            expect(page.get_by_text("Queued batch B3")).to_be_visible(timeout=30_000)
+            go(page, "Gallery", "Filters")
+            page.wait_for_function(
+                "window.__nfxNotifications.some(text => text.startsWith('B3 '))",
+                timeout=120_000)
+            shown = page.evaluate("window.__nfxNotifications")
+            assert any(text.startswith("B3 ") and "finished: 2 done" in text
+                       for text in shown), shown
+            expect(page.get_by_text("4 results", exact=True)).to_be_visible(timeout=30_000)
+            no_exception(page)
         finally:
             browser.close()

@@ -174,7 +174,7 @@ def test_retry_failed_and_canceled(store, images):
         retried = store.retry_job(job_id)
         assert (retried.status, retried.attempts, retried.error) == ("queued", 0, None)
     assert store.queue_counts() == {"queued": 2, "running": 0, "done": 0, "failed": 0,
-                                    "canceled": 0}
+                                    "canceled": 0, "deleted": 0}
     with pytest.raises(InputError, match="only failed or canceled"):
         store.retry_job(claim.job_id)
 

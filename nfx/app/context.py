@@ -13,9 +13,10 @@ import os
 from functools import lru_cache
 
 from nfx.planner import PlannedJob, sweep_variants  # the one place views import them
-from nfx.store import STATUSES, JobStatus, Store, open_store
+from nfx.store import LISTED, STATUSES, JobStatus, Store, WorkerState, open_store
 
-__all__ = ["store", "blob", "thumbnail", "data_url", "STATUSES", "JobStatus", "PlannedJob",
+__all__ = ["store", "blob", "thumbnail", "data_url", "STATUSES", "LISTED", "JobStatus",
+           "WorkerState", "PlannedJob",
            "sweep_variants"]
 
 

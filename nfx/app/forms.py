@@ -14,7 +14,7 @@ import pandas as pd
 
 from nfx.errors import InputError
 from nfx.labels import field_label
-from nfx.settings import FIELDS, FieldSpec, Settings
+from nfx.settings import FIELDS, FieldSpec, Settings, split_values
 
 __all__ = ["FieldSpec", "Settings", "field_label", "settings_groups", "sweepable_fields",
            "default_settings", "field_error", "check_form", "FormCheck", "settings_frame"]
@@ -59,11 +59,11 @@ def _parse(spec: FieldSpec, text: str) -> Any:
 
 
 def parse_sweep_text(name: str, text: str) -> list[Any]:
-    """'1e3, 1e4' -> [1000.0, 10000.0]; InputError in the app's words."""
+    """'1e3, 1e4' (or '1e3 1e4') -> [1000.0, 10000.0]; InputError in the app's words."""
     spec = FIELDS[name]
-    items = [t for t in text.split(",") if t.strip()]
+    items = split_values(text)
     if not items:
-        raise InputError("Enter one or more values, separated by commas.")
+        raise InputError("Enter one or more values, separated by commas or spaces.")
     values = [_parse(spec, t) for t in items]
     for value in values:
         if (error := _range_error(spec, value)) is not None:

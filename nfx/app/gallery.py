@@ -8,16 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from nfx.app.context import STATUSES, JobStatus, data_url, store, thumbnail
+from nfx.app.context import LISTED, JobStatus, data_url, store, thumbnail
 from nfx.errors import InputError
-from nfx.labels import batch_label, entry_label, job_ref, result_ref, varying_fields
+from nfx.labels import batch_label, entry_label, job_ref, plural, result_ref, varying_fields
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.store import SORTS as STORE_SORTS
 from nfx.store import GalleryFilter
 
-__all__ = ["InputError", "PAGE_SIZES", "SORTS", "STATUSES", "JobStatus", "FilterOptions", "RangeFilter", "filter_options",
-           "range_filters", "gallery_filter", "gallery_count", "Card", "gallery_cards",
-           "result_ids", "export_zip", "batch_label", "EXPORT_LIMIT"]
+__all__ = ["InputError", "PAGE_SIZES", "SORTS", "STATUSES", "JobStatus", "FilterOptions",
+           "RangeFilter", "filter_options", "range_filters", "gallery_filter", "gallery_count",
+           "Card", "gallery_cards", "result_ids", "export_zip", "export_label", "batch_label",
+           "EXPORT_LIMIT", "REFRESH_SECONDS"]
+
+STATUSES = LISTED  # what the status filter offers (a deleted result's job has no picture)
+REFRESH_SECONDS = 5  # the cards refresh themselves this often, keeping filters and scroll
 
 PAGE_SIZES = (12, 24, 48, 96)
 SORT_LABELS = {"newest": "Date", "loss": "Final loss", "seconds": "Run time"}
@@ -125,15 +129,20 @@ class Card:
 
 
 def label_cards(cards: Sequence) -> list[tuple[object, str]]:
-    """Each card with its label: the settings that vary within its batch (or, for results
-    outside any batch, among those shown)."""
+    """Each card with its label: for a re-run, what it changed from its source result;
+    else the settings that vary within its batch (or, outside any batch, among those
+    shown)."""
     varying = store().batch_varying([c.batch_id for c in cards if c.batch_id is not None])
-    loose = varying_fields(c.settings for c in cards if c.batch_id is None)
+    sources = store().result_settings([c.source_result_id for c in cards
+                                       if c.source_result_id is not None])
+    loose = varying_fields(c.settings for c in cards
+                           if c.batch_id is None and c.source_result_id not in sources)
     out = []
     for c in cards:
         ref = result_ref(c.result_id) if c.result_id else job_ref(c.job_id)
         names = varying.get(c.batch_id, []) if c.batch_id is not None else loose
-        out.append((c, entry_label(ref, c.content_name, c.style_names, c.settings, names)))
+        out.append((c, entry_label(ref, c.content_name, c.style_names, c.settings, names,
+                                   sources.get(c.source_result_id))))
     return out
 
 
@@ -145,14 +154,23 @@ def gallery_cards(flt: GalleryFilter, page: int, page_size: int) -> list[Card]:
 
 
 def result_ids(flt: GalleryFilter, limit: int = EXPORT_LIMIT) -> list[int]:
-    """Result ids of the whole selection (every page), in its order."""
+    """Result ids of the whole selection (every page), in its order: what the result
+    dialog pages through and what a ZIP takes."""
     cards = store().query_gallery(flt, page=0, page_size=limit)
     return [c.result_id for c in cards if c.result_id]
 
 
-def export_zip(flt: GalleryFilter) -> bytes:
-    """The selection as the ZIP `nfx export` makes: PNGs named by what varies, settings.csv."""
-    ids = result_ids(flt)
+def export_label(picked: Sequence[int], total: int) -> str:
+    """The download button's words: the picked results, else the whole selection."""
+    if picked:
+        return f"Download {plural(len(picked), 'picked result')} (ZIP)"
+    return f"Download all {min(total, EXPORT_LIMIT)} (ZIP)"
+
+
+def export_zip(flt: GalleryFilter, picked: Sequence[int] = ()) -> bytes:
+    """The picked results, else the whole selection, as the ZIP `nfx export` makes: PNGs
+    named by their label and what varies, and settings.csv."""
+    ids = list(picked) or result_ids(flt)
     if not ids:
         raise InputError("No finished results in this selection to export.")
     return store().export_results(ids)

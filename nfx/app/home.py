@@ -15,11 +15,13 @@ def queue_counts() -> dict[str, int]:
 
 
 def status_metrics() -> list[tuple[str, int]]:
-    """The queue at a glance: (label, count) for results, queued, running and failed."""
+    """The gallery and the queue at a glance: results (each once, however many jobs show
+    it), then queued, running and failed jobs."""
     counts = queue_counts()
-    return [(label, counts.get(status, 0)) for label, status in
-            (("Results", JobStatus.DONE), ("Queued", JobStatus.QUEUED),
-             ("Running", JobStatus.RUNNING), ("Failed", JobStatus.FAILED))]
+    return [("Results", store().count_results())] + [
+        (label, counts.get(status, 0)) for label, status in
+        (("Queued", JobStatus.QUEUED), ("Running", JobStatus.RUNNING),
+         ("Failed", JobStatus.FAILED))]
 
 
 def recent_results(limit: int = 6) -> list[Card]:

@@ -6,14 +6,20 @@ combination); the plan is content × style entries × sweep.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+
 import pandas as pd
 
 from nfx import samples
 from nfx.app.context import PlannedJob, store, sweep_variants, thumbnail
-from nfx.app.estimates import estimate_help, estimate_range, job_seconds, work_model
+from nfx.budget import check_fits
+from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import batch_ref, plural, run_text, stem, styles_text
@@ -21,8 +27,9 @@ from nfx.settings import Settings, settings_text
 
 __all__ = ["InputError", "library", "library_counts", "image_label", "thumbnail", "add_uploads",
            "add_sample_images", "sample_previews", "StyleEntry", "parse_mix", "plan_jobs",
-           "plan_frame", "queue_batch", "queued_message", "work_model", "estimate_range",
-           "estimate_help", "plural"]
+           "plan_frame", "queue_batch", "queued_message", "batch_estimate", "plural",
+           "BatchDraft", "draft_from_result", "draft_from_batch",
+           "new_form_token", "submission_key"]
 
 
 def library(role: str) -> list:
@@ -95,6 +102,64 @@ def parse_mix(style_ids: Sequence[int], weights_text: str) -> StyleEntry:
     return StyleEntry(tuple(style_ids), weights)
 
 
+@dataclass(frozen=True)
+class BatchDraft:
+    """What the New batch form holds, as plain values: "Use these settings" on a result and
+    "Duplicate batch" on the Queue page fill the form with one."""
+
+    content_ids: tuple[int, ...]
+    entries: tuple[StyleEntry, ...]
+    settings: Settings  # the base settings (a mix's weights live in its entry)
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def style_ids(self) -> list[int]:
+        """The single styles (not mixes) of the style axis."""
+        return [e.style_ids[0] for e in self.entries if not e.blend]
+
+    @property
+    def mixes(self) -> list[StyleEntry]:
+        return [e for e in self.entries if e.blend]
+
+
+def _entry(style_ids: Sequence[int], blend: Sequence[float]) -> StyleEntry:
+    return StyleEntry(tuple(style_ids), tuple(blend) if len(style_ids) > 1 else ())
+
+
+def draft_from_result(record) -> BatchDraft:
+    """A result's content, style (or mix) and settings, to start a new batch from."""
+    return BatchDraft((record.content.id,),
+                      (_entry([s.id for s in record.styles], record.settings.style_blend),),
+                      record.settings.with_changes(style_blend=()))
+
+
+def draft_from_batch(batch_id: int) -> BatchDraft:
+    """A batch's contents, style entries, base settings and sweep, to queue it again with
+    changes."""
+    batch = store().get_batch(batch_id)
+    jobs = store().list_jobs(batch_id=batch_id, limit=None)
+    contents = tuple(dict.fromkeys(j.content_id for j in jobs))
+    entries = tuple(dict.fromkeys(_entry(j.style_ids, j.settings.style_blend) for j in jobs))
+    return BatchDraft(contents, entries, (batch.base or Settings()).with_changes(style_blend=()),
+                      dict(batch.sweep), f"{batch.name} (again)")
+
+
+def new_form_token() -> str:
+    """A fresh token for one browser session's form: with the plan, it names a submission."""
+    return uuid.uuid4().hex
+
+
+def submission_key(token: str, content_ids: Sequence[int], entries: Sequence[StyleEntry],
+                   base: Settings, sweep: dict[str, list], name: str | None) -> str:
+    """The same form, sent twice from one session (a double click, a resent request), is
+    one submission: the store queues it once."""
+    plan = [token, list(content_ids), [[list(e.style_ids), list(e.blend)] for e in entries],
+            base.digest(), {k: [repr(v) for v in values] for k, values in sorted(sweep.items())},
+            name or ""]
+    return hashlib.sha256(json.dumps(plan).encode()).hexdigest()
+
+
 def plan_jobs(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
               sweep: dict[str, list]) -> list[PlannedJob]:
     """content × style entries × sweep; a mix's weights go in its jobs' style_blend."""
@@ -110,34 +175,42 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
     if not content_ids or not entries:
         return pd.DataFrame(columns=columns)
     images = {r.id: r for role in ("content", "style") for r in library(role)}
-    model, _ = work_model()
+    model = work_model()  # None until a worker has measured this machine
     rows = []
     for job in plan_jobs(content_ids, entries, base, sweep):
         content = images[job.content_id]
         size = (content.width, content.height)
+        try:  # refused now, with the size that fits, rather than failing at once when run
+            check_fits(size, job.settings)
+        except InputError as exc:
+            raise InputError(f"{stem(content.name)}: {exc}") from None
         row = {"content": stem(content.name),
                "style": styles_text([images[i].name for i in job.style_ids],
                                     job.settings.style_blend)}
         row.update(settings_text(job.settings, sweep, labels=True))
         row["runs"] = run_text(job.settings, size)
-        row["estimate (s)"] = round(job_seconds(size, job.settings, model), 1)
+        row["estimate (s)"] = (None if model is None else
+                               round(job_seconds(size, job.settings, model), 1))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-                sweep: dict[str, list], name: str | None = None):
-    """Queue the planned batch; InputError when nothing is picked."""
+                sweep: dict[str, list], name: str | None = None,
+                submission: str | None = None):
+    """Queue the planned batch (once per `submission`); InputError when nothing is picked or
+    a job cannot fit its memory budget."""
     if not content_ids or not entries:
         raise InputError("Pick at least one content image and one style (or mix).")
-    if all(not e.blend for e in entries):
-        return store().create_batch(list(content_ids), [e.style_ids[0] for e in entries], base,
-                                    sweep=sweep or None, name=name or None)
     return store().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
-                                        sweep=sweep or None, name=name or None)
+                                        sweep=sweep or None, name=name or None,
+                                        submission=submission)
 
 
 def queued_message(batch) -> str:
+    if batch.resubmitted:
+        return (f"This batch is already queued as {batch_ref(batch.id)} "
+                f"({plural(batch.job_count, 'job')}); change something to queue another.")
     reused = f", {batch.reused_count} already done" if batch.reused_count else ""
     return f"Queued batch {batch_ref(batch.id)}: {plural(batch.job_count, 'job')}{reused}."
 

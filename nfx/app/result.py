@@ -9,13 +9,14 @@ from typing import Any
 from nfx.app.charts import LossChart, loss_chart
 from nfx.app.context import JobStatus, blob, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
+from nfx.app.new_batch import BatchDraft, draft_from_result
 from nfx.errors import InputError
-from nfx.labels import entry_label, file_stem, job_ref, plural, result_ref
+from nfx.labels import entry_label, file_stem, job_ref, result_ref
 
 __all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption", "neighbours",
            "result_png", "png_file_name", "history_chart", "LossChart", "settings_frame",
            "all_tags", "set_favourite", "set_tags", "delete_summary", "delete_result",
-           "rerun", "rerun_message"]
+           "rerun", "rerun_message", "draft", "BatchDraft"]
 
 
 def result(result_id: int):
@@ -32,10 +33,19 @@ def _varying(record) -> list[str]:
     return store().batch_varying([record.batch_id]).get(record.batch_id, [])
 
 
+def _source(record):
+    """A re-run's source settings (None when it is not one, or its source was deleted)."""
+    if record.source_result_id is None:
+        return None
+    return store().result_settings([record.source_result_id]).get(record.source_result_id)
+
+
 def label(record) -> str:
-    """'R12 · tubingen × starry_night · Style weight 1e+04'."""
+    """'R12 · tubingen × starry_night · Style weight 1e+04'; a re-run says what it changed
+    ('R21 · chelsea × starry_night · Style weight 10 → 30')."""
     return entry_label(result_ref(record.id), record.content.name,
-                       [s.name for s in record.styles], record.settings, _varying(record))
+                       [s.name for s in record.styles], record.settings, _varying(record),
+                       _source(record))
 
 
 def caption(record) -> str:
@@ -60,9 +70,16 @@ def result_png(result_id: int) -> bytes:
 
 
 def png_file_name(record) -> str:
-    return "nfx-" + file_stem(record.job_id, record.content.name,
+    """'nfx-R20_chelsea_the-scream_style_weight-30.png': the result's label, never the
+    number of the job that made it."""
+    return "nfx-" + file_stem(result_ref(record.id), record.content.name,
                               [s.name for s in record.styles], record.settings,
                               _varying(record)) + ".png"
+
+
+def draft(result_id: int) -> BatchDraft:
+    """"Use these settings": the result's inputs and settings, for the New batch form."""
+    return draft_from_result(result(result_id))
 
 
 def history_chart(record) -> LossChart:
@@ -85,14 +102,13 @@ def delete_summary(result_id: int) -> str:
     """What deleting a result takes with it, for the confirmation."""
     record = result(result_id)
     jobs = store().result_job_ids(result_id)
-    others = [job_ref(j) for j in jobs if j != record.job_id]
-    parts = [f"Delete {result_ref(result_id)}: its PNG, thumbnail, losses and settings",
-             f"{plural(len(jobs), 'job')} that show it ({', '.join(job_ref(j) for j in jobs)})"]
+    parts = [f"Delete {result_ref(result_id)}: its PNG, thumbnail, losses and settings"]
     if record.tags:
         parts.append(f"its tags ({', '.join(record.tags)})")
-    text = ", ".join(parts[:-1]) + " and " + parts[-1] + "."
-    if others:
-        text += f" {', '.join(others)} re-used this result; they go too."
+    text = " and ".join(parts) + "."
+    text += (f" {'The job' if len(jobs) == 1 else 'The jobs'} that showed it "
+             f"({', '.join(job_ref(j) for j in jobs)}) stay in "
+             f"{'its batch' if len(jobs) == 1 else 'their batches'}, marked “deleted”.")
     return text + " The content and style images stay in the library. This cannot be undone."
 
 

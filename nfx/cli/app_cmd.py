@@ -73,7 +73,7 @@ def worker_command(db_url: str | None, device: str) -> list[str]:
 def streamlit_command(port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
             "--server.headless", "true", "--server.address", "127.0.0.1",
-            "--server.port", str(port), "--client.toolbarMode", "minimal"]
+            "--server.port", str(port)]  # the rest: .streamlit/config.toml
 
 
 def _die_with_parent() -> None:

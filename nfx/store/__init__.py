@@ -7,8 +7,9 @@ migrations run on open.
 from nfx.store.gallery import SORTS, GalleryFilter
 from nfx.store.records import (BatchRecord, GalleryCard, ImageRecord, JobRecord, ResultRecord,
                                WorkerRecord)
-from nfx.store.status import STATUSES, JobStatus
+from nfx.store.status import LISTED, STATUSES, JobStatus, WorkerState
 from nfx.store.store import Store, open_store
 
 __all__ = ["Store", "open_store", "GalleryFilter", "SORTS", "ImageRecord", "BatchRecord",
-           "JobRecord", "WorkerRecord", "GalleryCard", "ResultRecord", "JobStatus", "STATUSES"]
+           "JobRecord", "WorkerRecord", "GalleryCard", "ResultRecord", "JobStatus", "STATUSES", "LISTED",
+           "WorkerState"]

@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from nfx.labels import file_stem, varying_fields
+from nfx.labels import file_stem, result_ref, varying_fields
 from nfx.settings import settings_text
 from nfx.store.records import ResultRecord
 
 
 def file_name(result: ResultRecord, varying: Sequence[str] = ()) -> str:
-    return file_stem(result.job_id, result.content.name, [s.name for s in result.styles],
+    return file_stem(result_ref(result.id), result.content.name, [s.name for s in result.styles],
                      result.settings, varying) + ".png"
 
 

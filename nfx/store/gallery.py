@@ -1,4 +1,11 @@
-"""Gallery queries: jobs joined with their results, filtered on anything the app offers.
+"""Gallery queries: results (and, when asked for, unfinished jobs), filtered on anything the
+app offers.
+
+A result is one card, however many jobs show it: a job identical to a finished one re-uses its
+result (`Job.reused`), so only the job that made a result stands for it, and a batch filter
+finds the results its re-using jobs point to. "Date" is when a result was made (the job's
+`finished_at`; for unfinished jobs, when they were queued), so a job moved to the front does
+not sort before newer work.
 
 Every filter is a WHERE clause on an indexed column (status/date, content, style, tag,
 favourite, and the `INDEXED_FIELDS` setting columns), so the first page stays fast with tens of
@@ -11,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from nfx.errors import InputError
 from nfx.settings import INDEXED_FIELDS
@@ -29,7 +37,7 @@ class GalleryFilter:
     statuses: tuple[str, ...] = (JobStatus.DONE,)  # empty: every status
     tags: tuple[str, ...] = ()  # any of these
     favourites_only: bool = False
-    date_from: date | datetime | None = None  # when the job was queued, inclusive
+    date_from: date | datetime | None = None  # when the result was made, inclusive
     date_to: date | datetime | None = None  # inclusive (a date means the whole day)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     choices: dict[str, list[Any]] = field(default_factory=dict)
@@ -51,8 +59,15 @@ def _indexed(name: str):
     return setting_column(name)
 
 
+def made_at():
+    """When a card's result was made (for an unfinished job: when it was queued)."""
+    return func.coalesce(Job.finished_at, Job.created_at)
+
+
 def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
+    # one card per result: the job that made it stands for every job that re-uses it
+    where: list[ColumnElement[bool]] = [or_(Job.status != JobStatus.DONE,
+                                            Job.reused.is_(False))]
     if flt.statuses:
         where.append(Job.status.in_(flt.statuses))
     if flt.content_ids:
@@ -61,8 +76,11 @@ def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
         # an uncorrelated IN: computed once, not probed per job
         where.append(Job.id.in_(select(JobStyle.job_id)
                                 .where(JobStyle.image_id.in_(flt.style_ids))))
-    if flt.batch_ids:
-        where.append(Job.batch_id.in_(flt.batch_ids))
+    if flt.batch_ids:  # its own jobs, and the results its re-using jobs point to
+        reusing = aliased(Job)
+        where.append(or_(Job.batch_id.in_(flt.batch_ids),
+                         Job.result_id.in_(select(reusing.result_id).where(
+                             reusing.batch_id.in_(flt.batch_ids), reusing.reused.is_(True)))))
     if flt.tags:
         where.append(Job.result_id.in_(select(ResultTag.result_id)
                                        .join(Tag, Tag.id == ResultTag.tag_id)
@@ -70,11 +88,11 @@ def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
     if flt.favourites_only:
         where.append(Result.favourite.is_(True))
     if flt.date_from is not None:
-        where.append(Job.created_at >= _as_datetime(flt.date_from, end=False))
+        where.append(made_at() >= _as_datetime(flt.date_from, end=False))
     if flt.date_to is not None:
         end = _as_datetime(flt.date_to, end=True)
-        where.append(Job.created_at < end if not isinstance(flt.date_to, datetime)
-                     else Job.created_at <= end)
+        where.append(made_at() < end if not isinstance(flt.date_to, datetime)
+                     else made_at() <= end)
     for name, (low, high) in flt.ranges.items():
         column = _indexed(name)
         if low is not None:
@@ -89,7 +107,11 @@ def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
 def order(flt: GalleryFilter) -> list:
     if flt.sort not in SORTS:
         raise InputError(f"cannot sort by {flt.sort!r}; choose one of " + ", ".join(SORTS))
-    column = {"newest": Job.created_at, "loss": Result.loss_total, "seconds": Result.seconds,
+    if flt.sort == "newest":  # unfinished jobs first (newest work), then results by when made
+        if flt.descending:
+            return [Job.finished_at.desc().nulls_first(), Job.created_at.desc(), Job.id.desc()]
+        return [Job.finished_at.asc().nulls_last(), Job.created_at.asc(), Job.id.asc()]
+    column = {"loss": Result.loss_total, "seconds": Result.seconds,
               "id": Job.id}.get(flt.sort)
     if column is None:
         column = setting_column(flt.sort)

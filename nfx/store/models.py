@@ -64,6 +64,8 @@ class Batch(Base):
     base_settings_json: Mapped[str] = mapped_column(Text)
     sweep: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the form submission that made it: the same submission twice (a double click) is one batch
+    submission: Mapped[str | None] = mapped_column(String(64), unique=True)
     jobs: Mapped[list[Job]] = relationship(back_populates="batch")
 
 
@@ -81,7 +83,8 @@ class JobStyle(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_claim", "status", "priority", "created_at"),
-                      Index("ix_jobs_status_created", "status", "created_at"), NEVER_REUSE_IDS)
+                      Index("ix_jobs_status_created", "status", "created_at"),
+                      Index("ix_jobs_status_finished", "status", "finished_at"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     content_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
@@ -113,6 +116,8 @@ class Job(Base):
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"),
                                                   index=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a re-run: the result whose settings it started from (its label says what changed)
+    source_result_id: Mapped[int | None] = mapped_column(Integer)
     # the image after the last finished scale: a requeued job resumes from it
     checkpoint_scales: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -182,6 +187,7 @@ class Worker(Base):
     jobs_done: Mapped[int] = mapped_column(Integer, default=0)
     current_job_id: Mapped[int | None] = mapped_column(Integer)
     exit_cause: Mapped[str | None] = mapped_column(String(255))  # why it stopped, if it died
+    state: Mapped[str | None] = mapped_column(String(16))  # WORKER_STATES, as it reports it
     # the engine's speed on this worker's device, measured at start (nfx.scales.WorkModel)
     work_per_megapixel_iteration: Mapped[float | None] = mapped_column(Float)
     work_per_iteration: Mapped[float | None] = mapped_column(Float)

@@ -29,6 +29,9 @@ class BatchRecord:
     job_count: int
     reused_count: int
     counts: dict[str, int] = field(default_factory=dict)  # jobs by status
+    resubmitted: bool = False  # this form submission had queued it already: nothing new
+    base: Settings | None = None  # the settings it was planned from
+    sweep: dict[str, list[Any]] = field(default_factory=dict)  # and the values swept
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class JobRecord:
     lease_until: datetime | None = None  # a running job past this has lost its worker
     checkpoint_scales: int = 0  # scales finished and kept: a requeued job resumes after them
     seconds_left: float | None = None  # the running attempt's own estimate (see the worker)
+    source_result_id: int | None = None  # a re-run: the result it started from
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class WorkerRecord:
     current_job_id: int | None  # only while alive: a dead worker's last job is history
     exit_cause: str | None = None  # "was killed by SIGKILL", "exited with code 1", ...
     stopped_at: datetime | None = None
+    state: str | None = None  # while alive: starting, calibrating, idle or working
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class GalleryCard:
     tags: tuple[str, ...]
     progress: float
     error: str | None
+    made_at: datetime | None = None  # when the result was made (the job's finished_at)
+    source_result_id: int | None = None  # a re-run: the result it started from
 
 
 @dataclass(frozen=True)
@@ -126,3 +133,4 @@ class ResultRecord:
     tags: tuple[str, ...]
     resumed_from_scale: int = 0  # scales before this one came from a checkpoint
     iterations_run: int | None = None  # None: recorded before runs counted them
+    source_result_id: int | None = None  # a re-run: the result it started from

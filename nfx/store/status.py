@@ -13,6 +13,7 @@ class JobStatus(str, Enum):
     DONE = "done"  # has a result (its own, or an identical earlier run's)
     FAILED = "failed"  # gave up, with the reason in `error`
     CANCELED = "canceled"  # a user stopped it
+    DELETED = "deleted"  # it was done, and a user deleted its result: its batch remembers it
 
     def __str__(self) -> str:
         return self.value
@@ -23,5 +24,18 @@ class JobStatus(str, Enum):
 
 
 STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
+LISTED: tuple[JobStatus, ...] = tuple(s for s in JobStatus if s is not JobStatus.DELETED)
 ACTIVE: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)  # may still run
 RETRYABLE: tuple[JobStatus, ...] = (JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class WorkerState(str, Enum):
+    """What a live worker is doing, as it reports it (a stopped one has none)."""
+
+    STARTING = "starting"  # loading the network
+    CALIBRATING = "calibrating"  # measuring its device's speed, once per host and device
+    IDLE = "idle"  # waiting for work
+    WORKING = "working"  # running a job
+
+    def __str__(self) -> str:
+        return self.value

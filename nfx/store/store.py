@@ -10,16 +10,18 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
+from nfx import budget
 from nfx import images as image_io
 from nfx import planner
 from nfx.budget import work_factors
-from nfx.labels import varying_fields
+from nfx.labels import result_ref, varying_fields
 from nfx.errors import InputError, NFXError
 from nfx.scales import WorkModel
 from nfx.settings import Settings
@@ -28,7 +30,7 @@ from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_s
 from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, utcnow
 from nfx.store.records import (BatchRecord, GalleryCard, ImageRecord, JobRecord,
                                ResultRecord, WorkerRecord)
-from nfx.store.status import STATUSES, JobStatus
+from nfx.store.status import ACTIVE, STATUSES, JobStatus
 from nfx.store.work_queue import WorkQueue
 
 ROLES = ("content", "style")
@@ -116,12 +118,12 @@ class Store:
     def create_batch(self, content_ids: Sequence[int], style_ids: Sequence[int],
                      base: Settings, sweep: dict[str, Sequence[Any]] | None = None,
                      name: str | None = None, force: bool = False,
-                     priority: int = 0) -> BatchRecord:
+                     priority: int = 0, submission: str | None = None) -> BatchRecord:
         """contents × styles × sweep as one batch; jobs identical to a finished one reuse its
-        result unless `force`."""
+        result unless `force`. A `submission` key makes it idempotent: the same key again
+        returns the batch it made (`resubmitted`), queueing nothing."""
         plan = planner.plan_batch(content_ids, style_ids, base, sweep)
-        with self.write() as session:
-            return _create_batch(session, plan, base, sweep, name, force, priority)
+        return self.create_planned_batch(plan, base, sweep, name, force, priority, submission)
 
     def create_batch_from_uploads(self, contents: Sequence[tuple[str, bytes]],
                                   styles: Sequence[tuple[str, bytes]], base: Settings,
@@ -134,7 +136,7 @@ class Store:
             content_ids = [_add_image(session, d, n, "content").id for n, d in contents]
             style_ids = [_add_image(session, d, n, "style").id for n, d in styles]
             plan = planner.plan_batch(content_ids, style_ids, base, sweep)
-            return _create_batch(session, plan, base, sweep, name, force, priority)
+            return _create_batch(session, plan, base, sweep, name, force, priority, None)
 
     def rerun(self, result_id: int, changes: dict[str, Any] | None = None, *,
               force: bool | None = None, priority: int = 0) -> JobRecord:
@@ -151,19 +153,30 @@ class Store:
                                 styles=[s.image for s in source.styles], settings=settings,
                                 force=not changes if force is None else force,
                                 priority=priority)
+            job.source_result_id = result_id
             session.flush()
             return _job_record(session, job)
 
     def create_planned_batch(self, plan: Sequence[planner.PlannedJob], base: Settings,
                              sweep: dict[str, Sequence[Any]] | None = None,
                              name: str | None = None, force: bool = False,
-                             priority: int = 0) -> BatchRecord:
+                             priority: int = 0, submission: str | None = None) -> BatchRecord:
         """A batch of jobs planned by the caller: for entries `plan_batch` cannot express,
-        such as a style mix (several styles and their blend weights in one job)."""
+        such as a style mix (several styles and their blend weights in one job). See
+        create_batch for `submission`."""
         if not plan:
             raise InputError("a batch needs at least one job")
-        with self.write() as session:
-            return _create_batch(session, list(plan), base, sweep, name, force, priority)
+        try:
+            with self.write() as session:
+                if (earlier := _submitted(session, submission)) is not None:
+                    return earlier
+                return _create_batch(session, list(plan), base, sweep, name, force, priority,
+                                     submission)
+        except IntegrityError:  # the same submission committed meanwhile (PostgreSQL)
+            with self.read() as session:
+                if (earlier := _submitted(session, submission)) is not None:
+                    return earlier
+            raise
 
     def batch_varying(self, batch_ids: Sequence[int]) -> dict[int, list[str]]:
         """For each batch, the settings whose values differ between its jobs: what a job's
@@ -179,6 +192,18 @@ class Store:
             settings.setdefault(batch_id, []).append(Settings.from_json(text))
         return {batch_id: varying_fields(group) for batch_id, group in settings.items()}
 
+    def result_settings(self, result_ids: Sequence[int]) -> dict[int, Settings]:
+        """Each result's settings (those of the job that made it): what a re-run's label
+        compares with. Deleted results are left out."""
+        ids = sorted(set(result_ids))
+        if not ids:
+            return {}
+        with self.read() as session:
+            rows = session.execute(select(Result.id, Job.settings_json)
+                                   .join(Job, Job.id == Result.job_id)
+                                   .where(Result.id.in_(ids))).all()
+        return {result_id: Settings.from_json(text) for result_id, text in rows}
+
     def get_batch(self, batch_id: int) -> BatchRecord:
         with self.read() as session:
             return _batch_record(session, _get(session, Batch, batch_id, "batch"))
@@ -187,6 +212,24 @@ class Store:
         with self.read() as session:
             batches = session.scalars(select(Batch).order_by(Batch.id.desc())).all()
             return [_batch_record(session, b) for b in batches]
+
+    def active_batch_ids(self) -> set[int]:
+        """Batches with a job queued or running: what the Queue page follows."""
+        with self.read() as session:
+            return set(session.scalars(select(Job.batch_id).distinct().where(
+                Job.status.in_(ACTIVE), Job.batch_id.is_not(None))))
+
+    def batches(self, batch_ids: Sequence[int]) -> list[BatchRecord]:
+        """These batches, newest first (ids that do not exist are left out)."""
+        with self.read() as session:
+            rows = session.scalars(select(Batch).where(Batch.id.in_(sorted(set(batch_ids))))
+                                   .order_by(Batch.id.desc())).all()
+            return [_batch_record(session, b) for b in rows]
+
+    def recent_batch_ids(self, limit: int) -> list[int]:
+        with self.read() as session:
+            return list(session.scalars(select(Batch.id).order_by(Batch.id.desc())
+                                        .limit(limit)))
 
     def list_jobs(self, status: str | Sequence[str] | None = None,
                   batch_id: int | None = None, limit: int | None = 200) -> list[JobRecord]:
@@ -217,15 +260,21 @@ class Store:
         """Raise a queued job's priority above every other queued job."""
         return self._job_action(jobs.move_to_front, job_id)
 
-    def retry_job(self, job_id: int) -> JobRecord:
-        """Failed or canceled → queued, from the start, with a fresh count of attempts."""
-        return self._job_action(jobs.retry, job_id)
+    def retry_job(self, job_id: int, changes: dict[str, Any] | None = None) -> JobRecord:
+        """Failed or canceled → queued, from the start, with a fresh count of attempts; with
+        `changes`, under those settings (a memory budget that fits, fewer steps, ...)."""
+        return self._job_action(lambda session, i: jobs.retry(session, i, changes), job_id)
 
     def _job_action(self, action, job_id: int) -> JobRecord:
         with self.write() as session:
             job = action(session, job_id)
             session.flush()
             return _job_record(session, job)
+
+    def count_results(self) -> int:
+        """Results in the gallery (a result re-used by several jobs counts once)."""
+        with self.read() as session:
+            return session.scalar(select(func.count()).select_from(Result))
 
     def queue_counts(self) -> dict[JobStatus, int]:
         with self.read() as session:
@@ -281,6 +330,20 @@ class Store:
         with self.read() as session:
             return _result_record(session, _get(session, Result, result_id, "result"))
 
+    def find_result(self, image_sha256: str, content_sha256: str | None = None,
+                    style_sha256s: Sequence[str] = (), settings: Settings | None = None
+                    ) -> int | None:
+        """The gallery's result for a PNG: the one stored with exactly these bytes, else the
+        finished run of these inputs and settings (a PNG the CLI made, say); None if none."""
+        with self.read() as session:
+            found = session.scalar(select(Result.id).where(Result.image_sha256 == image_sha256)
+                                   .limit(1))
+            if found is None and content_sha256 and settings is not None:
+                digest = planner.input_digest(content_sha256, style_sha256s, settings)
+                result = jobs.finished_result(session, digest)
+                found = result.id if result is not None else None
+            return found
+
     def result_png(self, result_id: int) -> bytes:
         """The output PNG, with its settings embedded (the worker stores it that way)."""
         with self.read() as session:
@@ -321,12 +384,15 @@ class Store:
                                         .order_by(Job.id)))
 
     def delete_result(self, result_id: int) -> None:
-        """Remove a result, the jobs that show it, and images nothing else uses."""
+        """Remove a result and the images nothing else uses. The jobs that showed it stay as
+        `deleted` (no picture), so that their batch's grid says "deleted" where they were."""
         with self.write() as session:
             result = _get(session, Result, result_id, "result")
             digests = {result.image_sha256, result.thumb_sha256}
             for job in session.scalars(select(Job).where(Job.result_id == result_id)):
-                session.delete(job)
+                job.status, job.result_id, job.preview_png = JobStatus.DELETED, None, None
+                job.error = f"its result {result_ref(result_id)} was deleted"
+            session.flush()
             session.delete(result)
             session.flush()
             session.execute(delete(Tag).where(~Tag.id.in_(select(ResultTag.tag_id))))
@@ -402,17 +468,28 @@ def _add_image(session: Session, data: bytes, name: str, role: str) -> Image:
     return image
 
 
+def _submitted(session: Session, submission: str | None) -> BatchRecord | None:
+    """The batch an earlier send of this form submission made, if any."""
+    if submission is None:
+        return None
+    batch = session.scalar(select(Batch).where(Batch.submission == submission))
+    return None if batch is None else replace(_batch_record(session, batch), resubmitted=True)
+
+
 def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settings,
                   sweep: dict[str, Sequence[Any]] | None, name: str | None, force: bool,
-                  priority: int) -> BatchRecord:
+                  priority: int, submission: str | None) -> BatchRecord:
     ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
     images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(ids)))}
     missing = sorted(ids - set(images))
     if missing:
         raise InputError(f"no image with id {missing[0]}")
+    for p in plan:  # a job that cannot fit its memory budget is refused now, not at run time
+        content = images[p.content_id]
+        budget.check_fits((content.width, content.height), p.settings)
     batch = Batch(name=name or f"batch {utcnow():%Y-%m-%d %H:%M:%S}",
                   base_settings_json=base.to_json(), created_at=utcnow(),
-                  sweep={k: list(v) for k, v in (sweep or {}).items()})
+                  sweep={k: list(v) for k, v in (sweep or {}).items()}, submission=submission)
     session.add(batch)
     session.flush()
     for p in plan:
@@ -434,7 +511,9 @@ def _batch_record(session: Session, batch: Batch) -> BatchRecord:
     reused = session.scalar(select(func.count()).where(Job.batch_id == batch.id,
                                                       Job.reused.is_(True)))
     return BatchRecord(id=batch.id, name=batch.name, created_at=batch.created_at,
-                       job_count=sum(counts.values()), reused_count=reused, counts=counts)
+                       job_count=sum(counts.values()), reused_count=reused, counts=counts,
+                       base=Settings.from_json(batch.base_settings_json),
+                       sweep=dict(batch.sweep or {}))
 
 
 def _job_records(session: Session, jobs: Sequence[Job]) -> list[JobRecord]:
@@ -458,7 +537,8 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         style_names=tuple(s.image.name for s in job.styles), reused=job.reused,
         cancel_requested=job.cancel_requested, max_attempts=job.max_attempts,
         heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
-        checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left)
+        checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left,
+        source_result_id=job.source_result_id)
 
 
 def _card(job: Job, result: Result | None) -> GalleryCard:
@@ -472,7 +552,7 @@ def _card(job: Job, result: Result | None) -> GalleryCard:
         seconds=result.seconds if result else None, created_at=job.created_at,
         favourite=bool(result and result.favourite),
         tags=tuple(t.name for t in result.tags) if result else (), progress=job.progress,
-        error=job.error)
+        error=job.error, made_at=job.finished_at, source_result_id=job.source_result_id)
 
 
 def _result_record(session: Session, result: Result, job: Job | None = None) -> ResultRecord:
@@ -489,4 +569,4 @@ def _result_record(session: Session, result: Result, job: Job | None = None) -> 
         precision=result.precision, created_at=result.created_at, favourite=result.favourite,
         tags=tuple(t.name for t in result.tags),
         resumed_from_scale=result.resumed_from_scale or 0,
-        iterations_run=result.iterations_run)
+        iterations_run=result.iterations_run, source_result_id=job.source_result_id)

@@ -16,6 +16,7 @@ from nfx.run_record import RunRecord
 from nfx.scales import WorkModel
 from nfx.store import jobs, workers
 from nfx.store.jobs import Claim, JobState
+from nfx.store.status import WorkerState
 
 
 class WorkQueue:
@@ -63,13 +64,19 @@ class WorkQueue:
     # --- the workers table ---------------------------------------------------------------
 
     def register_worker(self, name: str, host: str, pid: int, device: str, lease: float,
-                        work: WorkModel | None = None) -> None:
+                        work: WorkModel | None = None,
+                        state: WorkerState = WorkerState.IDLE) -> None:
         with self._write() as session:
-            workers.register(session, name, host, pid, device, lease, work)
+            workers.register(session, name, host, pid, device, lease, work, state)
 
-    def worker_seen(self, name: str, *, stopped: bool = False) -> None:
+    def worker_ready(self, name: str, device: str, work: WorkModel | None) -> None:
         with self._write() as session:
-            workers.seen(session, name, stopped=stopped)
+            workers.ready(session, name, device, work)
+
+    def worker_seen(self, name: str, *, stopped: bool = False,
+                    state: WorkerState | None = None) -> None:
+        with self._write() as session:
+            workers.seen(session, name, stopped=stopped, state=state)
 
     def worker_exited(self, host: str, pid: int, cause: str) -> list[int]:
         with self._write() as session:

@@ -11,10 +11,12 @@ from nfx.scales import WorkModel
 from nfx.store.jobs import requeue_worker_jobs
 from nfx.store.models import Worker, utcnow
 from nfx.store.records import WorkerRecord
+from nfx.store.status import WorkerState
 
 
 def register(session: Session, name: str, host: str, pid: int, device: str, lease: float,
-             work: WorkModel | None = None) -> None:
+             work: WorkModel | None = None,
+             state: WorkerState = WorkerState.IDLE) -> None:
     worker = session.scalar(select(Worker).where(Worker.name == name))
     if worker is None:
         worker = Worker(name=name, jobs_done=0)
@@ -23,15 +25,31 @@ def register(session: Session, name: str, host: str, pid: int, device: str, leas
     worker.host, worker.pid, worker.device, worker.lease_seconds = host, pid, device, lease
     worker.started_at = worker.last_seen = now
     worker.stopped_at, worker.current_job_id, worker.exit_cause = None, None, None
+    worker.state = state
+    _set_work(worker, work)
+
+
+def _set_work(worker: Worker, work: WorkModel | None) -> None:
     if work is not None:
         worker.work_per_megapixel_iteration = work.per_megapixel_iteration
         worker.work_per_iteration, worker.work_per_scale = work.per_iteration, work.per_scale
 
 
-def seen(session: Session, name: str, *, stopped: bool = False) -> None:
+def ready(session: Session, name: str, device: str, work: WorkModel | None) -> None:
+    """A registered worker has loaded its engine (and measured its device): it is idle."""
+    worker = session.scalar(select(Worker).where(Worker.name == name))
+    if worker is not None:
+        worker.device, worker.state, worker.last_seen = device, WorkerState.IDLE, utcnow()
+        _set_work(worker, work)
+
+
+def seen(session: Session, name: str, *, stopped: bool = False,
+         state: WorkerState | None = None) -> None:
     values: dict = {"last_seen": utcnow()}
+    if state is not None:
+        values["state"] = state
     if stopped:
-        values.update(stopped_at=utcnow(), current_job_id=None)
+        values.update(stopped_at=utcnow(), current_job_id=None, state=None)
     session.execute(update(Worker).where(Worker.name == name).values(**values))
 
 
@@ -44,7 +62,7 @@ def exited(session: Session, host: str, pid: int, cause: str) -> list[int]:
     if worker is None:  # it died before it registered
         return []
     worker.stopped_at, worker.exit_cause = utcnow(), cause[:255]
-    worker.current_job_id = None
+    worker.current_job_id, worker.state = None, None
     return requeue_worker_jobs(session, worker.name, f"its worker {cause}")
 
 
@@ -68,8 +86,18 @@ def records(session: Session) -> list[WorkerRecord]:
     return [WorkerRecord(id=w.id, name=w.name, host=w.host, pid=w.pid, device=w.device,
                          started_at=w.started_at, last_seen=w.last_seen, jobs_done=w.jobs_done,
                          current_job_id=w.current_job_id if _alive(w, now) else None,
-                         alive=_alive(w, now), exit_cause=w.exit_cause, stopped_at=w.stopped_at)
+                         alive=_alive(w, now), exit_cause=w.exit_cause, stopped_at=w.stopped_at,
+                         state=_state(w) if _alive(w, now) else None)
             for w in session.scalars(select(Worker).order_by(Worker.last_seen.desc()))]
+
+
+def _state(worker: Worker) -> str:
+    """A live worker's state; rows from before workers reported one read off their job."""
+    if worker.current_job_id is not None:
+        return WorkerState.WORKING
+    if worker.state in (None, WorkerState.WORKING):
+        return WorkerState.IDLE
+    return worker.state
 
 
 def _alive(worker: Worker, now) -> bool:
