@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from nfx.engine import Engine  # noqa: E402
 from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
-from nfx.tensors import to_tensor  # noqa: E402
-from nfx.losses import TVLoss, gram  # noqa: E402
+from nfx.engine.tensors import to_tensor  # noqa: E402
+from nfx.engine.losses import TVLoss, gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
-from nfx.vgg import BLOCK_WIDTHS, preprocess  # noqa: E402
+from nfx.engine.vgg import BLOCK_WIDTHS, preprocess  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

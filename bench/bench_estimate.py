@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from nfx.app import context, estimates, new_batch  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.store import open_store  # noqa: E402
+from nfx.queue import Queue
 
 IMAGES = ROOT.parent / "shared" / "images"
 # name: (contents, styles, settings, sweep) -- the batches of issue #18's report
@@ -47,6 +48,7 @@ def run(name: str) -> dict:
         os.environ["NFX_DATABASE_URL"] = url
         context._open_store.cache_clear()
         store = open_store(url)
+        queue = Queue(store)
         content_ids = [store.add_image((IMAGES / n).read_bytes(), n, "content").id
                        for n in contents]
         entries = [new_batch.StyleEntry((store.add_image((IMAGES / n).read_bytes(), n,
@@ -65,13 +67,13 @@ def run(name: str) -> dict:
             measuring = time.perf_counter() - started
             queued = time.perf_counter()
             batch = new_batch.queue_batch(content_ids, entries, settings, sweep)
-            while store.get_batch(batch.id).counts.get("done", 0) < batch.job_count:
+            while queue.get_batch(batch.id).counts.get("done", 0) < batch.job_count:
                 time.sleep(0.1)
             wall = time.perf_counter() - queued
         finally:
             worker.terminate()
             worker.wait()
-        engine = [j.seconds for j in store.list_jobs(batch_id=batch.id, limit=None)]
+        engine = [j.seconds for j in queue.list_jobs(batch_id=batch.id, limit=None)]
         store.close()
     return {"jobs": len(engine), "measuring": measuring, "estimate": shown.seconds,
             "wall": wall, "overhead": (wall - sum(engine)) / len(engine)}

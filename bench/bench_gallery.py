@@ -25,9 +25,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nfx.store import jobs  # noqa: E402
+from nfx.queue import Queue, jobs  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
-from nfx.store import GalleryFilter, JobStatus, open_store  # noqa: E402
+from nfx.status import JobStatus  # noqa: E402
+from nfx.store import GalleryFilter, open_store  # noqa: E402
 from nfx.store.blobs import put_blob  # noqa: E402
 from nfx.store.models import Image as ImageRow  # noqa: E402
 from nfx.store.models import Result, ResultTag, Tag, utcnow  # noqa: E402
@@ -42,13 +43,14 @@ def synthetic_png(rng: np.random.Generator, size: int = 24) -> bytes:
 
 def seed_gallery(store, count: int) -> dict:
     """`count` finished jobs with results, spread over settings, images, dates and tags."""
+    queue = Queue(store)
     rng = np.random.default_rng(0)
     pick = random.Random(0)
     contents = [store.add_image(synthetic_png(rng, 64), f"content{i}.png", "content")
                 for i in range(20)]
     styles = [store.add_image(synthetic_png(rng, 64), f"style{i}.png", "style")
               for i in range(10)]
-    batch = store.create_batch([contents[0].id], [styles[0].id], Settings(), name="bench")
+    batch = queue.create_batch([contents[0].id], [styles[0].id], Settings(), name="bench")
     now = utcnow()
     with store.write() as session:
         content_rows = {c.id: session.get(ImageRow, c.id) for c in contents}
@@ -118,10 +120,10 @@ class TimedRun:
     """The worker's own JobRun, with the time spent in its callbacks (progress, and keeping
     each finished scale) recorded: that is queue overhead, though the engine calls it."""
 
-    def __init__(self, store, engine, claim, options):
-        from nfx.worker import JobRun
+    def __init__(self, queue, engine, claim, options):
+        from nfx.queue.worker import JobRun
 
-        self.run = JobRun(store, engine, claim, options, threading.Event())
+        self.run = JobRun(queue, engine, claim, options, threading.Event())
         self.callback_seconds = 0.0
         self.run.on_progress = self._timed(self.run.on_progress)
         self.run.on_scale_done = self._timed(self.run.on_scale_done)
@@ -139,9 +141,10 @@ class TimedRun:
 
 def bench_queue_overhead(store, size: int) -> dict[str, float]:
     """One real job through the worker's code path, against the engine alone."""
+    queue = Queue(store)
     from nfx.engine import Engine
     from nfx.images import load_image
-    from nfx.worker import WorkerOptions
+    from nfx.queue.worker import WorkerOptions
 
     engine = Engine("cpu")
     rng = np.random.default_rng(1)
@@ -156,17 +159,17 @@ def bench_queue_overhead(store, size: int) -> dict[str, float]:
     engine.stylize(images[0], images[1:], settings)
     engine_alone = time.perf_counter() - start
 
-    store.create_batch([content.id], [style.id], settings, force=True, priority=100)
-    store.queue.register_worker("bench", "localhost", 0, "cpu", 60.0)
+    queue.create_batch([content.id], [style.id], settings, force=True, priority=100)
+    queue.register_worker("bench", "localhost", 0, "cpu", 60.0)
     start = time.perf_counter()
-    claim = store.queue.claim_next("bench")
+    claim = queue.claim_next("bench")
     claim_seconds = time.perf_counter() - start
-    timed_run = TimedRun(store, engine, claim, WorkerOptions(device="cpu"))
+    timed_run = TimedRun(queue, engine, claim, WorkerOptions(device="cpu"))
     start = time.perf_counter()
     outcome = timed_run.run.run()
     run_seconds = time.perf_counter() - start
     assert outcome == "done", outcome
-    job = store.get_job(claim.job_id)
+    job = queue.get_job(claim.job_id)
     engine_in_worker = job.seconds - timed_run.callback_seconds
     overhead = claim_seconds + run_seconds - engine_in_worker
     return {"engine_alone": engine_alone, "engine_in_worker": engine_in_worker,

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_engine import (IMAGES, Evaluator, engine_step_seconds, peer_command,  # noqa: E402
                           timed)
-from nfx.grid import contact_sheet  # noqa: E402
+from nfx.app.grid import contact_sheet  # noqa: E402
 from nfx.images import load_image  # noqa: E402
 from nfx.errors import InputError  # noqa: E402
 from nfx.settings import FIELDS, Settings, field  # noqa: E402

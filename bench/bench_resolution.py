@@ -2,13 +2,13 @@
 
 Each row is one `Engine.stylize` (1 scale, a few L-BFGS iterations, default settings
 otherwise) in a fresh interpreter, so its peak RSS (VmHWM) is its own. Rows print as they
-finish, with the memory estimate (nfx.budget) beside the measurement and the machine's load.
+finish, with the memory estimate (nfx.planning.budget) beside the measurement and the machine's load.
 The estimate is for the L-BFGS history these few iterations fill (iterations - 1 pairs); a
-full run's adds the rest (nfx.budget.history_pairs). Tiled rows run within --budget GiB: a
+full run's adds the rest (nfx.planning.budget.history_pairs). Tiled rows run within --budget GiB: a
 size whose L-BFGS history cannot fit it even in tiles runs with Adam (the optimiser column
 says which ran). Untiled rows whose estimate is over --max-gib are skipped, not run: this
 machine is shared.
-The tiled objective is exact (nfx.tiling, after Galerne et al., "Scaling Painting Style
+The tiled objective is exact (nfx.engine.tiling, after Galerne et al., "Scaling Painting Style
 Transfer", 2024), so the two columns compute the same iterations.
 
     python bench/bench_resolution.py [--sizes 1024 2048 4096] [--iterations 2] [--tiles 1536 512]
@@ -37,7 +37,7 @@ def child(size: int, tile: int, iterations: int, content: str, style: str,
     """One run; prints a JSON line with the peak RSS and the seconds of each iteration."""
     from PIL import Image
 
-    from nfx.budget import estimate
+    from nfx.planning.budget import estimate
     from nfx.engine import Engine
     from nfx.images import load_image, size_for_long_edge
     from nfx.settings import Settings
@@ -76,8 +76,8 @@ def agreement(size: int, tile: int, content: str, style: str) -> None:
     from nfx.engine import Engine
     from nfx.images import load_image, size_for_long_edge
     from nfx.settings import Settings
-    from nfx.tile_grid import blocks
-    from nfx.tiling import TiledObjective
+    from nfx.planning.tile_grid import blocks
+    from nfx.engine.tiling import TiledObjective
 
     engine = Engine("cpu")
     image, painting = load_image(content), load_image(style)
@@ -141,7 +141,7 @@ def main() -> None:
         agreement(*args.agreement, args.content, args.style)
         return
 
-    from nfx.budget import OPTIMISER_NAMES, estimate
+    from nfx.planning.budget import OPTIMISER_NAMES, estimate
     from nfx.settings import Settings
 
     import torch

@@ -9,5 +9,5 @@ class InputError(NFXError):
     """Bad user input: an unreadable image, an invalid setting, a missing file."""
 
 
-class Cancelled(NFXError):
+class Canceled(NFXError):
     """A run stopped because its progress callback asked for it."""

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from nfx.images import size_for_long_edge
-from nfx.scales import scale_sizes
+from nfx.planning.pyramid import scale_sizes
 from nfx.settings import FIELDS, Settings, settings_text
 
 

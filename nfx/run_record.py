@@ -61,7 +61,7 @@ class RunRecord:
     iterations_run: int = 0  # optimiser iterations this attempt ran (resumed runs run fewer)
     timings: dict[str, float] = field(default_factory=dict)
     # The optimiser of each scale, as this attempt planned it: `settings.optimizer`, or Adam
-    # at a scale where L-BFGS's history could not fit the memory budget (nfx.budget.plan).
+    # at a scale where L-BFGS's history could not fit the memory budget (nfx.planning.budget.plan).
     optimizers: list[str] = field(default_factory=list)
 
     @property

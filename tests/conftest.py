@@ -30,7 +30,7 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
 def synthetic_run(claim, *, total: float = 1.0, seconds: float = 0.5, size=(32, 24),
                   history=None):
     """A finished run of a claimed job with a made-up picture (for testing the store and the
-    queue without the engine): the arguments of `store.queue.finish` after the claim."""
+    queue without the engine): the arguments of `queue.finish` after the claim."""
     from nfx.images import thumbnail_bytes
     from nfx.run_record import RunRecord, run_png
 

@@ -134,3 +134,11 @@ def store(db_url):
     opened = open_store(db_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def queue(store):
+    """The queue over the test's Store."""
+    from nfx.queue import Queue
+
+    return Queue(store)

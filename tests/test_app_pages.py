@@ -23,11 +23,12 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import image_bytes, make_image
 from nfx.images import size_for_long_edge
-from nfx.scales import scale_sizes
+from nfx.planning.pyramid import scale_sizes
 from nfx.settings import FIELDS, Settings
+from nfx.queue import Queue, open_queue
 from nfx.store import open_store
 from nfx.store.models import Job, utcnow
-from nfx.worker import WorkerOptions, run_worker
+from nfx.queue.worker import WorkerOptions, run_worker
 from sqlalchemy import update
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -41,10 +42,11 @@ def finished_gallery(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("gallery") / "nfx.db"
     url = f"sqlite:///{path}"
     store = open_store(url)
+    queue = Queue(store)
     contents = [store.add_image(image_bytes(make_image(48, 32, seed=s)), f"content{s}.png",
                                 "content").id for s in (1, 2)]
     style = store.add_image(image_bytes(make_image(40, 40, seed=3)), "style3.png", "style").id
-    store.create_batch(contents, [style], TINY, sweep={"style_weight": SWEPT}, name="tiny")
+    queue.create_batch(contents, [style], TINY, sweep={"style_weight": SWEPT}, name="tiny")
     store.close()
     outcomes = run_worker(url, WorkerOptions(device="cpu", once=True, calibrate=False),
                           log=lambda *_: None)
@@ -204,8 +206,9 @@ def test_gallery_dialog_reruns_with_a_changed_setting(monkeypatch, gallery_url):
     assert at.success[0].value.startswith("Queued J")
 
     store = open_store(gallery_url)
+    queue = Queue(store)
     original = store.get_result(result_id).settings
-    (queued,) = store.list_jobs(status="queued")
+    (queued,) = queue.list_jobs(status="queued")
     assert queued.settings.differences(original) == {"steps": (3, original.steps)}
 
 
@@ -241,7 +244,7 @@ def test_new_batch_queues_the_planned_jobs(monkeypatch, gallery_url):
     click(at, "Queue batch")
     assert at.success[0].value.startswith("Queued batch B")
 
-    jobs = open_store(gallery_url).list_jobs(status="queued")
+    jobs = open_queue(gallery_url).list_jobs(status="queued")
     assert len(jobs) == 4
     assert sorted(j.settings.steps for j in jobs) == [2, 2, 3, 3]
     assert {j.settings.size for j in jobs} == {32}
@@ -268,7 +271,7 @@ def test_new_batch_sweeps_the_style_loss_and_a_worker_runs_it(monkeypatch, galle
     outcomes = run_worker(gallery_url, WorkerOptions(device="cpu", once=True, calibrate=False),
                           log=lambda *_: None)
     assert outcomes == {"done": 2}
-    done = [j for j in open_store(gallery_url).list_jobs(status="done")
+    done = [j for j in open_queue(gallery_url).list_jobs(status="done")
             if j.settings.steps == 3]
     assert sorted(j.settings.style_loss for j in done) == ["gram", "wasserstein"]
 
@@ -323,7 +326,7 @@ def test_new_batch_queues_a_style_mix_as_one_style_entry(monkeypatch, gallery_ur
     plan = at.dataframe[0].value
     assert list(plan["style"]) == ["style3", "style3 0.7 + style5 0.3"]
     click(at, "Queue batch")
-    jobs = sorted(open_store(gallery_url).list_jobs(status=["queued", "done"], limit=None),
+    jobs = sorted(open_queue(gallery_url).list_jobs(status=["queued", "done"], limit=None),
                   key=lambda j: j.id)[-2:]
     mix = next(j for j in jobs if len(j.style_ids) == 2)
     assert mix.style_ids == (first_style, extra) and mix.settings.style_blend == (0.7, 0.3)
@@ -344,43 +347,46 @@ def test_new_batch_refuses_a_mix_with_the_wrong_number_of_weights(monkeypatch, g
 
 def test_queue_page_lists_reorders_and_cancels(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     contents = [r.id for r in store.list_images("content")]
     styles = [r.id for r in store.list_images("style")]
-    store.create_batch(contents, styles, TINY.with_changes(steps=5))
-    first, last = store.list_jobs(status="queued")[0], store.list_jobs(status="queued")[-1]
+    queue.create_batch(contents, styles, TINY.with_changes(steps=5))
+    first, last = queue.list_jobs(status="queued")[0], queue.list_jobs(status="queued")[-1]
 
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert {m.label: m.value for m in at.metric}["Queued"] == "2"
     assert {m.label: m.value for m in at.metric}["Done"] == "4"
     at.button(key=f"q:front:{last.id}").click().run()
-    assert store.list_jobs(status="queued")[0].id == last.id
+    assert queue.list_jobs(status="queued")[0].id == last.id
     at.button(key=f"q:cancel:{first.id}").click().run()
-    assert store.get_job(first.id).status == "canceled"
+    assert queue.get_job(first.id).status == "canceled"
     assert {m.label: m.value for m in at.metric}["Canceled"] == "1"
     assert at.dataframe[0].value["worker"].size == 1, "the worker that ran the results"
 
 
 def test_queue_page_warns_when_no_worker_is_alive(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert not at.warning  # nothing waits
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=7))
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     (warning,) = at.warning
     assert "No worker is running" in warning.value and "nfx app" in warning.value
-    store.queue.register_worker("fresh", "host", 1, "cpu", 60.0)
+    queue.register_worker("fresh", "host", 1, "cpu", 60.0)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert not at.warning
 
 
 def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     image_ids = ([store.list_images("content")[0].id], [store.list_images("style")[0].id])
-    store.create_batch(*image_ids, TINY.with_changes(seed=8))
-    lost = store.queue.claim_next("ghost", lease=0.5)
-    store.create_batch(*image_ids, TINY.with_changes(seed=9))
-    silent = store.queue.claim_next("quiet", lease=60)
+    queue.create_batch(*image_ids, TINY.with_changes(seed=8))
+    lost = queue.claim_next("ghost", lease=0.5)
+    queue.create_batch(*image_ids, TINY.with_changes(seed=9))
+    silent = queue.claim_next("quiet", lease=60)
     with store.write() as session:  # its last heartbeat was 40 s ago: 20 s of lease left
         session.execute(update(Job).where(Job.id == silent.job_id).values(
             heartbeat_at=utcnow() - timedelta(seconds=40),
@@ -388,7 +394,7 @@ def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery
     time.sleep(0.6)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     # the page itself noticed the expired lease: no other worker was needed
-    assert store.get_job(lost.job_id).status == "queued"
+    assert queue.get_job(lost.job_id).status == "queued"
     queued = next(m.value for m in at.markdown if m.value.startswith(f"J{lost.job_id} "))
     assert "worker lost at iteration 0 (its worker stopped responding); requeued" in queued
     (warning,) = [w.value for w in at.warning if "not responding" in w.value]
@@ -398,11 +404,12 @@ def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery
 
 def test_queue_page_shows_a_running_jobs_scale_and_time_left(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     content = store.list_images("content")[0]
     settings = TINY.with_changes(seed=11, size=128, scales=3, steps=10)
-    store.create_batch([content.id], [store.list_images("style")[0].id], settings)
-    claim = store.queue.claim_next("busy", lease=60)
-    store.queue.heartbeat(claim, 60, progress=0.4, iteration=23, total_iterations=30,
+    queue.create_batch([content.id], [store.list_images("style")[0].id], settings)
+    claim = queue.claim_next("busy", lease=60)
+    queue.heartbeat(claim, 60, progress=0.4, iteration=23, total_iterations=30,
                           seconds_left=150.0)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     sizes = scale_sizes(size_for_long_edge((content.width, content.height), 128), 3)
@@ -413,25 +420,27 @@ def test_queue_page_shows_a_running_jobs_scale_and_time_left(monkeypatch, galler
 
 def test_queue_page_lists_canceled_jobs_with_retry(monkeypatch, gallery_url):
     store = open_store(gallery_url)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=10))
-    (job,) = store.list_jobs(status="queued")
-    store.cancel_job(job.id)
+    (job,) = queue.list_jobs(status="queued")
+    queue.cancel_job(job.id)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert "Canceled" in [h.value for h in at.subheader]
     at.button(key=f"q:retry:{job.id}").click().run()
-    assert store.get_job(job.id).status == "queued"
+    assert queue.get_job(job.id).status == "queued"
 
 
 def test_queue_labels_tell_sweep_jobs_apart_and_count_the_scales_that_run(monkeypatch,
                                                                          gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     content = next(i for i in store.list_images("content") if i.name == "content1.png")  # 48×32
     style = store.list_images("style")[0].id
     # at 64 px the 3rd scale (16×11) is below the engine's minimum: 2 scales run
-    batch = store.create_batch([content.id], [style], TINY.with_changes(size=64, scales=3),
+    batch = queue.create_batch([content.id], [style], TINY.with_changes(size=64, scales=3),
                                sweep={"style_weight": [1e3, 1e4]})
-    jobs = store.list_jobs(batch_id=batch.id)
+    jobs = queue.list_jobs(batch_id=batch.id)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     rows = [m.value for m in at.markdown if m.value.startswith("J")]
     assert rows == [f"J{jobs[0].id} · content1 × style3 · Style weight 1000  \n"
@@ -443,7 +452,7 @@ def test_queue_labels_tell_sweep_jobs_apart_and_count_the_scales_that_run(monkey
 def test_queue_action_on_a_finished_job_is_one_line(gallery_url, monkeypatch):
     from nfx.app import queue as view
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
-    done = open_store(gallery_url).list_jobs(status="done")[0]
+    done = open_queue(gallery_url).list_jobs(status="done")[0]
     assert view.cancel_job(done.id) == (f"J{done.id} is done; only queued or running jobs can "
                                         "be canceled")
 
@@ -501,7 +510,7 @@ def test_grid_png_is_one_labelled_image_of_every_part(monkeypatch, gallery_url):
     from nfx.app import compare
     from nfx.images import load_image
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
-    batch_id = open_store(gallery_url).list_batches()[0].id
+    batch_id = open_queue(gallery_url).list_batches()[0].id
     whole = load_image(compare.grid_png(batch_id, "content", "style_weight", cell_size=128))
     split = load_image(compare.grid_png(batch_id, "style_weight", "", "content",
                                         cell_size=128))
@@ -522,10 +531,11 @@ def test_swap_axes_moves_the_other_axis_to_the_old_place():
 def test_batch_grid_splits_on_a_third_axis_when_three_vary(monkeypatch, gallery_url):
     from nfx.app import compare
     store = open_store(gallery_url)
+    queue = Queue(store)
     contents = [r.id for r in store.list_images("content")]
     styles = [store.list_images("style")[0].id,
               store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id]
-    batch = store.create_batch(contents, styles, TINY, sweep={"style_weight": [1e2, 1e3]})
+    batch = queue.create_batch(contents, styles, TINY, sweep={"style_weight": [1e2, 1e3]})
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
     axes = compare.batch_axes(batch.id)
     assert (axes.rows, axes.columns, axes.split) == ("content", "style_weight", "style"), \
@@ -535,19 +545,20 @@ def test_batch_grid_splits_on_a_third_axis_when_three_vary(monkeypatch, gallery_
 def test_batch_grid_notes_canceled_cells(monkeypatch, gallery_url):
     from nfx.app import compare
     store = open_store(gallery_url)
+    queue = Queue(store)
     content = store.list_images("content")[0].id
     style = store.list_images("style")[0].id
-    batch = store.create_batch([content], [style], TINY, sweep={"style_weight": [1e2, 1e3]})
-    queued = store.list_jobs(batch_id=batch.id, status="queued")
+    batch = queue.create_batch([content], [style], TINY, sweep={"style_weight": [1e2, 1e3]})
+    queued = queue.list_jobs(batch_id=batch.id, status="queued")
     assert len(queued) == 1, "1e2 is re-used from the finished batch"
-    store.cancel_job(queued[0].id)
+    queue.cancel_job(queued[0].id)
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
     (sheet,) = compare.batch_grids(batch.id, "style_weight")
     assert (sheet.shown, sheet.empty) == (1, 1)
 
 
 def test_grid_labels_are_never_cut():
-    from nfx import grid
+    from nfx.app import grid
     from PIL import Image
     long = "tubingen_neckarfront_evening"
     sheet = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, [long], [long],
@@ -565,7 +576,7 @@ def test_grid_labels_are_never_cut():
 def test_batch_zip_names_carry_the_varying_settings(monkeypatch, gallery_url):
     from nfx.app import compare, gallery
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
-    batch_id = open_store(gallery_url).list_batches()[0].id
+    batch_id = open_queue(gallery_url).list_batches()[0].id
     names = zipfile.ZipFile(io.BytesIO(compare.batch_zip(batch_id))).namelist()
     pngs = sorted(n for n in names if n.endswith(".png"))
     assert len(pngs) == 4 and all("_style_weight-" in n for n in pngs), pngs
@@ -609,6 +620,7 @@ def nfx_png(store, result_id: int, *, with_inputs: bool = True) -> bytes:
 
 def test_png_info_shows_the_inputs_and_queues_it_again(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     record = store.get_result(store.query_gallery()[0].result_id)
     data = nfx_png(store, record.id)
     at = open_page(monkeypatch, gallery_url, "pages/png_info.py")
@@ -619,7 +631,7 @@ def test_png_info_shows_the_inputs_and_queues_it_again(monkeypatch, gallery_url)
     at.number_input(key="pi:steps").set_value(4).run()
     click(at, "Queue again")
     assert at.success[0].value.startswith("Queued J")
-    (job,) = store.list_jobs(status="queued")
+    (job,) = queue.list_jobs(status="queued")
     assert job.settings.differences(record.settings) == {"steps": (4, record.settings.steps)}
     assert job.content_id == record.content.id
 
@@ -646,9 +658,10 @@ def test_png_info_says_which_input_is_missing(monkeypatch, gallery_url, tmp_path
 
 def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     contents = [r.id for r in store.list_images("content")]
     style = store.list_images("style")[0].id
-    store.create_batch(contents, [style], TINY, sweep={"seed": list(range(1, 16))})  # 30 jobs
+    queue.create_batch(contents, [style], TINY, sweep={"seed": list(range(1, 16))})  # 30 jobs
 
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
     at.multiselect(key="g:status").set_value(["queued"]).run()
@@ -669,8 +682,8 @@ def test_the_app_and_the_store_never_load_torch():
     """The app only queues and shows work; workers run it. Loading torch in the app's process
     would cost seconds at start and hundreds of MB per server for nothing."""
     views = sorted(p.stem for p in (Path(APP).parent / "nfx" / "app").glob("*.py"))
-    check = ("import sys, nfx.store, nfx.planner, nfx.run_record, nfx.grid, nfx.samples, "
-             "nfx.labels, nfx.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
+    check = ("import sys, nfx.store, nfx.planning.batch, nfx.run_record, nfx.app.grid, nfx.app.samples, "
+             "nfx.labels, nfx.queue.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
              + "".join(f"import nfx.app.{v}; " for v in views if v != "__init__")
              + "print('torch' in sys.modules, 'streamlit' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
@@ -724,11 +737,12 @@ def test_no_streamlit_calls_outside_pages():
 def finish_synthetic(store, count: int = 1) -> list[int]:
     """Claim and finish `count` queued jobs with made-up pictures (the store's own calls,
     without the engine); the result ids."""
+    queue = Queue(store)
     from conftest import synthetic_run
     ids = []
     for _ in range(count):
-        claim = store.queue.claim_next("synthetic", lease=60)
-        ids.append(store.queue.finish(claim, *synthetic_run(claim)))
+        claim = queue.claim_next("synthetic", lease=60)
+        ids.append(queue.finish(claim, *synthetic_run(claim)))
     return ids
 
 
@@ -738,8 +752,9 @@ PAGES = ["pages/home.py", "pages/gallery.py", "pages/new_batch.py", "pages/queue
 
 def test_an_identical_job_is_one_result_on_every_page(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     done = store.query_gallery()[0]
-    again = store.create_batch([done.content_id], list(done.style_ids), done.settings,
+    again = queue.create_batch([done.content_id], list(done.style_ids), done.settings,
                                name="the same again")
     assert again.reused_count == 1, "the identical job re-uses the finished result"
     for page in PAGES:
@@ -766,25 +781,27 @@ def new_batch_with_first_images(monkeypatch, url: str) -> AppTest:
 
 def test_queue_batch_twice_from_one_submission_queues_it_once(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     at = new_batch_with_first_images(monkeypatch, gallery_url)
     at.number_input(key="nb:seed").set_value(5).run()
-    batches = len(store.list_batches())
+    batches = len(queue.list_batches())
     at.button(key="nbb:queue").click().run()
     assert at.success[0].value.startswith("Queued batch B")
     at.button(key="nbb:queue").click().run()  # the double click's second half
     assert at.info[0].value.startswith("This batch is already queued as B")
-    assert len(store.list_batches()) == batches + 1
-    assert store.list_batches()[0].job_count == 1
+    assert len(queue.list_batches()) == batches + 1
+    assert queue.list_batches()[0].job_count == 1
 
 
 def test_the_same_submission_in_two_transactions_is_one_batch(gallery_url):
     from nfx.settings import Settings
     store = open_store(gallery_url)
+    queue = Queue(store)
     content, style = store.list_images("content")[0].id, store.list_images("style")[0].id
-    first = store.create_batch([content], [style], Settings(seed=3), submission="s1")
-    second = store.create_batch([content], [style], Settings(seed=3), submission="s1")
+    first = queue.create_batch([content], [style], Settings(seed=3), submission="s1")
+    second = queue.create_batch([content], [style], Settings(seed=3), submission="s1")
     assert second.id == first.id and second.resubmitted and not first.resubmitted
-    assert len(store.list_jobs(batch_id=first.id)) == 1
+    assert len(queue.list_jobs(batch_id=first.id)) == 1
 
 
 def test_the_new_batch_form_keeps_its_state_across_pages(monkeypatch, gallery_url):
@@ -836,7 +853,7 @@ def test_use_these_settings_fills_the_new_batch_form(monkeypatch, gallery_url):
 
 def test_duplicate_batch_fills_the_form_with_its_sweep(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
-    batch = open_store(gallery_url).list_batches()[0]
+    batch = open_queue(gallery_url).list_batches()[0]
     at.button(key=f"q:dup:{batch.id}").click().run()
     assert at.title[0].value == "New batch"
     assert at.multiselect(key="nb:sweep").value == ["style_weight"]
@@ -849,12 +866,13 @@ def test_duplicate_batch_fills_the_form_with_its_sweep(monkeypatch, gallery_url)
 def test_queue_page_shows_recent_results_batches_and_a_finished_notice(monkeypatch,
                                                                        gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     recent = thumbs(at, "q-")
     assert len(recent) == 4, "recently finished results, as thumbnails"
     bars = [p.text for p in at.get("progress")]
     assert any(text.endswith("· 4 done") for text in bars), bars
-    batch = store.create_batch([store.list_images("content")[0].id],
+    batch = queue.create_batch([store.list_images("content")[0].id],
                                [store.list_images("style")[0].id], TINY.with_changes(seed=42),
                                name="watched")
     at.run()  # the watch sees the batch with work left
@@ -868,14 +886,15 @@ def test_queue_page_shows_recent_results_batches_and_a_finished_notice(monkeypat
 
 
 def test_queue_page_says_a_worker_is_starting_not_that_none_runs(monkeypatch, gallery_url):
-    from nfx.store.status import WorkerState
+    from nfx.status import WorkerState
     store = open_store(gallery_url)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=12))
-    store.queue.register_worker("new", "host", 99, "auto", 60.0, state=WorkerState.STARTING)
+    queue.register_worker("new", "host", 99, "auto", 60.0, state=WorkerState.STARTING)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert not at.warning and "starting" in at.info[0].value
-    store.queue.worker_exited("host", 99, "was killed by SIGKILL")
+    queue.worker_exited("host", 99, "was killed by SIGKILL")
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     assert not at.warning, "a worker that just died is being restarted: no alarm"
     assert "was killed by SIGKILL" in at.info[0].value and "restarts it" in at.info[0].value
@@ -885,11 +904,12 @@ def test_queue_page_says_a_worker_is_starting_not_that_none_runs(monkeypatch, ga
 
 def test_an_idle_worker_reads_idle_and_a_first_try_no_attempt(monkeypatch, gallery_url):
     store = open_store(gallery_url)
-    store.queue.register_worker("idle-one", "host", 7, "cpu", 60.0)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.register_worker("idle-one", "host", 7, "cpu", 60.0)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=13, steps=5))
-    store.queue.register_worker("busy-one", "host", 8, "cpu", 60.0)
-    claim = store.queue.claim_next("busy-one", lease=60)
+    queue.register_worker("busy-one", "host", 8, "cpu", 60.0)
+    claim = queue.claim_next("busy-one", lease=60)
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     frame = at.dataframe[0].value.set_index("worker")
     assert frame.loc["idle-one", "state"] == "idle" and frame.loc["idle-one", "current job"] == ""
@@ -900,18 +920,19 @@ def test_an_idle_worker_reads_idle_and_a_first_try_no_attempt(monkeypatch, galle
 
 def test_a_resumed_job_starts_at_its_checkpoint_not_at_zero(gallery_url):
     store = open_store(gallery_url)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=14, scales=2, size=48))
-    claim = store.queue.claim_next("first", lease=60)
+    claim = queue.claim_next("first", lease=60)
     history = [{"iteration": i, "scale": 0, "total": 1.0 / i, "style": 0.5, "content": 0.2,
                 "tv": 0.1} for i in (1, 2)]
-    store.queue.save_checkpoint(claim, 1, image_bytes(make_image(24, 16)), history)
-    store.queue.heartbeat(claim, 60, losses={"total": 99.0})
+    queue.save_checkpoint(claim, 1, image_bytes(make_image(24, 16)), history)
+    queue.heartbeat(claim, 60, losses={"total": 99.0})
     with store.write() as session:  # what the supervisor does when it sees the worker die
-        from nfx.store import jobs
+        from nfx.queue import jobs
         jobs.requeue_worker_jobs(session, "first", "was killed by SIGKILL")
-    again = store.queue.claim_next("second", lease=60)
-    job = store.get_job(again.job_id)
+    again = queue.claim_next("second", lease=60)
+    job = queue.get_job(again.job_id)
     assert job.iteration == 2 and job.losses["total"] == 0.5, "the checkpoint's, not 0 and 99"
     from nfx.app import queue as view
     (row,) = view.job_rows([job])
@@ -948,8 +969,9 @@ def test_png_info_says_in_words_what_made_it_and_links_the_result(monkeypatch, g
 
 def test_a_rerun_label_says_what_changed(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     card = store.query_gallery()[0]
-    job = store.rerun(card.result_id, {"style_weight": 30.0})
+    job = queue.rerun(card.result_id, {"style_weight": 30.0})
     (new,) = finish_synthetic(store)
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
     before = f"{card.settings.style_weight:g}"
@@ -960,7 +982,8 @@ def test_a_rerun_label_says_what_changed(monkeypatch, gallery_url):
 
 def test_the_dialog_pages_across_gallery_pages(monkeypatch, gallery_url):
     store = open_store(gallery_url)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY, sweep={"seed": list(range(20, 30))})
     finish_synthetic(store, 10)  # 14 results: two pages of 12
     at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
@@ -997,6 +1020,7 @@ def test_a_deleted_results_cell_says_deleted(monkeypatch, gallery_url):
 
 def test_an_impossible_memory_budget_is_refused_when_planned(monkeypatch, gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     at = new_batch_with_first_images(monkeypatch, gallery_url)
     at.number_input(key="nb:size").set_value(4096).run()
     at.number_input(key="nb:memory_budget").set_value(0.05).run()
@@ -1004,24 +1028,25 @@ def test_an_impossible_memory_budget_is_refused_when_planned(monkeypatch, galler
     assert "memory budget of 0.05 GiB" in warning.value and "\n" not in warning.value
     assert at.button(key="nbb:queue").disabled
     with pytest.raises(Exception, match="0.05 GiB"):
-        store.create_batch([store.list_images("content")[0].id],
+        queue.create_batch([store.list_images("content")[0].id],
                            [store.list_images("style")[0].id],
                            TINY.with_changes(size=4096, memory_budget=0.05))
 
 
 def test_a_failed_row_shows_its_settings_and_retries_with_changes(monkeypatch, gallery_url):
     store = open_store(gallery_url)
-    store.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
+    queue = Queue(store)
+    queue.create_batch([store.list_images("content")[0].id], [store.list_images("style")[0].id],
                        TINY.with_changes(seed=15, steps=4))
-    claim = store.queue.claim_next("w", lease=60)
-    store.queue.fail(claim, "out of memory: too big")
+    claim = queue.claim_next("w", lease=60)
+    queue.fail(claim, "out of memory: too big")
     at = open_page(monkeypatch, gallery_url, "pages/queue.py")
     row = next(m.value for m in at.markdown if m.value.startswith(f"J{claim.job_id} "))
     assert "Steps 4" in row and "out of memory" in row
     at.button(key=f"q:change:{claim.job_id}").click().run()
     at.number_input(key=f"q:again:{claim.job_id}:steps").set_value(3).run()
     next(b for b in at.button if b.label == "Retry with these settings").click().run()
-    job = store.get_job(claim.job_id)
+    job = queue.get_job(claim.job_id)
     assert job.status == "queued" and job.settings.steps == 3 and job.attempts == 0
 
 
@@ -1048,30 +1073,32 @@ def test_thumbnails_are_named_for_screen_readers(monkeypatch, gallery_url):
 
 def test_the_gallery_sorts_by_when_a_result_was_made(gallery_url):
     store = open_store(gallery_url)
+    queue = Queue(store)
     content, style = store.list_images("content")[0].id, store.list_images("style")[0].id
-    store.create_batch([content], [style], TINY.with_changes(seed=16))
-    store.create_batch([content], [style], TINY.with_changes(seed=17))
-    older, newer = store.list_jobs(status="queued")  # queued in this order
-    store.move_to_front(newer.id)
+    queue.create_batch([content], [style], TINY.with_changes(seed=16))
+    queue.create_batch([content], [style], TINY.with_changes(seed=17))
+    older, newer = queue.list_jobs(status="queued")  # queued in this order
+    queue.move_to_front(newer.id)
     (first,) = finish_synthetic(store)  # the moved job runs first
     (second,) = finish_synthetic(store)
     assert [c.result_id for c in store.query_gallery()][:2] == [second, first]
 
 
 def test_the_estimate_waits_for_the_machines_measured_speed(monkeypatch, empty_url):
-    from nfx.scales import WorkModel
-    from nfx.store.status import WorkerState
+    from nfx.planning.work import WorkModel
+    from nfx.status import WorkerState
     store = open_store(empty_url)
+    queue = Queue(store)
     content = store.add_image(image_bytes(make_image(64, 48, seed=1)), "c.png", "content").id
     style = store.add_image(image_bytes(make_image(40, 40, seed=2)), "s.png", "style").id
-    store.queue.register_worker("fresh", "host", 1, "auto", 60.0, state=WorkerState.CALIBRATING)
+    queue.register_worker("fresh", "host", 1, "auto", 60.0, state=WorkerState.CALIBRATING)
     at = open_page(monkeypatch, empty_url, "pages/new_batch.py")
     at.multiselect(key="nb:content").select(content).run()
     at.multiselect(key="nb:style").select(style).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Jobs"] == "1" and metrics["Estimated time"] == "measuring…", \
         "no guess while the worker measures"
-    store.queue.worker_ready("fresh", "cpu", WorkModel(per_megapixel_iteration=2.0,
+    queue.worker_ready("fresh", "cpu", WorkModel(per_megapixel_iteration=2.0,
                                                        per_iteration=0.01, per_scale=0.1))
     at.run()
     shown = {m.label: m.value for m in at.metric}["Estimated time"]

@@ -51,7 +51,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_has_no_cycles():
     graph = import_graph()
-    assert {"nfx.store.jobs", "nfx.planner", "nfx.engine"} <= set(graph)
+    assert {"nfx.queue.jobs", "nfx.planning.batch", "nfx.engine"} <= set(graph)
     assert cycles(graph) == []
 
 
@@ -71,4 +71,4 @@ def test_the_engine_knows_nothing_of_the_database():
         return seen
 
     assert not {m for m in reach("nfx.engine") if m.startswith("nfx.store")}
-    assert not {m for m in reach("nfx.planner") if m.startswith("nfx.store")}
+    assert not {m for m in reach("nfx.planning.batch") if m.startswith("nfx.store")}

@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from conftest import make_image
-from nfx.store import open_store
+from nfx.queue import open_queue
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -93,7 +93,7 @@ def app_server(tmp_path):
 def stop_leftover_workers(url: str) -> None:
     """Workers run in their own session (see nfx.cli.app_cmd); the app stops them, and this
     makes sure of it, by the pids they registered in this test's database."""
-    for worker in open_store(url).list_workers():
+    for worker in open_queue(url).list_workers():
         for _ in range(20):
             try:
                 os.kill(worker.pid, 0)
@@ -218,7 +218,7 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             page.get_by_role("button", name="Queue batch").dblclick()  # a double click
             expect(page.get_by_text("Queued batch B1")).to_be_visible(timeout=30_000)
             settle(page)
-            assert len(open_store(url).list_batches()) == 1, "one batch for one submission"
+            assert len(open_queue(url).list_batches()) == 1, "one batch for one submission"
             scroll_to(page, page.get_by_text("Queued batch B1"))
             shot(page, "new-batch-queued")
 

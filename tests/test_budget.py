@@ -1,4 +1,4 @@
-"""The memory plan (nfx.budget): estimates against measured peaks, tiling chosen by the budget,
+"""The memory plan (nfx.planning.budget): estimates against measured peaks, tiling chosen by the budget,
 and runs over budget refused at once with one line, in the engine and in a worker."""
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from nfx import budget
+from nfx.planning import budget
 from nfx.app.estimates import JOB_OVERHEAD, job_seconds
 from nfx.engine import Engine
 from nfx.errors import InputError
-from nfx.scales import WorkModel, scale_sizes
+from nfx.planning.pyramid import scale_sizes
+from nfx.planning.work import WorkModel
 from nfx.settings import Settings
 from nfx.store import open_store
+from nfx.queue import Queue
 
 from conftest import make_image
 from test_worker import add_pair, start_worker, wait_exit
@@ -30,7 +32,7 @@ PEAK_SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from conftest import make_image
-from nfx import budget
+from nfx.planning import budget
 from nfx.engine import Engine, resolve_precision
 from nfx.settings import Settings
 size, tile, low = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "low"
@@ -180,23 +182,24 @@ def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):
 
 def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(sqlite_url):
     store = open_store(sqlite_url)
+    queue = Queue(store)
     content, style = add_pair(store)
     tiny = Settings(size=32, scales=1, steps=2, precision="fp32")
     too_big = tiny.with_changes(size=4096, memory_budget=1.0)
     with pytest.raises(InputError, match="memory budget of 1.0 GiB"):
-        store.create_batch([content], [style], too_big)  # refused when planned
+        queue.create_batch([content], [style], too_big)  # refused when planned
     with store.write() as session:  # queued all the same (by an older NFX, say)
-        from nfx.store import jobs
+        from nfx.queue import jobs
         from nfx.store.models import Image
         huge = jobs.add_job(session, content=session.get(Image, content),
                             styles=[session.get(Image, style)], settings=too_big, priority=2)
         session.flush()
         huge_id = huge.id
-    good = store.create_batch([content], [style], tiny, priority=1)
+    good = queue.create_batch([content], [style], tiny, priority=1)
     wait_exit(start_worker(sqlite_url, "--once", "--name", "w"), timeout=120)
-    failed = store.get_job(huge_id)
+    failed = queue.get_job(huge_id)
     assert failed.status == "failed" and "memory budget" in failed.error
-    (done,) = store.list_jobs(batch_id=good.id)
+    (done,) = queue.list_jobs(batch_id=good.id)
     assert done.status == "done"
 
 

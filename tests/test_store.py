@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 from conftest import image_bytes, make_image, synthetic_run
-from postgres_fixture import db_url, postgres_server, postgres_url, store  # noqa: F401
+from postgres_fixture import db_url, postgres_server, postgres_url, queue, store  # noqa: F401
 from sqlalchemy import create_engine, func, select, text, update
 
 
@@ -19,6 +19,7 @@ from nfx.errors import InputError
 from nfx.images import read_png_settings
 from nfx.settings import FIELDS, INDEXED_FIELDS, Settings
 from nfx.store import GalleryFilter, open_store
+from nfx.queue import Queue
 from nfx.store import db as store_db
 from nfx.store.models import Blob, Image, Job, utcnow
 
@@ -32,11 +33,12 @@ def png(seed: int, w: int = 40, h: int = 32) -> bytes:
 def finish_next(store, losses_total: float = 1.0, seconds: float = 1.0) -> int | None:
     """Claim the next job and store a synthetic picture as its result (no engine needed for
     testing the store); returns the job id."""
-    claim = store.queue.claim_next("test-worker")
+    queue = Queue(store)
+    claim = queue.claim_next("test-worker")
     if claim is None:
         return None
     done = synthetic_run(claim, total=losses_total, seconds=seconds)
-    assert store.queue.finish(claim, *done) is not None
+    assert queue.finish(claim, *done) is not None
     return claim.job_id
 
 
@@ -48,16 +50,17 @@ def count(store, model) -> int:
 @pytest.fixture
 def gallery(store):
     """12 finished results (2 contents × 2 styles × 3 style weights) and 2 jobs not done."""
+    queue = Queue(store)
     contents = [store.add_image(png(i), f"content{i}.png", "content") for i in (1, 2)]
     styles = [store.add_image(png(i, 36, 36), f"style{i}.png", "style") for i in (3, 4)]
-    batch = store.create_batch([c.id for c in contents], [s.id for s in styles], TINY,
+    batch = queue.create_batch([c.id for c in contents], [s.id for s in styles], TINY,
                                {"style_weight": [1e3, 1e4, 1e5]}, name="sweep")
     for n in range(12):
         finish_next(store, losses_total=100.0 - n, seconds=1.0 + n)
-    other = store.create_batch([contents[0].id], [styles[0].id], TINY.with_changes(size=48),
+    other = queue.create_batch([contents[0].id], [styles[0].id], TINY.with_changes(size=48),
                                {"seed": [1, 2]}, name="pending")
-    claim = store.queue.claim_next("w")
-    store.queue.fail(claim, "boom")
+    claim = queue.claim_next("w")
+    queue.fail(claim, "boom")
     return {"contents": contents, "styles": styles, "batch": batch, "other": other}
 
 
@@ -79,11 +82,11 @@ def test_url_precedence(monkeypatch, tmp_path):
 
 def test_sqlite_is_wal_with_foreign_keys(sqlite_url):
     store = open_store(sqlite_url)
-    with store.engine.connect() as connection:
+    with store.database.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
-    assert store_db.current_revision(store.engine) == store_db.head_revision()
+    assert store_db.current_revision(store.database) == store_db.head_revision()
 
 
 # --- images ------------------------------------------------------------------------------
@@ -118,19 +121,19 @@ def test_bad_upload_is_refused_and_leaves_no_row(store, data):
     assert count(store, Blob) == 0 and count(store, Image) == 0
 
 
-def test_batch_with_one_bad_upload_writes_nothing(store):
+def test_batch_with_one_bad_upload_writes_nothing(store, queue):
     with pytest.raises(InputError, match="bad.png"):
-        store.create_batch_from_uploads([("good.png", png(1)), ("bad.png", b"\x89PNG junk")],
+        queue.create_batch_from_uploads([("good.png", png(1)), ("bad.png", b"\x89PNG junk")],
                                         [("s.png", png(2))], TINY)
     assert count(store, Blob) == count(store, Image) == count(store, Job) == 0
-    assert store.list_batches() == []
+    assert queue.list_batches() == []
 
 
-def test_unknown_role_and_ids_are_input_errors(store):
+def test_unknown_role_and_ids_are_input_errors(store, queue):
     with pytest.raises(InputError):
         store.add_image(png(1), "a.png", "background")
     with pytest.raises(InputError, match="no image with id 9[89]"):
-        store.create_batch([99], [98], TINY)
+        queue.create_batch([99], [98], TINY)
     with pytest.raises(InputError):
         store.get_result(12345)
 
@@ -138,13 +141,13 @@ def test_unknown_role_and_ids_are_input_errors(store):
 # --- batches, dedup, rerun -------------------------------------------------------------
 
 
-def test_batch_is_the_cartesian_product(store):
+def test_batch_is_the_cartesian_product(store, queue):
     c = [store.add_image(png(i), f"c{i}.png", "content").id for i in (1, 2)]
     s = [store.add_image(png(i), f"s{i}.png", "style").id for i in (3, 4)]
-    batch = store.create_batch(c, s, TINY, {"style_weight": [1e4, 1e5], "size": [32, 48]},
+    batch = queue.create_batch(c, s, TINY, {"style_weight": [1e4, 1e5], "size": [32, 48]},
                                name="grid")
     assert (batch.job_count, batch.reused_count, batch.name) == (16, 0, "grid")
-    jobs = store.list_jobs(batch_id=batch.id)
+    jobs = queue.list_jobs(batch_id=batch.id)
     combos = {(j.content_id, j.style_ids, j.settings.style_weight, j.settings.size)
               for j in jobs}
     assert len(combos) == 16 and all(j.status == "queued" for j in jobs)
@@ -154,39 +157,39 @@ def test_batch_is_the_cartesian_product(store):
                for w, z, js in rows)
 
 
-def test_identical_job_reuses_result_unless_forced(store):
+def test_identical_job_reuses_result_unless_forced(store, queue):
     c = store.add_image(png(1), "c.png", "content").id
     s = store.add_image(png(2), "s.png", "style").id
-    first = store.create_batch([c], [s], TINY, {"seed": [1, 2]})
+    first = queue.create_batch([c], [s], TINY, {"seed": [1, 2]})
     finish_next(store)
     finish_next(store)
-    again = store.create_batch([c], [s], TINY, {"seed": [1, 2, 3]})
+    again = queue.create_batch([c], [s], TINY, {"seed": [1, 2, 3]})
     assert (again.job_count, again.reused_count) == (3, 2)
-    old = {j.settings.seed: j.result_id for j in store.list_jobs(batch_id=first.id)}
-    new = store.list_jobs(batch_id=again.id)
+    old = {j.settings.seed: j.result_id for j in queue.list_jobs(batch_id=first.id)}
+    new = queue.list_jobs(batch_id=again.id)
     for job in new:
         if job.settings.seed in old:
             assert job.status == "done" and job.reused and job.result_id == old[job.settings.seed]
         else:
             assert job.status == "queued" and job.result_id is None
-    forced = store.create_batch([c], [s], TINY, {"seed": [1, 2]}, force=True)
+    forced = queue.create_batch([c], [s], TINY, {"seed": [1, 2]}, force=True)
     assert forced.reused_count == 0
-    assert {j.status for j in store.list_jobs(batch_id=forced.id)} == {"queued"}
+    assert {j.status for j in queue.list_jobs(batch_id=forced.id)} == {"queued"}
 
 
-def test_rerun_with_changes(store):
+def test_rerun_with_changes(store, queue):
     c = store.add_image(png(1), "c.png", "content").id
     s = store.add_image(png(2), "s.png", "style").id
-    store.create_batch([c], [s], TINY)
+    queue.create_batch([c], [s], TINY)
     finish_next(store)
-    result_id = store.list_jobs(status="done")[0].result_id
-    job = store.rerun(result_id, {"style_weight": 5e4, "steps": 3})
+    result_id = queue.list_jobs(status="done")[0].result_id
+    job = queue.rerun(result_id, {"style_weight": 5e4, "steps": 3})
     assert job.status == "queued" and (job.content_id, job.style_ids) == (c, (s,))
     assert job.settings == TINY.with_changes(style_weight=5e4, steps=3)
-    same = store.rerun(result_id)  # no changes: run it again, not a reuse
+    same = queue.rerun(result_id)  # no changes: run it again, not a reuse
     assert same.status == "queued" and same.settings == TINY
     with pytest.raises(InputError, match="steps"):
-        store.rerun(result_id, {"steps": -1})
+        queue.rerun(result_id, {"steps": -1})
 
 
 # --- gallery queries ---------------------------------------------------------------------
@@ -278,14 +281,14 @@ def test_gallery_sorts_and_pages(store, gallery):
         store.query_gallery(GalleryFilter(sort="colour"))
 
 
-def test_result_record_png_and_delete(store, gallery):
+def test_result_record_png_and_delete(store, queue, gallery):
     card = store.query_gallery(GalleryFilter())[0]
     result = store.get_result(card.result_id)
     assert result.job_id == card.job_id and result.content.id == card.content_id
     assert [s.id for s in result.styles] == list(card.style_ids)
     assert result.settings == card.settings and result.losses["total"] == card.losses["total"]
     assert read_png_settings(store.result_png(result.id)) == result.settings
-    assert store.work_model().per_megapixel_iteration > 0
+    assert queue.work_model().per_megapixel_iteration > 0
     blobs = count(store, Blob)
     store.delete_result(result.id)
     assert count(store, Blob) == blobs - 2  # its PNG and thumbnail
@@ -314,17 +317,17 @@ def test_export_batch_zip_and_csv(store, gallery):
         store.export_batch(gallery["other"].id)
 
 
-def test_ids_are_never_reused_after_a_delete(store, gallery):
+def test_ids_are_never_reused_after_a_delete(store, queue, gallery):
     newest = store.query_gallery(GalleryFilter())[0]
-    job_ids = {j.id for j in store.list_jobs(limit=None)}
+    job_ids = {j.id for j in queue.list_jobs(limit=None)}
     store.delete_result(newest.result_id)
-    assert store.get_job(newest.job_id).status == "deleted", "its batch remembers it"
-    again = store.create_batch([gallery["contents"][0].id], [gallery["styles"][0].id],
+    assert queue.get_job(newest.job_id).status == "deleted", "its batch remembers it"
+    again = queue.create_batch([gallery["contents"][0].id], [gallery["styles"][0].id],
                                TINY.with_changes(seed=99), priority=10)
-    (job,) = store.list_jobs(batch_id=again.id)
+    (job,) = queue.list_jobs(batch_id=again.id)
     assert job.id > max(job_ids)  # not the deleted job's id
     assert finish_next(store) == job.id
-    assert store.get_job(job.id).result_id > newest.result_id
+    assert queue.get_job(job.id).result_id > newest.result_id
 
 
 # --- migrations --------------------------------------------------------------------------
@@ -362,19 +365,20 @@ def test_database_from_first_migration_upgrades_with_data(tmp_path):
     engine.dispose()
 
     store = open_store(url)
-    assert store_db.current_revision(store.engine) == store_db.head_revision()
+    queue = Queue(store)
+    assert store_db.current_revision(store.database) == store_db.head_revision()
     result = store.get_result(1)
     assert (result.settings, result.losses, result.seconds) == (settings, {"total": 5.0}, 2.5)
     assert result.content.name == "content.png" and result.favourite is False
     assert store.blob(result.image_sha256) == data
-    assert store.get_job(1).result_id == 1 and store.count_gallery(GalleryFilter()) == 1
+    assert queue.get_job(1).result_id == 1 and store.count_gallery(GalleryFilter()) == 1
     # new features work on old rows: setting columns backfilled, tags, favourites, workers
     assert store.count_gallery(GalleryFilter(ranges={"style_weight": (2e4, 4e4)})) == 1
     store.set_tags(1, ["kept"])
     store.set_favourite(1)
     assert store.count_gallery(GalleryFilter(tags=("kept",), favourites_only=True)) == 1
-    assert store.list_workers() == []
-    assert store.get_batch(1).name == "old"
+    assert queue.list_workers() == []
+    assert queue.get_batch(1).name == "old"
     raw = sqlite3.connect(tmp_path / "old.db")
     columns = {row[1] for row in raw.execute("PRAGMA table_info(jobs)")}
     assert {f"s_{f}" for f in INDEXED_FIELDS} <= columns
@@ -399,5 +403,5 @@ def test_postgres_schema_matches_models(postgres_url):  # noqa: F811
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
     assert {"blobs", "images", "batches", "jobs", "job_styles", "results", "tags",
             "result_tags", "workers", "alembic_version"} <= tables
-    assert store_db.current_revision(store.engine) == store_db.head_revision()
+    assert store_db.current_revision(store.database) == store_db.head_revision()
     engine.dispose()

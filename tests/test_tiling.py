@@ -1,4 +1,4 @@
-"""Exact tiled optimisation (nfx.tiling): block by block, the same loss and gradient as the
+"""Exact tiled optimisation (nfx.engine.tiling): block by block, the same loss and gradient as the
 untiled objective, with the real VGG-19 weights on small images and 64-128 px tiles."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import torch
 
 from nfx.engine import Engine
 from nfx.settings import Settings
-from nfx.tile_grid import blocks, grid, layer_reach, layer_stride
-from nfx.tiling import TiledObjective
-from nfx.tiling import features as tiled_features
-from nfx.tiling import style_stats as tiled_style_stats
-from nfx.losses import style_stats, vgg_features
+from nfx.planning.tile_grid import blocks, grid, layer_reach, layer_stride
+from nfx.engine.tiling import TiledObjective
+from nfx.engine.tiling import features as tiled_features
+from nfx.engine.tiling import style_stats as tiled_style_stats
+from nfx.engine.losses import style_stats, vgg_features
 
 from conftest import make_image
 

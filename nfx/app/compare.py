@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import pandas as pd
 
-from nfx import grid
-from nfx.app.context import JobStatus, blob, data_url, store, thumbnail
+from nfx.app import grid
+from nfx.app.context import JobStatus, blob, data_url, queue, store, thumbnail
 from nfx.app.gallery import gallery_filter, label_cards
 from nfx.errors import InputError
 from nfx.images import load_image, thumbnail_bytes
@@ -75,7 +75,7 @@ def compare(result_ids: Sequence[int]) -> Comparison:
 
 def batches_with_results() -> list:
     """Batches that have at least one finished result, newest first."""
-    return [b for b in store().list_batches() if b.counts.get(JobStatus.DONE, 0)]
+    return [b for b in queue().list_batches() if b.counts.get(JobStatus.DONE, 0)]
 
 
 def _axis_value(job, axis: str) -> str:
@@ -99,7 +99,7 @@ def batch_axes(batch_id: int) -> GridAxes:
     """Content, style and every setting. The defaults put what varies on the axes, a swept
     setting always on one: the inputs on the rows and the first swept setting across the
     columns; a third axis that varies splits the grid (one per value), so no result hides."""
-    jobs = store().list_jobs(batch_id=batch_id, limit=None)
+    jobs = queue().list_jobs(batch_id=batch_id, limit=None)
     inputs = [axis for axis in ("content", "style")
               if len({_axis_value(j, axis) for j in jobs}) > 1]
     swept = varying_fields(j.settings for j in jobs)
@@ -184,14 +184,14 @@ def batch_parts(batch_id: int, rows: str, columns: str = NO_AXIS,
     batch has a cell, so a deleted result's cell says "deleted"; the newest job wins a
     cell that several share (a setting that is on no axis)."""
     chosen = _check_axes(rows, columns, split)
-    jobs = store().list_jobs(batch_id=batch_id, limit=None)
+    jobs = queue().list_jobs(batch_id=batch_id, limit=None)
     results = {r.job_id: r for r in store().batch_results(batch_id)}
     if not results:
         raise InputError(f"Batch {batch_id} has no results yet.")
     cards = store().query_gallery(gallery_filter(batch_ids=(batch_id,)), page=0,
                                   page_size=max(len(jobs), 1))
     by_result = {card.result_id: text for card, text in label_cards(cards)}
-    title = batch_label(store().get_batch(batch_id))
+    title = batch_label(queue().get_batch(batch_id))
     values = {axis: sorted({_axis_value(j, axis) for j in jobs}, key=_natural)
               for axis in chosen}
     parts = []

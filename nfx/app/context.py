@@ -1,4 +1,4 @@
-"""The app's Store and image bytes, kept per server process; and the queue's planning names
+"""The app's Store and Queue and image bytes, kept per server process; and the queue's planning names
 the views use, imported here only, so a move of the planner touches one line.
 
 One Store per database URL (engine pool and migrations once), chosen by $NFX_DATABASE_URL.
@@ -12,10 +12,11 @@ import base64
 import os
 from functools import lru_cache
 
-from nfx.planner import PlannedJob, sweep_variants  # the one place views import them
-from nfx.store import LISTED, STATUSES, JobStatus, Store, WorkerState, open_store
+from nfx.planning.batch import PlannedJob, sweep_variants  # the one place views import them
+from nfx.queue import LISTED, STATUSES, JobStatus, Queue, WorkerState
+from nfx.store import Store, open_store
 
-__all__ = ["store", "blob", "thumbnail", "data_url", "STATUSES", "LISTED", "JobStatus",
+__all__ = ["store", "queue", "blob", "thumbnail", "data_url", "STATUSES", "LISTED", "JobStatus",
            "WorkerState", "PlannedJob",
            "sweep_variants"]
 
@@ -27,6 +28,16 @@ def _open_store(url: str | None) -> Store:
 
 def store() -> Store:
     return _open_store(os.environ.get("NFX_DATABASE_URL") or None)
+
+
+@lru_cache(maxsize=16)
+def _queue(store: Store) -> Queue:
+    return Queue(store)
+
+
+def queue() -> Queue:
+    """The queue over the app's Store."""
+    return _queue(store())
 
 
 @lru_cache(maxsize=64)  # full-size PNGs: a dialog's worth, not a gallery's

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nfx.app.context import store
-from nfx.store.jobs import DEFAULT_POLL_SECONDS
-from nfx.budget import work_factors
+from nfx.app.context import queue
+from nfx.queue.jobs import DEFAULT_POLL_SECONDS
+from nfx.planning.budget import work_factors
 from nfx.images import size_for_long_edge
 from nfx.labels import format_span
-from nfx.scales import WorkModel
+from nfx.planning.work import WorkModel
 from nfx.settings import Settings
 
 SPREAD = (0.75, 1.3)  # the range shown around an estimate
@@ -40,7 +40,7 @@ class Estimate:
 
 def work_model() -> WorkModel | None:
     """This machine's model once a worker has measured it or a job has run, else None."""
-    return store().work_model()
+    return queue().work_model()
 
 
 def job_seconds(content_size: tuple[int, int], settings: Settings, model: WorkModel) -> float:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from nfx.app.context import LISTED, JobStatus, data_url, store, thumbnail
+from nfx.app.context import LISTED, JobStatus, data_url, queue, store, thumbnail
 from nfx.errors import InputError
 from nfx.labels import batch_label, entry_label, job_ref, plural, result_ref, varying_fields
 from nfx.settings import FIELDS, INDEXED_FIELDS
@@ -41,7 +41,7 @@ class FilterOptions:
 def filter_options() -> FilterOptions:
     return FilterOptions(contents=store().list_images("content"),
                          styles=store().list_images("style"),
-                         batches=store().list_batches(), tags=store().all_tags())
+                         batches=queue().list_batches(), tags=store().all_tags())
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nfx.app.context import JobStatus, store
+from nfx.app.context import JobStatus, queue, store
 from nfx.app.gallery import Card, gallery_cards, gallery_filter
 from nfx.app.new_batch import add_sample_images, library_counts, sample_previews
 
@@ -11,7 +11,7 @@ __all__ = ["queue_counts", "status_metrics", "library_counts", "recent_results",
 
 
 def queue_counts() -> dict[str, int]:
-    return store().queue_counts()
+    return queue().queue_counts()
 
 
 def status_metrics() -> list[tuple[str, int]]:

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from nfx import samples
-from nfx.app.context import PlannedJob, store, sweep_variants, thumbnail
-from nfx.budget import check_fits
+from nfx.app import samples
+from nfx.app.context import PlannedJob, queue, store, sweep_variants, thumbnail
+from nfx.planning.budget import check_fits
 from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
@@ -137,8 +137,8 @@ def draft_from_result(record) -> BatchDraft:
 def draft_from_batch(batch_id: int) -> BatchDraft:
     """A batch's contents, style entries, base settings and sweep, to queue it again with
     changes."""
-    batch = store().get_batch(batch_id)
-    jobs = store().list_jobs(batch_id=batch_id, limit=None)
+    batch = queue().get_batch(batch_id)
+    jobs = queue().list_jobs(batch_id=batch_id, limit=None)
     contents = tuple(dict.fromkeys(j.content_id for j in jobs))
     entries = tuple(dict.fromkeys(_entry(j.style_ids, j.settings.style_blend) for j in jobs))
     return BatchDraft(contents, entries, (batch.base or Settings()).with_changes(style_blend=()),
@@ -202,7 +202,7 @@ def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base:
     a job cannot fit its memory budget."""
     if not content_ids or not entries:
         raise InputError("Pick at least one content image and one style (or mix).")
-    return store().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
+    return queue().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
                                         sweep=sweep or None, name=name or None,
                                         submission=submission)
 

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from nfx.app.context import JobStatus, PlannedJob, store, thumbnail
+from nfx.app.context import JobStatus, PlannedJob, queue, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info
@@ -124,10 +124,10 @@ def queue_again(found: PngInputs, values: dict[str, Any]) -> str:
         raise InputError(found.missing[0])
     changes = changed_values(values, found.settings)
     settings = found.settings.with_changes(**changes)
-    batch = store().create_planned_batch(
+    batch = queue().create_planned_batch(
         [PlannedJob(found.content.id, tuple(s.id for s in found.styles), settings)], settings,
         name=f"again: {found.title}", force=not changes)
-    (job,) = store().list_jobs(batch_id=batch.id, limit=1)
+    (job,) = queue().list_jobs(batch_id=batch.id, limit=1)
     if job.status == JobStatus.DONE:
         return f"Same as an earlier run: {job_ref(job.id)} re-uses its result."
     return f"Queued {job_ref(job.id)} (batch {batch_ref(batch.id)}); follow it on the Queue page."

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from nfx.app.context import LISTED, JobStatus, WorkerState, store
+from nfx.app.context import LISTED, JobStatus, WorkerState, queue, store
 from nfx.app.forms import changed_values
 from nfx.app.gallery import Card, gallery_cards, gallery_filter
 from nfx.app.new_batch import draft_from_batch
@@ -19,7 +19,7 @@ from nfx.errors import NFXError
 from nfx.images import size_for_long_edge
 from nfx.labels import (batch_label, batch_ref, entry_label, format_duration, job_ref,
                         run_text, settings_summary)
-from nfx.scales import scale_sizes
+from nfx.planning.pyramid import scale_sizes
 from nfx.settings import Settings
 from nfx.store.models import utcnow
 
@@ -190,13 +190,13 @@ def worker_notice(workers: Sequence, waiting: bool, now: datetime) -> tuple[str 
 
 
 def batch_progress(batch_ids: Iterable[int]) -> list[BatchProgress]:
-    return [BatchProgress(b, batch_label(b)) for b in store().batches(list(batch_ids))]
+    return [BatchProgress(b, batch_label(b)) for b in queue().batches(list(batch_ids))]
 
 
 def followed_batches() -> list[BatchProgress]:
     """Every batch with work left, and the last few that finished."""
-    active = store().active_batch_ids()
-    recent = [i for i in store().recent_batch_ids(len(active) + FINISHED_BATCHES_SHOWN)
+    active = queue().active_batch_ids()
+    recent = [i for i in queue().recent_batch_ids(len(active) + FINISHED_BATCHES_SHOWN)
               if i not in active][:FINISHED_BATCHES_SHOWN]
     return batch_progress(active | set(recent))
 
@@ -204,7 +204,7 @@ def followed_batches() -> list[BatchProgress]:
 def batch_notices(followed: set[int]) -> tuple[set[int], list[BatchProgress]]:
     """The batches with work left now, and those of `followed` (the ones that had work
     left at the last look) that have finished since: a notice for each."""
-    active = store().active_batch_ids()
+    active = queue().active_batch_ids()
     return active, [p for p in batch_progress(followed - active) if p.finished]
 
 
@@ -219,8 +219,8 @@ def recent_results(limit: int = RECENT_RESULTS_SHOWN) -> list[Card]:
 
 
 def queue_snapshot(limit: int = 50) -> QueueSnapshot:
-    s = store()
-    s.queue.requeue_expired()  # a job whose worker vanished goes back now, not at next claim
+    s = queue()
+    s.requeue_expired()  # a job whose worker vanished goes back now, not at next claim
     workers = s.list_workers()  # newest first
     recent_stopped = [w for w in workers if not w.alive][:STOPPED_WORKERS_SHOWN]
     counts = s.queue_counts()
@@ -254,7 +254,7 @@ def _exit_text(worker) -> str:
 
 
 def job(job_id: int):
-    return store().get_job(job_id)
+    return queue().get_job(job_id)
 
 
 def _action(action: Callable[[int], object], job_id: int) -> str | None:
@@ -267,24 +267,24 @@ def _action(action: Callable[[int], object], job_id: int) -> str | None:
 
 def cancel_job(job_id: int) -> str | None:
     """None when done, else why not (in one line)."""
-    return _action(store().cancel_job, job_id)
+    return _action(queue().cancel_job, job_id)
 
 
 def move_to_front(job_id: int) -> str | None:
-    return _action(store().move_to_front, job_id)
+    return _action(queue().move_to_front, job_id)
 
 
 def retry_job(job_id: int, values: dict[str, Any] | None = None) -> str | None:
     """Queue a failed or canceled job again; with widget `values`, under the settings that
     changed. None when done, else why not (in one line)."""
     def retry(i: int):
-        changes = changed_values(values, store().get_job(i).settings) if values else None
-        return store().retry_job(i, changes)
+        changes = changed_values(values, queue().get_job(i).settings) if values else None
+        return queue().retry_job(i, changes)
     return _action(retry, job_id)
 
 
 def retried_message(job_id: int) -> str:
-    job = store().get_job(job_id)
+    job = queue().get_job(job_id)
     if job.status == JobStatus.DONE:
         return f"{job_ref(job_id)} is the same as an earlier run: it re-uses its result."
     return f"{job_ref(job_id)} is queued again, from the start."

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nfx.app.charts import LossChart, loss_chart
-from nfx.app.context import JobStatus, blob, store, thumbnail
+from nfx.app.context import JobStatus, blob, queue, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
 from nfx.app.new_batch import BatchDraft, draft_from_result
 from nfx.errors import InputError
@@ -119,7 +119,7 @@ def delete_result(result_id: int) -> None:
 def rerun(result_id: int, values: dict[str, Any]):
     """Queue a new job from a result's settings with the widget values that changed."""
     changes = changed_values(values, result(result_id).settings)
-    return store().rerun(result_id, changes)
+    return queue().rerun(result_id, changes)
 
 
 def rerun_message(job) -> str:

@@ -94,17 +94,17 @@ def start_worker(db_url: str | None, device: str, env: dict[str, str]) -> subpro
 
 def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
     """Run `count` supervised workers while keep_going() is true; stop them all after."""
-    from nfx.store import open_store
-    from nfx.supervisor import Supervisor
+    from nfx.queue import open_queue
+    from nfx.queue.supervisor import Supervisor
 
     env = child_environment(args.db)
-    store = open_store(args.db)  # fails here, in one line, if the database is unusable
+    queue = open_queue(args.db)  # fails here, in one line, if the database is unusable
 
     def on_terminate(signum, frame):  # turn SIGTERM into the same clean stop as Ctrl-C
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_terminate)
-    supervisor = Supervisor(count, lambda: start_worker(args.db, args.device, env), store)
+    supervisor = Supervisor(count, lambda: start_worker(args.db, args.device, env), queue)
     try:
         supervisor.start()
         while (code := keep_going()) is None:
@@ -116,7 +116,7 @@ def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop()
-        store.close()
+        queue.store.close()
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -118,7 +118,7 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
 
     from tqdm import tqdm  # imported late: `--help` stays fast
 
-    from nfx.budget import OPTIMISER_NAMES
+    from nfx.planning.budget import OPTIMISER_NAMES
     from nfx.engine import Engine
 
     engine = Engine(device=args.device, weights=args.weights)

@@ -16,8 +16,8 @@ from nfx.cli.options import add_db_option, add_settings_options, settings_from_a
 from nfx.errors import InputError, NFXError
 from nfx.settings import FIELDS, parse_sweep
 from nfx.store.export import loss_columns
-from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
-from nfx.store.status import STATUSES
+from nfx.queue.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
+from nfx.status import STATUSES
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     batch = subparsers.add_parser(
@@ -92,7 +92,7 @@ def _read(path: str) -> tuple[str, bytes]:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from nfx.store import open_store
+    from nfx.queue import open_queue
 
     base = settings_from_args(args)
     sweep: dict[str, list[Any]] = {}
@@ -103,8 +103,7 @@ def run_batch(args: argparse.Namespace) -> int:
         sweep[name] = values
     contents = [_read(p) for p in args.content]
     styles = [_read(p) for p in args.style]
-    store = open_store(args.db)
-    batch = store.create_batch_from_uploads(contents, styles, base, sweep, name=args.name,
+    batch = open_queue(args.db).create_batch_from_uploads(contents, styles, base, sweep, name=args.name,
                                             force=args.force, priority=args.priority)
     print(f"batch {batch.id}: {batch.job_count} jobs queued"
           + (f" ({batch.reused_count} reused from earlier runs)" if batch.reused_count else ""))
@@ -126,9 +125,9 @@ def jobs_table(jobs) -> pd.DataFrame:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from nfx.store import open_store
+    from nfx.queue import open_queue
 
-    jobs = open_store(args.db).list_jobs(status=args.status, batch_id=args.batch,
+    jobs = open_queue(args.db).list_jobs(status=args.status, batch_id=args.batch,
                                          limit=args.limit)
     table = jobs_table(jobs)
     if args.format == "csv":
@@ -143,10 +142,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_job_action(args: argparse.Namespace) -> int:
     """Cancel or retry each job; one line per job, and exit 2 if any could not be."""
-    from nfx.store import open_store
+    from nfx.queue import open_queue
 
-    store = open_store(args.db)
-    action = store.cancel_job if args.verb == "cancel" else store.retry_job
+    queue = open_queue(args.db)
+    action = queue.cancel_job if args.verb == "cancel" else queue.retry_job
     failed = 0
     for job_id in args.job_ids:
         try:
@@ -175,7 +174,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_worker_cmd(args: argparse.Namespace) -> int:
-    from nfx.worker import WorkerOptions, install_stop_signals, run_worker
+    from nfx.queue.worker import WorkerOptions, install_stop_signals, run_worker
 
     if args.max_jobs is not None and args.max_jobs < 1:
         raise InputError("--max-jobs must be at least 1")

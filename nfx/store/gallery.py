@@ -19,12 +19,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from nfx.errors import InputError
 from nfx.settings import INDEXED_FIELDS
 from nfx.store.models import Job, JobStyle, Result, ResultTag, Tag, setting_column
-from nfx.store.status import JobStatus
+from nfx.status import JobStatus
 
 SORTS = ("newest", "loss", "seconds", "id") + INDEXED_FIELDS
 
@@ -118,6 +118,14 @@ def order(flt: GalleryFilter) -> list:
     if flt.descending:
         return [column.desc().nulls_last(), Job.id.desc()]
     return [column.asc().nulls_last(), Job.id.asc()]
+
+
+def finished_result(session: Session, digest: str) -> Result | None:
+    """The result some finished job with these inputs (`input_digest`) already made: what
+    an identical job re-uses, and what a PNG of that run is in the gallery."""
+    return session.scalars(
+        select(Result).join(Job, Job.result_id == Result.id)
+        .where(Job.input_digest == digest, Job.status == JobStatus.DONE).limit(1)).first()
 
 
 def gallery_select(flt: GalleryFilter) -> Select:

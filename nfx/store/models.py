@@ -15,7 +15,7 @@ from sqlalchemy import (JSON, Boolean, DateTime, Enum, Float, ForeignKey, Index,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from nfx.settings import FIELDS, INDEXED_FIELDS
-from nfx.store.status import JobStatus
+from nfx.status import JobStatus
 
 # Ids are never reused after a delete: "job 12" must not name a different job next week.
 # (PostgreSQL's sequences never reuse ids; SQLite needs AUTOINCREMENT for that.)
@@ -188,7 +188,7 @@ class Worker(Base):
     current_job_id: Mapped[int | None] = mapped_column(Integer)
     exit_cause: Mapped[str | None] = mapped_column(String(255))  # why it stopped, if it died
     state: Mapped[str | None] = mapped_column(String(16))  # WORKER_STATES, as it reports it
-    # the engine's speed on this worker's device, measured at start (nfx.scales.WorkModel)
+    # the engine's speed on this worker's device, measured at start (nfx.planning.work.WorkModel)
     work_per_megapixel_iteration: Mapped[float | None] = mapped_column(Float)
     work_per_iteration: Mapped[float | None] = mapped_column(Float)
     work_per_scale: Mapped[float | None] = mapped_column(Float)

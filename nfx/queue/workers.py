@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from nfx.scales import WorkModel
-from nfx.store.jobs import requeue_worker_jobs
+from nfx.planning.work import WorkModel
+from nfx.queue.jobs import requeue_worker_jobs
 from nfx.store.models import Worker, utcnow
-from nfx.store.records import WorkerRecord
-from nfx.store.status import WorkerState
+from nfx.queue.records import WorkerRecord
+from nfx.status import WorkerState
 
 
 def register(session: Session, name: str, host: str, pid: int, device: str, lease: float,

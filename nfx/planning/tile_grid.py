@@ -2,7 +2,7 @@
 
 Blocks must start on the pooling grid (multiples of the deepest layer's stride) and carry a
 margin of at least that layer's receptive-field reach, so that their interior features equal
-the untiled ones (see nfx.tiling). Kept apart from the evaluation so that the memory plan and
+the untiled ones (see nfx.engine.tiling). Kept apart from the evaluation so that the memory plan and
 the app's time estimates can lay out blocks without loading torch.
 """
 

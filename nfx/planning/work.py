@@ -1,4 +1,4 @@
-"""The coarse-to-fine schedule: the sizes a run optimises at, and the time they take.
+"""How long runs take on a device: the model behind every time estimate.
 
 Free of torch, so that the store and the app can estimate run times without loading the
 engine.
@@ -9,22 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nfx.images import size_for_long_edge
+from nfx.planning.pyramid import scale_sizes
 from nfx.settings import Settings
-
-MIN_SCALE_EDGE = 32  # coarse scales smaller than this (long edge) teach nothing
-MIN_SCALE_SHORT_EDGE = 16  # ... nor those whose short edge is below this
-
-
-def scale_sizes(final: tuple[int, int], scales: int) -> list[tuple[int, int]]:
-    """Sizes from coarse to fine, each half the next; coarse ones too small to help are left
-    out (the final size is always kept)."""
-    sizes = []
-    for index in range(scales - 1, 0, -1):
-        size = size_for_long_edge(final, round(max(final) / 2 ** index))
-        if max(size) >= MIN_SCALE_EDGE and min(size) >= MIN_SCALE_SHORT_EDGE:
-            sizes.append(size)
-    return sizes + [final]
 
 
 @dataclass(frozen=True)
@@ -42,7 +28,7 @@ class WorkModel:
     def seconds(self, final: tuple[int, int], settings: Settings,
                  tiling: Callable[[tuple[int, int]], float] | None = None) -> float:
         """A run's seconds; `tiling` gives each scale's time factor where it runs in tiles
-        (nfx.budget.work_factors)."""
+        (nfx.planning.budget.work_factors)."""
         return sum(settings.steps * (self.per_megapixel_iteration * w * h / 1e6
                                      * (tiling((w, h)) if tiling else 1.0)
                                      + self.per_iteration) + self.per_scale

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from nfx.vgg import preprocess
+from nfx.engine.vgg import preprocess
 
 
 def _rows(features: torch.Tensor) -> torch.Tensor:
@@ -149,7 +149,7 @@ class Moments(NamedTuple):
     """A style layer's statistics of the image being optimised, both averages over positions:
     `second` is the Gram (or, for a loss that centres the features, the covariance) and
     `mean` the channel means (None where the loss needs none). A style term is a function of
-    these alone, which is what lets nfx.tiling sum them block by block."""
+    these alone, which is what lets nfx.engine.tiling sum them block by block."""
 
     second: torch.Tensor
     mean: torch.Tensor | None
@@ -159,7 +159,7 @@ class _LayeredStyleLoss(nn.Module):
     """Weighted mean over style layers of a per-layer term against fixed targets.
 
     Each term is `distance(moments(features))`: the features enter only through their
-    Moments, so a tiled evaluation (nfx.tiling) can gather the Moments over blocks and get
+    Moments, so a tiled evaluation (nfx.engine.tiling) can gather the Moments over blocks and get
     the loss, and its gradient with respect to them, from the small problem."""
 
     centred = False  # whether `moments` centres the features (its `second` is a covariance)
@@ -252,7 +252,7 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
     - both covariances get a ridge εI, ε = RIDGE · tr(Σₜ)/C (the distance is still 0 when
       they are equal). VGG features are nearly low-rank: without it the inner matrix has
       eigenvalues near 0, its gradient divides by their square roots, and rounding noise in
-      Σ (bf16 Grams, or blocks summed in another order by nfx.tiling) was amplified until
+      Σ (bf16 Grams, or blocks summed in another order by nfx.engine.tiling) was amplified until
       the bf16 gradient was as far from the fp32 one as the gradient is long (tiled and
       untiled fp32 gradients differed by 2.3e-4). With ε at 1% of the mean eigenvalue the
       bf16 gradient is as close to fp32 as the Gram loss's (8% against 9%, measured) and

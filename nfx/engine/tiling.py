@@ -35,8 +35,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from nfx.losses import Moments, Objective, StyleStats, gram, vgg_features
-from nfx.tile_grid import Block, blocks, layer_stride
+from nfx.engine.losses import Moments, Objective, StyleStats, gram, vgg_features
+from nfx.planning.tile_grid import Block, blocks, layer_stride
 
 
 def interior(features: torch.Tensor, block: Block, layer: str) -> torch.Tensor:
@@ -83,7 +83,7 @@ def _interiors(model: nn.Module, image: torch.Tensor, tiles: list[Block],
 
 def style_stats(model: nn.Module, image: torch.Tensor, layers: Sequence[str], pooling: str,
                 tile: int) -> dict[str, StyleStats]:
-    """nfx.losses.style_stats of each layer, computed block by block (no gradient)."""
+    """nfx.engine.losses.style_stats of each layer, computed block by block (no gradient)."""
     sums = {layer: _MomentSums() for layer in layers}
     with torch.no_grad():
         for _, features in _interiors(model, image, blocks(*image.shape[2:], tile, layers),

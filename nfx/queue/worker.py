@@ -17,18 +17,17 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from nfx.errors import Cancelled, NFXError
+from nfx.errors import Canceled, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.run_record import ScaleImage, run_png
-from nfx.scales import WorkModel
-from nfx.store import Store, open_store
-from nfx.store.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, JobState
-from nfx.store.status import WorkerState
+from nfx.planning.work import WorkModel
+from nfx.queue.queue import Queue, open_queue
+from nfx.queue.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, Ownership
+from nfx.status import JobStatus, WorkerState
 
 if TYPE_CHECKING:
     from nfx.engine import Engine, Progress
@@ -47,17 +46,7 @@ class WorkerOptions:
     calibrate: bool = True  # measure the device's speed at start, once per host and device
 
 
-class Outcome(str, Enum):
-    """How one claimed job ended for this worker."""
-
-    DONE = "done"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    RELEASED = "released"  # this worker is stopping: back in the queue
-    LOST = "lost"  # the lease ran out and the job went on elsewhere
-
-    def __str__(self) -> str:
-        return self.value
+LOST = "lost"  # how a job ends for a worker whose lease ran out: it went on elsewhere
 
 
 def default_name() -> str:
@@ -94,7 +83,7 @@ class Heartbeat(threading.Thread):
         interval = max(self.run_.options.lease / 4, 0.05)
         while not self.stopped.wait(interval):
             try:
-                self.run_.state = self.run_.store.queue.heartbeat(self.run_.claim,
+                self.run_.state = self.run_.queue.heartbeat(self.run_.claim,
                                                                   self.run_.options.lease)
             except Exception:  # a busy database: try again next beat; the lease has slack
                 continue
@@ -107,11 +96,11 @@ class Heartbeat(threading.Thread):
 class JobRun:
     """One claimed job through the engine and into the store."""
 
-    def __init__(self, store: Store, engine: Engine, claim: Claim, options: WorkerOptions,
+    def __init__(self, queue: Queue, engine: Engine, claim: Claim, options: WorkerOptions,
                  stop: threading.Event) -> None:
-        self.store, self.engine, self.claim = store, engine, claim
+        self.queue, self.engine, self.claim = queue, engine, claim
         self.options, self.stop = options, stop
-        self.state = JobState.OWNED
+        self.state = Ownership.OWNED
         self.last_write = 0.0
         self.pending_preview: Image.Image | None = None
         self.first_progress: tuple[float, float] | None = None  # (time, fraction) this attempt
@@ -139,32 +128,35 @@ class JobRun:
             if self.pending_preview is not None:
                 values["preview_png"] = plain_png(self.pending_preview)
                 self.pending_preview = None
-            self.state = self.store.queue.heartbeat(self.claim, self.options.lease, **values)
+            self.state = self.queue.heartbeat(self.claim, self.options.lease, **values)
             self.last_write = time.monotonic()
-        return self.stop.is_set() or self.state is not JobState.OWNED
+        return self.stop.is_set() or self.state is not Ownership.OWNED
 
     def on_scale_done(self, scale: ScaleImage) -> None:
         """Keep the finished scale with the job: after a crash it resumes from here."""
-        self.store.queue.save_checkpoint(self.claim, scale.scales_done, plain_png(scale.image),
+        self.queue.save_checkpoint(self.claim, scale.scales_done, plain_png(scale.image),
                                          scale.history)
 
     def _resume_point(self) -> ScaleImage | None:
         checkpoint = self.claim.checkpoint
         if checkpoint is None:
             return None
-        image = load_image(self.store.blob(checkpoint.image_sha256), "checkpoint")
+        image = load_image(self.queue.store.blob(checkpoint.image_sha256), "checkpoint")
         return ScaleImage(checkpoint.scales_done, image, checkpoint.history)
 
-    def run(self) -> Outcome:
-        queue = self.store.queue
+    def run(self) -> JobStatus | str:
+        """How the job ended for this worker: done, failed, canceled, queued (this worker is
+        stopping: back in the queue) or LOST."""
+        queue = self.queue
         try:
-            content = load_image(self.store.blob(self.claim.content.sha256), "content image")
-            styles = [load_image(self.store.blob(ref.sha256), "style image")
+            blob = self.queue.store.blob
+            content = load_image(blob(self.claim.content.sha256), "content image")
+            styles = [load_image(blob(ref.sha256), "style image")
                       for ref in self.claim.styles]
             resume = self._resume_point()
         except NFXError as exc:
             queue.fail(self.claim, error_message(exc))
-            return Outcome.FAILED
+            return JobStatus.FAILED
         heartbeat = Heartbeat(self)
         heartbeat.start()
         try:
@@ -172,26 +164,26 @@ class JobRun:
                                       on_progress=self.on_progress,
                                       preview_every=self.options.preview_every, resume=resume,
                                       on_scale_done=self.on_scale_done)
-        except Cancelled:
+        except Canceled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
             queue.fail(self.claim, error_message(exc))
             _free_device_memory()
-            return Outcome.FAILED
+            return JobStatus.FAILED
         finally:
             heartbeat.stop()
         png = run_png(run, self.claim.content, self.claim.styles, job_id=self.claim.job_id)
         result_id = queue.finish(self.claim, run, png, thumbnail_bytes(run.image))
-        return Outcome.DONE if result_id is not None else Outcome.LOST
+        return JobStatus.DONE if result_id is not None else LOST
 
-    def _stopped(self) -> Outcome:
-        if self.state is JobState.LOST:
-            return Outcome.LOST
-        if self.state is JobState.CANCEL:
-            self.store.queue.cancelled(self.claim)
-            return Outcome.CANCELED
-        self.store.queue.release(self.claim)  # shutting down: back to the queue
-        return Outcome.RELEASED
+    def _stopped(self) -> JobStatus | str:
+        if self.state is Ownership.LOST:
+            return LOST
+        if self.state is Ownership.CANCEL:
+            self.queue.canceled(self.claim)
+            return JobStatus.CANCELED
+        self.queue.release(self.claim)  # shutting down: back to the queue
+        return JobStatus.QUEUED
 
 
 def _free_device_memory() -> None:
@@ -214,13 +206,13 @@ def install_stop_signals(stop: threading.Event) -> None:
         signal.signal(signum, handler)
 
 
-def work_model(store: Store, engine: Engine, name: str, log) -> WorkModel | None:
+def work_model(queue: Queue, engine: Engine, name: str, log) -> WorkModel | None:
     """This device's speed for time estimates: measured once per host and device (a few
     seconds of real runs), then reused by the workers that start after."""
-    known = store.queue.calibrated(socket.gethostname(), str(engine.device))
+    known = queue.calibrated(socket.gethostname(), str(engine.device))
     if known is not None:
         return known
-    store.queue.worker_seen(name, state=WorkerState.CALIBRATING)
+    queue.worker_seen(name, state=WorkerState.CALIBRATING)
     log("nfx worker: measuring this device's speed for time estimates (a few seconds)")
     try:
         return engine.calibrate()
@@ -234,8 +226,7 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     """Work the queue until stopped, out of jobs (`once`) or at `max_jobs`; returns how many
     jobs ended each way."""
     stop = stop or threading.Event()
-    store = open_store(url)
-    queue = store.queue
+    queue = open_queue(url)
     name = options.name or default_name()
     # Registered before the network loads, so the Queue page says "starting", not that no
     # worker runs, for the seconds that loading and calibrating take.
@@ -244,9 +235,9 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     from nfx.engine import Engine  # torch: seconds to import
 
     engine = Engine(options.device)
-    work = work_model(store, engine, name, log) if options.calibrate else None
+    work = work_model(queue, engine, name, log) if options.calibrate else None
     queue.worker_ready(name, str(engine.device), work)
-    log(f"nfx worker {name}: {store!r} on {engine.device}")
+    log(f"nfx worker {name}: {queue.store!r} on {engine.device}")
     outcomes: dict[str, int] = {}
     finished = 0
     try:
@@ -261,11 +252,11 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
             resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
                        if claim.checkpoint else "")
             log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
-            outcome = JobRun(store, engine, claim, options, stop).run()
-            outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
-            finished += outcome in (Outcome.DONE, Outcome.FAILED, Outcome.CANCELED)
+            outcome = JobRun(queue, engine, claim, options, stop).run()
+            outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+            finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
             log(f"nfx worker {name}: job {claim.job_id} {outcome}")
     finally:
         queue.worker_seen(name, stopped=True)
-        store.close()
+        queue.store.close()
     return outcomes

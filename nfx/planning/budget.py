@@ -2,7 +2,7 @@
 
 Memory grows with the image: the activations that one forward-backward pass through VGG-19
 keeps, and the optimiser's full-size vectors (for L-BFGS, two per history pair). Over the
-budget, the run is optimised in tiles (nfx.tiling: the same result, activations of one tile at
+budget, the run is optimised in tiles (nfx.engine.tiling: the same result, activations of one tile at
 a time; Galerne, Raad, Lezama & Morel, "Scaling Painting Style Transfer", 2024), so only the
 image-sized vectors still grow with the image. A run that cannot fit even in the smallest tile
 is refused with one line naming the size that would fit, before anything is allocated, rather
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 from nfx.errors import InputError
 from nfx.images import size_for_long_edge
-from nfx.scales import scale_sizes
+from nfx.planning.pyramid import scale_sizes
 from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES, Settings
-from nfx.tile_grid import blocks, largest_block
+from nfx.planning.tile_grid import blocks, largest_block
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +47,7 @@ PROCESS_BYTES = 600 * 2**20  # the interpreter, torch, the model and its bf16 co
 # direction. The optimiser's step and the evaluation do not overlap: the larger counts.
 PIXEL_VECTORS = 2
 HEAP_VECTORS = 3  # freed image-sized blocks the heap could not reuse (with mmap off, see
-# nfx.memory): RSS above torch's live bytes grew by 2.7 vectors from 768 to 1536 px
+# nfx.engine.memory): RSS above torch's live bytes grew by 2.7 vectors from 768 to 1536 px
 ADAM_VECTORS = 2  # its two moments
 LBFGS_VECTORS = 2  # besides the history: direction, previous gradient
 STEP_VECTORS = {"lbfgs": 3, "adam": 0}  # fused Adam steps in place
@@ -106,7 +106,7 @@ def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool
 def work_factor(width: int, height: int, s: Settings, tile: int | None) -> float:
     """Time of an iteration in tiles of `tile` px against the untiled one, from the blocks'
     layout: the area computed (margins are recomputed) over the image's, times one more
-    forward of every block but the last (pass 1; see nfx.tiling)."""
+    forward of every block but the last (pass 1; see nfx.engine.tiling)."""
     if not tile:
         return 1.0
     laid = blocks(height, width, tile, _layers(s))

@@ -3,7 +3,7 @@
 A worker can die in ways it cannot report itself: the OOM killer, a segfault in a native
 library, `kill -9`. Its supervisor sees the exit at once, so it records the cause on the
 workers table, puts the job that worker held back in the queue without waiting for its lease
-(or fails it, once the job has killed a worker on every attempt: `nfx.store.jobs`), and starts
+(or fails it, once the job has killed a worker on every attempt: `nfx.queue.jobs`), and starts
 a new worker. Restarts back off (1 s, 2 s, 4 s … 60 s) so that a worker that cannot start at
 all (a bad database URL, say) does not spin; a worker that ran a while resets the backoff.
 """
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nfx.store import Store
+from nfx.queue.queue import Queue
 
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
@@ -50,10 +50,10 @@ class Slot:
 class Supervisor:
     """Starts `count` workers with `start()` and keeps them running while `poll()` is called."""
 
-    def __init__(self, count: int, start: Callable[[], subprocess.Popen], store: Store,
+    def __init__(self, count: int, start: Callable[[], subprocess.Popen], queue: Queue,
                  log: Callable[[str], None] | None = None) -> None:
         self.slots = [Slot() for _ in range(max(count, 0))]
-        self._start, self.store = start, store
+        self._start, self.queue = start, queue
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.host = socket.gethostname()
 
@@ -82,7 +82,7 @@ class Supervisor:
             slot.backoff = FIRST_BACKOFF_SECONDS
         slot.process, slot.restart_at = None, now + slot.backoff
         try:
-            requeued = self.store.queue.worker_exited(self.host, process.pid, cause)
+            requeued = self.queue.worker_exited(self.host, process.pid, cause)
         except Exception as exc:  # the database is away: the leases will requeue the jobs
             requeued, cause = [], f"{cause} (not recorded: {' '.join(str(exc).split())[:200]})"
         jobs = f"; job {', '.join(map(str, requeued))} back in the queue" if requeued else ""

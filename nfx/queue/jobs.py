@@ -24,13 +24,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
-from nfx.planner import input_digest
+from nfx.planning.batch import input_digest
 from nfx.run_record import InputRef, RunRecord
 from nfx.settings import Settings
 from nfx.store.blobs import delete_unreferenced, put_blob
+from nfx.store.gallery import finished_result
 from nfx.store.models import Image, Job, JobStyle, Result, Worker, utcnow
 from nfx.store.setting_columns import setting_values
-from nfx.store.status import ACTIVE, RETRYABLE, JobStatus, WorkerState
+from nfx.status import ACTIVE, RETRYABLE, JobStatus, WorkerState
 
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_POLL_SECONDS = 0.5  # a worker's pause between looks at an empty queue: a batch queued
@@ -60,7 +61,10 @@ class Claim:
     checkpoint: Checkpoint | None = None
 
 
-class JobState(Enum):
+class Ownership(Enum):
+    """What a heartbeat tells the worker that holds a job (not the job's status: that is
+    `JobStatus`, in the database)."""
+
     OWNED = "owned"  # carry on
     CANCEL = "cancel"  # someone asked to cancel
     LOST = "lost"  # lease expired and the job was requeued or finished elsewhere
@@ -103,13 +107,6 @@ def _close(session: Session, job: Job, status: JobStatus, error: str | None) -> 
 
 
 # --- creating jobs ----------------------------------------------------------------------------
-
-
-def finished_result(session: Session, digest: str) -> Result | None:
-    """A result some finished job with these inputs already made."""
-    return session.scalars(
-        select(Result).join(Job, Job.result_id == Result.id)
-        .where(Job.input_digest == digest, Job.status == JobStatus.DONE).limit(1)).first()
 
 
 def mark_reused(job: Job, result: Result) -> None:
@@ -304,7 +301,7 @@ def _owned_job(session: Session, claim: Claim) -> Job | None:
     return session.scalars(pick).first()
 
 
-def heartbeat(session: Session, claim: Claim, lease: float, **progress: Any) -> JobState:
+def heartbeat(session: Session, claim: Claim, lease: float, **progress: Any) -> Ownership:
     """Extend the lease (and record progress, if given); say whether to go on."""
     now = utcnow()
     owned = session.execute(
@@ -313,10 +310,10 @@ def heartbeat(session: Session, claim: Claim, lease: float, **progress: Any) -> 
     ).rowcount
     session.execute(update(Worker).where(Worker.name == claim.worker).values(last_seen=now))
     if not owned:
-        return JobState.LOST
+        return Ownership.LOST
     cancel_requested = session.scalar(select(Job.cancel_requested)
                                       .where(Job.id == claim.job_id))
-    return JobState.CANCEL if cancel_requested else JobState.OWNED
+    return Ownership.CANCEL if cancel_requested else Ownership.OWNED
 
 
 def save_checkpoint(session: Session, claim: Claim, scales_done: int, png: bytes,
@@ -353,7 +350,7 @@ def fail(session: Session, claim: Claim, message: str) -> bool:
     return _end(session, claim, JobStatus.FAILED, message[:2000])
 
 
-def cancelled(session: Session, claim: Claim) -> bool:
+def canceled(session: Session, claim: Claim) -> bool:
     return _end(session, claim, JobStatus.CANCELED, "canceled while running")
 
 

@@ -19,16 +19,18 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from nfx import budget, color, tiling
-from nfx.errors import Cancelled, InputError
+from nfx.engine import color, tiling
+from nfx.planning import budget
+from nfx.errors import Canceled, InputError
 from nfx.images import resize, size_for_area, size_for_long_edge
-from nfx.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats, vgg_features
-from nfx.memory import keep_freed_memory
+from nfx.engine.losses import STYLE_LOSSES, ContentLoss, Objective, blend, style_stats, vgg_features
+from nfx.engine.memory import keep_freed_memory
 from nfx.run_record import RunRecord, ScaleImage
-from nfx.scales import WorkModel, scale_sizes
+from nfx.planning.pyramid import scale_sizes
+from nfx.planning.work import WorkModel
 from nfx.settings import Settings
-from nfx.tensors import to_pil, to_tensor
-from nfx.vgg import VGG19Features, load_vgg
+from nfx.engine.tensors import to_pil, to_tensor
+from nfx.engine.vgg import VGG19Features, load_vgg
 
 CALIBRATION_EDGES = (64, 256)  # small and mid-sized: fixed costs dominate one, pixels the other
 CALIBRATION_ROUNDS = 3  # interleaved; the fastest of each is kept (see Engine.calibrate)
@@ -236,7 +238,7 @@ class Engine:
     def _objective(self, content: Image.Image, styles: Sequence[Image.Image],
                    keys: tuple[str, list[str]], size: tuple[int, int], s: Settings,
                    precision: str, plan: budget.Plan | None = None) -> Objective:
-        """The objective at one size; evaluated in tiles (nfx.tiling) if the plan says so."""
+        """The objective at one size; evaluated in tiles (nfx.engine.tiling) if the plan says so."""
         content_key, style_keys = keys
         content_loss = ContentLoss(s.content_layer, self._content_target(
             content, content_key, size, s, precision, plan))
@@ -444,4 +446,4 @@ class Engine:
                                 optimizer=work.plan.optimizer,
                                 fraction=(work.before + (step + 1) * work.per_step) / work.total)
             if on_progress(progress):
-                raise Cancelled(f"cancelled at iteration {iteration} of {total}")
+                raise Canceled(f"cancelled at iteration {iteration} of {total}")
