@@ -35,7 +35,8 @@ from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
 from nfx.engine.tensors import to_tensor  # noqa: E402
 from nfx.engine.losses import TVLoss, gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
-from nfx.engine.vgg import BLOCK_WIDTHS, preprocess  # noqa: E402
+from nfx.engine.vgg import preprocess  # noqa: E402
+from nfx.layers import LAYERS, layer  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -168,12 +169,11 @@ def vgg_pass_gflop(side: int) -> float:
     """Arithmetic of a VGG-19 fwd+bwd to relu5_1 on a side² image: each conv's
     multiply-adds, twice (the backward computes the input's gradient only; weights are
     frozen). ReLU, pooling and the losses are left out: they are memory-bound."""
-    flop, size, in_channels = 0.0, side, 3
-    for block, (width, count) in enumerate(BLOCK_WIDTHS, 1):
-        for _ in range(1 if block == 5 else count):  # relu5_1 is block 5's first conv
-            flop += 2 * size * size * in_channels * width * 9
-            in_channels = width
-        size = math.ceil(size / 2)
+    flop, in_channels = 0.0, 3
+    for found in LAYERS[:layer("relu5_1").index + 1]:
+        size = math.ceil(side / found.stride)
+        flop += 2 * size * size * in_channels * found.channels * 9
+        in_channels = found.channels
     return 2 * flop / 1e9
 
 

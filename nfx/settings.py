@@ -17,17 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nfx.errors import InputError
-
-LAYER_NAMES = (
-    "relu1_1", "relu1_2",
-    "relu2_1", "relu2_2",
-    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
-    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
-    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
-)
-BLOCK_WIDTHS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))  # VGG-19: (channels, convs)
-Layer = Literal[LAYER_NAMES]  # type: ignore[valid-type]
-
+from nfx.layers import Layer
 
 def _meta(group: str, *, indexed: bool = False, sweep: bool = True) -> dict[str, Any]:
     """Extra facts about a field: its widget group, whether the gallery filters on it, whether

@@ -9,7 +9,8 @@ import torch
 
 from nfx.engine import Engine
 from nfx.settings import Settings
-from nfx.planning.tile_grid import blocks, grid, layer_reach, layer_stride
+from nfx.layers import layer as vgg_layer
+from nfx.planning.tile_grid import blocks, grid
 from nfx.engine.tiling import TiledObjective
 from nfx.engine.tiling import features as tiled_features
 from nfx.engine.tiling import style_stats as tiled_style_stats
@@ -46,9 +47,9 @@ def objectives(engine: Engine, tile: int, precision: str = "fp32", **settings):
 def test_receptive_reach_and_grid_by_hand():
     # relu1_1: one 3x3 conv reaches 1 px; relu5_1 (4 pools, 13 convs): 70 px beyond its
     # 16 px cell, so blocks start on multiples of 16 with a margin of 80.
-    assert layer_reach("relu1_1") == 1 and layer_stride("relu1_1") == 1
-    assert layer_reach("relu2_1") == 4 and layer_stride("relu2_1") == 2
-    assert layer_reach("relu5_1") == 70 and layer_stride("relu5_1") == 16
+    assert vgg_layer("relu1_1").reach == 1 and vgg_layer("relu1_1").stride == 1
+    assert vgg_layer("relu2_1").reach == 4 and vgg_layer("relu2_1").stride == 2
+    assert vgg_layer("relu5_1").reach == 70 and vgg_layer("relu5_1").stride == 16
     assert grid(["relu1_1", "relu4_2", "relu5_1"]) == (16, 80)
     assert grid(["relu1_1", "relu2_1"]) == (2, 4)
 
@@ -57,7 +58,7 @@ def test_receptive_reach_and_grid_by_hand():
 def test_block_interiors_partition_every_layer(layer):
     """Interiors cover each layer once and start on the pooling grid (so that interior
     features are the untiled ones)."""
-    width, height, stride = 227, 101, layer_stride(layer)
+    width, height, stride = 227, 101, vgg_layer(layer).stride
     covered = torch.zeros(-(-height // stride), -(-width // stride), dtype=torch.int32)
     for block in blocks(height, width, 48, ["relu5_1"]):
         rows, cols = block.world(stride)

@@ -36,11 +36,12 @@ import torch
 from torch import nn
 
 from nfx.engine.losses import Moments, Objective, StyleStats, gram, vgg_features
-from nfx.planning.tile_grid import Block, blocks, layer_stride
+from nfx.layers import layer as vgg_layer
+from nfx.planning.tile_grid import Block, blocks
 
 
 def interior(features: torch.Tensor, block: Block, layer: str) -> torch.Tensor:
-    rows, cols = block.local(layer_stride(layer))
+    rows, cols = block.local(vgg_layer(layer).stride)
     return features[..., rows, cols]
 
 
@@ -102,11 +103,11 @@ def features(model: nn.Module, image: torch.Tensor, layer: str, pooling: str,
         for block, found in _interiors(model, image, blocks(*image.shape[2:], tile, [layer]),
                                        [layer], pooling):
             if out is None:
-                stride = layer_stride(layer)
+                stride = vgg_layer(layer).stride
                 size = [-(-n // stride) for n in image.shape[2:]]
                 out = image.new_zeros((1, found[layer].shape[1], *size),
                                       dtype=found[layer].dtype)
-            rows, cols = block.world(layer_stride(layer))
+            rows, cols = block.world(vgg_layer(layer).stride)
             out[..., rows, cols] = found[layer]
     return out
 
@@ -199,7 +200,7 @@ class TiledObjective(nn.Module):
 
     def _content_difference(self, found: dict, block: Block) -> torch.Tensor:
         content = self.objective.content
-        rows, cols = block.world(layer_stride(content.layer))
+        rows, cols = block.world(vgg_layer(content.layer).stride)
         return (interior(found[content.layer], block, content.layer).float()
                 - content.target[..., rows, cols].float())
 
@@ -231,7 +232,7 @@ class TiledObjective(nn.Module):
                     grad = grad + (2 * o.weights["content"] * o.content.scale
                                    * self._content_difference(found, block))
                 full = torch.zeros_like(feature)
-                rows, cols = block.local(layer_stride(layer))
+                rows, cols = block.local(vgg_layer(layer).stride)
                 full[..., rows, cols] = grad.to(feature.dtype)
             outputs.append(feature)
             grads.append(full)

@@ -16,15 +16,15 @@ import torch
 from torch import nn
 
 from nfx.errors import InputError
-from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES
+from nfx.layers import LAYERS, deepest
 
-# Conv layers per block of VGG-19 ("E" configuration).
 # Caffe preprocessing: BGR order, 0-255 range, minus this per-channel mean.
 BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def conv_names() -> list[str]:
-    return [f"block{b}_conv{i}" for b, (_, n) in enumerate(BLOCK_WIDTHS, 1) for i in range(1, n + 1)]
+    """The convolutions' names in the weight files, in stack order."""
+    return [found.weights_name for found in LAYERS]
 
 
 class VGG19Features(nn.Module):
@@ -37,29 +37,23 @@ class VGG19Features(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList()
         in_channels = 3
-        for width, count in BLOCK_WIDTHS:
-            for _ in range(count):
-                self.convs.append(nn.Conv2d(in_channels, width, 3, padding=1))
-                in_channels = width
+        for found in LAYERS:
+            self.convs.append(nn.Conv2d(in_channels, found.channels, 3, padding=1))
+            in_channels = found.channels
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, layers: Iterable[str],
                 pooling: str = "max") -> dict[str, torch.Tensor]:
         wanted = set(layers)
-        deepest = max(LAYER_NAMES.index(name) for name in wanted)
+        last = deepest(wanted)
         pool = nn.functional.max_pool2d if pooling == "max" else nn.functional.avg_pool2d
         out: dict[str, torch.Tensor] = {}
-        index = 0
-        for block, (_, count) in enumerate(BLOCK_WIDTHS, 1):
-            for i in range(1, count + 1):
-                x = torch.relu(self.convs[index](x))
-                name = f"relu{block}_{i}"
-                if name in wanted:
-                    out[name] = x
-                if LAYER_NAMES.index(name) == deepest:
-                    return out
-                index += 1
-            x = pool(x, 2, 2, ceil_mode=True)  # odd and tiny sizes keep their edge
+        for found, conv in zip(LAYERS[:last.index + 1], self.convs):
+            x = torch.relu(conv(x))
+            if found.name in wanted:
+                out[found.name] = x
+            if found.last_of_block and found is not last:
+                x = pool(x, 2, 2, ceil_mode=True)  # odd and tiny sizes keep their edge
         return out
 
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from nfx.errors import InputError
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
-from nfx.settings import BLOCK_WIDTHS, LAYER_NAMES, Settings
+from nfx.layers import LAYERS, deepest, in_order
+from nfx.settings import Settings
 from nfx.planning.tile_grid import blocks, largest_block
 
 if TYPE_CHECKING:
@@ -71,21 +72,14 @@ MAX_SLOWDOWN = 4.0  # the most an automatic tiling may multiply an iteration's t
 
 
 def _layers(s: Settings) -> list[str]:
-    return sorted({s.content_layer, *s.style_layers}, key=LAYER_NAMES.index)
+    return in_order([s.content_layer, *s.style_layers])
 
 
 def _activations(width: int, height: int, layers: Sequence[str]) -> list[tuple[int, int, int]]:
-    """(channels, height, width) of every conv output up to the deepest layer."""
-    deepest = max(LAYER_NAMES.index(layer) for layer in layers)
-    shapes, index = [], 0
-    for channels, count in BLOCK_WIDTHS:
-        for _ in range(count):
-            shapes.append((channels, height, width))
-            if index == deepest:
-                return shapes
-            index += 1
-        height, width = -(-height // 2), -(-width // 2)
-    return shapes
+    """(channels, height, width) of every conv output up to the deepest layer (pooling
+    rounds odd edges up)."""
+    return [(found.channels, -(-height // found.stride), -(-width // found.stride))
+            for found in LAYERS[:deepest(layers).index + 1]]
 
 
 def graph_bytes(width: int, height: int, s: Settings, precision: str, grad: bool = True) -> int:

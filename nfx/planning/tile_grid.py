@@ -11,31 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nfx.settings import BLOCK_WIDTHS
-
-
-def layer_stride(layer: str) -> int:
-    """Pixels per position of a VGG layer (relu3_1: 4)."""
-    return 2 ** (int(layer[4]) - 1)
-
-
-def layer_reach(layer: str) -> int:
-    """How far (pixels) a position's receptive field reaches beyond its own stride cell."""
-    block, conv = int(layer[4]), int(layer[6])
-    ops = []
-    for b, (_, count) in enumerate(BLOCK_WIDTHS[:block], 1):
-        ops += ["conv"] * (conv if b == block else count) + ([] if b == block else ["pool"])
-    low, high = 0, 0  # the input interval feeding position 0, walked back op by op
-    for op in reversed(ops):
-        low, high = (low - 1, high + 1) if op == "conv" else (2 * low, 2 * high + 1)
-    return max(-low, high - (layer_stride(layer) - 1))
+from nfx.layers import layer
 
 
 def grid(layers: Sequence[str]) -> tuple[int, int]:
     """(alignment, margin) in pixels for these layers: blocks start on multiples of the
     deepest stride, and carry a margin of at least the deepest reach, rounded up to it."""
-    align = max(layer_stride(layer) for layer in layers)
-    reach = max(layer_reach(layer) for layer in layers)
+    align = max(layer(name).stride for name in layers)
+    reach = max(layer(name).reach for name in layers)
     return align, -(-reach // align) * align
 
 
