@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from nfx.engine import Engine  # noqa: E402
 from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
-from nfx.engine.tensors import to_tensor  # noqa: E402
+from nfx.engine.tensors import to_pixels  # noqa: E402
 from nfx.engine.losses import TVLoss, gram  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.engine.vgg import preprocess  # noqa: E402
@@ -62,7 +62,7 @@ class Evaluator:
 
     def features(self, image, layers):
         with torch.no_grad():
-            return self.engine.model(preprocess(to_tensor(image) * 255.0), layers)
+            return self.engine.model(preprocess(to_pixels(image)), layers)
 
     def distances(self, output) -> dict[str, float]:
         size = output.size
@@ -80,7 +80,7 @@ class Evaluator:
         output over the painting's at the output's long edge: 1 is as rough as the painting itself. High
         values with small distances are noise or hatching the distances do not see."""
         style = resize(self.style, size_for_long_edge(self.style.size, max(output.size)))
-        energy = lambda image: TVLoss()(to_tensor(image) * 255.0)  # NFX's own TV term
+        energy = lambda image: TVLoss()(to_pixels(image))  # NFX's own TV term
         return (energy(output) / energy(style)).item()
 
     def objective(self, output, settings: Settings) -> float:

@@ -74,6 +74,7 @@ def agreement(size: int, tile: int, content: str, style: str) -> None:
     import torch
 
     from nfx.engine import Engine
+    from nfx.engine.devices import autocast
     from nfx.images import load_image, size_for_long_edge
     from nfx.settings import Settings
     from nfx.planning.tile_grid import blocks
@@ -91,13 +92,13 @@ def agreement(size: int, tile: int, content: str, style: str) -> None:
         for pooling in ("max", "avg"):
             for precision in ("fp32", "bf16"):
                 s = Settings(size=size, style_loss=loss, pooling=pooling, precision=precision)
-                objective = engine._objective(image, [painting], ("c", ["s"]), final, s,
+                objective = engine.targets.objective(image, [painting], ("c", ["s"]), final, s,
                                               precision)
-                start = (engine._pixels(image, final) + 20 * noise).clamp(0, 255)
+                start = (engine.targets.pixels(image, final) + 20 * noise).clamp(0, 255)
                 found = []
                 for candidate in (objective, TiledObjective(objective, tile)):
                     pixels = start.clone().requires_grad_(True)
-                    with engine._autocast(precision):
+                    with autocast(engine.device, precision):
                         total, _ = candidate(pixels)
                     total.backward()
                     found.append((float(total.detach()), pixels.grad))

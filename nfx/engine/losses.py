@@ -100,27 +100,32 @@ def gram(features: torch.Tensor) -> torch.Tensor:
         return _Gram.apply(features)
 
 
-class StyleStats(NamedTuple):
-    """What a style image contributes per layer: the Gram (second raw moment, divided by H*W)
-    and the mean of each channel. Unlike covariances, both blend linearly across styles."""
+class Moments(NamedTuple):
+    """A style layer's statistics, both averages over positions: `second` a second moment
+    (the Gram, or for a loss that centres the features the covariance) and `mean` the
+    channel means (None where a loss needs none).
 
-    gram: torch.Tensor
-    mean: torch.Tensor
+    A style image's targets are raw moments (the Gram and the mean), which blend linearly
+    across styles; a style term is a function of the optimised image's moments alone, which
+    is what lets nfx.engine.tiling sum them block by block."""
+
+    second: torch.Tensor
+    mean: torch.Tensor | None
 
 
-def style_stats(features: torch.Tensor) -> StyleStats:
-    """StyleStats of (1, C, H, W) features, in fp32."""
+def raw_moments(features: torch.Tensor) -> Moments:
+    """The Gram and channel means of (1, C, H, W) features, in fp32: a style target."""
     with torch.autocast(features.device.type, enabled=False):
-        return StyleStats(_Gram.apply(features), features.mean((0, 2, 3), dtype=torch.float32))
+        return Moments(_Gram.apply(features), features.mean((0, 2, 3), dtype=torch.float32))
 
 
-def blend(stats: Sequence[dict[str, StyleStats]], weights: Sequence[float]) -> dict:
-    """One target per layer from several style images (weights are normalised)."""
-    weights = list(weights) or [1.0] * len(stats)
+def blend(targets: Sequence[dict[str, Moments]], weights: Sequence[float]) -> dict[str, Moments]:
+    """One target per layer from several style images' raw moments (weights normalised)."""
+    weights = list(weights) or [1.0] * len(targets)
     total = sum(weights) or 1.0
-    return {layer: StyleStats(*(sum(w / total * s[layer][i] for w, s in zip(weights, stats))
-                                for i in range(2)))
-            for layer in stats[0]}
+    return {layer: Moments(*(sum(w / total * t[layer][i] for w, t in zip(weights, targets))
+                             for i in range(2)))
+            for layer in targets[0]}
 
 
 class ContentLoss(nn.Module):
@@ -135,27 +140,26 @@ class ContentLoss(nn.Module):
         self.layer = layer
         self.register_buffer("target", target)
         norm = torch.linalg.vector_norm(target, dtype=torch.float32)
-        self.scale = 1.0 / max(float(norm) ** 2, 1e-12)
+        self.normaliser = 1.0 / max(float(norm) ** 2, 1e-12)  # 1/‖Fₜ‖²
+
+    def difference(self, features: torch.Tensor, rows: slice = slice(None),
+                   cols: slice = slice(None)) -> torch.Tensor:
+        """F − Fₜ in fp32, for features covering the target's `rows` and `cols` (all of it,
+        or one block's interior in a tiled evaluation)."""
+        return features.float() - self.target[..., rows, cols].float()
+
+    def feature_gradient(self, difference: torch.Tensor, weight: float) -> torch.Tensor:
+        """d(weight · loss)/dF = 2 · weight · (F − Fₜ) / ‖Fₜ‖²."""
+        return 2 * weight * self.normaliser * difference
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         # square().sum(), not mse_loss: its backward materialises a contiguous (NCHW)
         # gradient, and mixed with the channels_last ones it slowed every op it met.
         with torch.autocast(self.target.device.type, enabled=False):
-            difference = features[self.layer].float() - self.target.float()
-            return difference.square().sum() * self.scale
+            return self.difference(features[self.layer]).square().sum() * self.normaliser
 
 
-class Moments(NamedTuple):
-    """A style layer's statistics of the image being optimised, both averages over positions:
-    `second` is the Gram (or, for a loss that centres the features, the covariance) and
-    `mean` the channel means (None where the loss needs none). A style term is a function of
-    these alone, which is what lets nfx.engine.tiling sum them block by block."""
-
-    second: torch.Tensor
-    mean: torch.Tensor | None
-
-
-class _LayeredStyleLoss(nn.Module):
+class LayeredStyleLoss(nn.Module):
     """Weighted mean over style layers of a per-layer term against fixed targets.
 
     Each term is `distance(moments(features))`: the features enter only through their
@@ -164,7 +168,7 @@ class _LayeredStyleLoss(nn.Module):
 
     centred = False  # whether `moments` centres the features (its `second` is a covariance)
 
-    def __init__(self, targets: dict[str, StyleStats], layer_weights: Sequence[float]) -> None:
+    def __init__(self, targets: dict[str, Moments], layer_weights: Sequence[float]) -> None:
         super().__init__()
         self.layers = list(targets)
         total = sum(layer_weights) or 1.0
@@ -173,7 +177,7 @@ class _LayeredStyleLoss(nn.Module):
             for name, tensor in self.prepare(targets[layer]).items():
                 self.register_buffer(f"{name}_{index}", tensor)
 
-    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
+    def prepare(self, target: Moments) -> dict[str, torch.Tensor]:
         """Buffers precomputed once from a layer's target."""
         raise NotImplementedError
 
@@ -198,19 +202,19 @@ class _LayeredStyleLoss(nn.Module):
                                   for layer in self.weighted_layers})
 
 
-class GramStyleLoss(_LayeredStyleLoss):
+class GramStyleLoss(LayeredStyleLoss):
     """‖G − Gₜ‖² / ‖Gₜ‖² per layer (Gatys et al. 2016, normalised by the target)."""
 
-    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
-        g = target.gram.float()
-        return {"gram": g, "scale": 1.0 / g.square().sum().clamp_min(1e-12)}
+    def prepare(self, target: Moments) -> dict[str, torch.Tensor]:
+        g = target.second.float()
+        return {"gram": g, "normaliser": 1.0 / g.square().sum().clamp_min(1e-12)}
 
     def moments(self, features: torch.Tensor) -> Moments:
         return Moments(gram(features), None)
 
     def distance(self, moments: Moments, index: int) -> torch.Tensor:
         target = getattr(self, f"gram_{index}")
-        return (moments.second - target).square().sum() * getattr(self, f"scale_{index}")
+        return (moments.second - target).square().sum() * getattr(self, f"normaliser_{index}")
 
 
 class _TraceSqrtWhitened(torch.autograd.Function):
@@ -235,11 +239,11 @@ class _TraceSqrtWhitened(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         values, whitened = ctx.saved_tensors
-        scale = grad / (2 * values.clamp_min(ctx.floor).sqrt())
-        return (whitened * scale) @ whitened.T, None, None
+        factor = grad / (2 * values.clamp_min(ctx.floor).sqrt())
+        return (whitened * factor) @ whitened.T, None, None
 
 
-class WassersteinStyleLoss(_LayeredStyleLoss):
+class WassersteinStyleLoss(LayeredStyleLoss):
     """Squared Wasserstein-2 distance between Gaussian fits N(μ, Σ) of the features and of the
     target, per layer:
 
@@ -266,9 +270,9 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
     centred = True
     RIDGE = 1e-2
 
-    def prepare(self, target: StyleStats) -> dict[str, torch.Tensor]:
+    def prepare(self, target: Moments) -> dict[str, torch.Tensor]:
         mean = target.mean.double()
-        cov = target.gram.double() - torch.outer(mean, mean)
+        cov = target.second.double() - torch.outer(mean, mean)
         ridge = self.RIDGE * cov.trace().clamp_min(1e-12) / cov.shape[0]
         cov = (cov + cov.T) / 2 + ridge * torch.eye(cov.shape[0], dtype=cov.dtype,
                                                    device=cov.device)
@@ -276,7 +280,7 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
         root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
         return {"mean": target.mean.float(), "root": root,
                 "trace": cov.trace().float().reshape(()), "ridge": ridge.float().reshape(()),
-                "scale": 1.0 / (target.gram.float().trace()).clamp_min(1e-12)}
+                "normaliser": 1.0 / (target.second.float().trace()).clamp_min(1e-12)}
 
     def moments(self, features: torch.Tensor) -> Moments:
         with torch.autocast(features.device.type, enabled=False):
@@ -291,10 +295,10 @@ class WassersteinStyleLoss(_LayeredStyleLoss):
         distance = ((mean - getattr(self, f"mean_{index}")).square().sum()
                     + cov.trace().float() + getattr(self, f"trace_{index}")
                     - 2 * _TraceSqrtWhitened.apply(cov, root, floor).float())
-        return distance * getattr(self, f"scale_{index}")
+        return distance * getattr(self, f"normaliser_{index}")
 
 
-STYLE_LOSSES: dict[str, type[_LayeredStyleLoss]] = {
+STYLE_LOSSES: dict[str, type[LayeredStyleLoss]] = {
     "gram": GramStyleLoss,
     "wasserstein": WassersteinStyleLoss,
 }
@@ -348,22 +352,3 @@ def vgg_features(model: nn.Module, image: torch.Tensor, layers: Sequence[str],
     """{layer: activation} of RGB 0-255 pixels (N, 3, H, W), channels_last."""
     x = preprocess(image).contiguous(memory_format=torch.channels_last)
     return model(x, layers, pooling)
-
-
-class Objective(nn.Module):
-    """Weighted sum of the terms; `forward` returns (total, {term: unweighted value})."""
-
-    def __init__(self, model: nn.Module, pooling: str, content: ContentLoss,
-                 style: _LayeredStyleLoss, weights: dict[str, float]) -> None:
-        super().__init__()
-        self.model, self.pooling = model, pooling
-        self.content, self.style, self.tv = content, style, TVLoss()
-        self.weights = weights
-        self.layers = sorted({content.layer, *style.layers})
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = vgg_features(self.model, image, self.layers, self.pooling)
-        terms = {"content": self.content(features), "style": self.style(features),
-                 "tv": self.tv(image)}
-        total = sum(self.weights[name] * value for name, value in terms.items())
-        return total, terms

@@ -35,7 +35,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from nfx.engine.losses import Moments, Objective, StyleStats, gram, vgg_features
+from nfx.engine.losses import Moments, gram, vgg_features
+from nfx.engine.objective import Objective
 from nfx.layers import layer as vgg_layer
 from nfx.planning.tile_grid import Block, blocks
 
@@ -71,8 +72,9 @@ class _MomentSums:
             return Moments((second - torch.outer(mean, mean)).float(), mean.float())
         return Moments(second.float(), None)
 
-    def stats(self) -> StyleStats:
-        return StyleStats(self.moments(False).second, (self.first / self.count).float())
+    def raw(self) -> Moments:
+        """The raw moments (Gram and mean): a style target, as nfx.engine.losses.raw_moments."""
+        return Moments(self.moments(False).second, (self.first / self.count).float())
 
 
 def _interiors(model: nn.Module, image: torch.Tensor, tiles: list[Block],
@@ -82,16 +84,16 @@ def _interiors(model: nn.Module, image: torch.Tensor, tiles: list[Block],
         yield block, {layer: interior(features[layer], block, layer) for layer in layers}
 
 
-def style_stats(model: nn.Module, image: torch.Tensor, layers: Sequence[str], pooling: str,
-                tile: int) -> dict[str, StyleStats]:
-    """nfx.engine.losses.style_stats of each layer, computed block by block (no gradient)."""
+def raw_moments(model: nn.Module, image: torch.Tensor, layers: Sequence[str], pooling: str,
+                tile: int) -> dict[str, Moments]:
+    """nfx.engine.losses.raw_moments of each layer, computed block by block (no gradient)."""
     sums = {layer: _MomentSums() for layer in layers}
     with torch.no_grad():
         for _, features in _interiors(model, image, blocks(*image.shape[2:], tile, layers),
                                       layers, pooling):
             for layer in layers:
                 sums[layer].add(features[layer], centred=False)
-    return {layer: sums[layer].stats() for layer in layers}
+    return {layer: sums[layer].raw() for layer in layers}
 
 
 def features(model: nn.Module, image: torch.Tensor, layer: str, pooling: str,
@@ -170,8 +172,9 @@ class TiledObjective(nn.Module):
         with torch.enable_grad():
             style = o.style.from_moments(moments) if style_layers else image.new_zeros(())
             tv = o.tv(pixels)
-        terms = {"content": (content_error * content.scale).float(), "style": style, "tv": tv}
-        total = sum(o.weights[name] * value for name, value in terms.items())
+        terms = {"content": (content_error * content.normaliser).float(), "style": style,
+                 "tv": tv}
+        total = o.total(terms)
         terms = {name: value.detach() for name, value in terms.items()}
         if not want_grad:
             return total.detach(), terms
@@ -194,15 +197,16 @@ class TiledObjective(nn.Module):
                     found = vgg_features(o.model, pixels, o.layers, o.pooling)
             outputs, grads = self._feature_gradients(found, block, moments, style_grads, sums)
             torch.autograd.backward(outputs, grads)
-            gradient[..., block.tile[0], block.tile[1]] += pixels.grad
+            gradient[..., block.region[0], block.region[1]] += pixels.grad
             del found, outputs, grads
         return _Known.apply(source, total.detach(), gradient), terms
 
     def _content_difference(self, found: dict, block: Block) -> torch.Tensor:
+        """The content term's F − Fₜ over the block's interior."""
         content = self.objective.content
         rows, cols = block.world(vgg_layer(content.layer).stride)
-        return (interior(found[content.layer], block, content.layer).float()
-                - content.target[..., rows, cols].float())
+        return content.difference(interior(found[content.layer], block, content.layer),
+                                  rows, cols)
 
     def _feature_gradients(self, found: dict, block: Block, moments: dict, style_grads: dict,
                            sums: dict) -> tuple[list, list]:
@@ -229,8 +233,8 @@ class TiledObjective(nn.Module):
                     if rest and rest[0] is not None:
                         grad = grad + (rest[0] / n).to(feature.dtype).view(1, -1, 1, 1)
                 if layer == o.content.layer:
-                    grad = grad + (2 * o.weights["content"] * o.content.scale
-                                   * self._content_difference(found, block))
+                    grad = grad + o.content.feature_gradient(
+                        self._content_difference(found, block), o.weight("content"))
                 full = torch.zeros_like(feature)
                 rows, cols = block.local(vgg_layer(layer).stride)
                 full[..., rows, cols] = grad.to(feature.dtype)

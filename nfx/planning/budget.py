@@ -104,7 +104,7 @@ def work_factor(width: int, height: int, s: Settings, tile: int | None) -> float
     if not tile:
         return 1.0
     laid = blocks(height, width, tile, _layers(s))
-    area = sum((b.tile[0].stop - b.tile[0].start) * (b.tile[1].stop - b.tile[1].start)
+    area = sum((b.region[0].stop - b.region[0].start) * (b.region[1].stop - b.region[1].start)
                for b in laid)
     return area / (width * height) * (1 + FORWARD_SHARE * (len(laid) - 1) / len(laid))
 
@@ -219,8 +219,8 @@ def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How one scale runs: untiled (tile None) or in tiles; with which optimiser (the
+class MemoryPlan:
+    """How one scale runs within the memory budget: untiled (tile None) or in tiles; with which optimiser (the
     settings', or Adam where L-BFGS cannot fit); the L-BFGS history; the estimate behind
     it."""
 
@@ -240,7 +240,7 @@ def optimizers(s: Settings) -> tuple[str, ...]:
     return ("lbfgs", "adam") if s.optimizer == "lbfgs" else ("adam",)
 
 
-def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> Plan | None:
+def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> MemoryPlan | None:
     """The plan for one size within `budget` bytes (None if none fits): untiled if it fits
     (or as `s.tile` forces), else the largest tile that fits (see tiles); with the
     settings' optimiser at any tile before Adam at any (see optimizers)."""
@@ -250,13 +250,13 @@ def plan(width: int, height: int, s: Settings, precision: str, budget: int) -> P
         for tile in layouts:
             need = estimate(width, height, s, precision, tile, optimizer=optimizer)
             if need <= budget:
-                return Plan(tile, optimizer, history, need, budget)
+                return MemoryPlan(tile, optimizer, history, need, budget)
     return None
 
 
 def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
-             device: torch.device | None) -> dict[tuple[int, int], Plan]:
-    """A Plan per scale, or InputError (one line) if the largest cannot fit even tiled
+             device: torch.device | None) -> dict[tuple[int, int], MemoryPlan]:
+    """A MemoryPlan per scale, or InputError (one line) if the largest cannot fit even tiled
     with the leanest optimiser."""
     budget = budget_bytes(s, device)
     plans = {size: plan(*size, s, precision, budget) for size in sizes}

@@ -30,15 +30,16 @@ def _spans(length: int, step: int, margin: int) -> list[tuple[slice, slice]]:
 
 @dataclass(frozen=True)
 class Block:
-    """Pixel rows and columns computed (`tile`) and owned (`interior`)."""
+    """Pixel rows and columns computed (`region`: the interior and its margins) and owned
+    (`interior`, at most the settings' `tile` edge)."""
 
-    tile: tuple[slice, slice]
+    region: tuple[slice, slice]
     interior: tuple[slice, slice]
 
     def local(self, stride: int) -> tuple[slice, slice]:
         """The interior in this block's feature coordinates at a layer of this stride."""
         return tuple(slice((i.start - t.start) // stride, -(-(i.stop - t.start) // stride))
-                     for t, i in zip(self.tile, self.interior))
+                     for t, i in zip(self.region, self.interior))
 
     def world(self, stride: int) -> tuple[slice, slice]:
         """The interior in the whole image's feature coordinates."""
@@ -46,7 +47,7 @@ class Block:
 
     def pixels(self, image):
         """The block's computed region of an (…, H, W) image tensor."""
-        return image[..., self.tile[0], self.tile[1]]
+        return image[..., self.region[0], self.region[1]]
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -86,6 +87,6 @@ def blocks(height: int, width: int, tile: int, layers: Sequence[str]) -> list[Bl
 
 def largest_block(height: int, width: int, tile: int, layers: Sequence[str]) -> tuple[int, int]:
     """(height, width) of the largest computed region: what a tile's memory scales with."""
-    regions = [(b.tile[0].stop - b.tile[0].start, b.tile[1].stop - b.tile[1].start)
+    regions = [(b.region[0].stop - b.region[0].start, b.region[1].stop - b.region[1].start)
                for b in blocks(height, width, tile, layers)]
     return max(regions, key=lambda r: r[0] * r[1])

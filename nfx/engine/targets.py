@@ -1,0 +1,151 @@
+"""What a run is optimised towards: the content's features and the styles' moments at each
+size, cached, and the objective they make.
+
+Targets are cached per (image, size, mode) so that a worker running many combinations of the
+same pictures computes each once (a bounded LRU: a target of a large image is big).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from nfx.engine import color, tiling
+from nfx.engine.devices import autocast
+from nfx.engine.losses import STYLE_LOSSES, ContentLoss, Moments, blend, raw_moments, vgg_features
+from nfx.engine.objective import Objective
+from nfx.engine.tensors import to_pixels
+from nfx.engine.vgg import VGG19Features
+from nfx.images import resize, size_for_area
+from nfx.planning import budget
+from nfx.settings import Settings
+
+Keys = tuple[str, list[str]]  # the content's and each style's image_key
+
+
+def image_key(image: Image.Image) -> str:
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
+
+
+class FeatureCache:
+    """Least-recently-used cache of target tensors, bounded by count."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        value = compute()
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+class Targets:
+    """Targets and objectives for one network on one device."""
+
+    def __init__(self, model: VGG19Features, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.cache = FeatureCache()
+
+    def pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+        """An image at `size`, as the engine's 0-255 pixels on its device."""
+        return to_pixels(resize(image, size), self.device)
+
+    def _features(self, pixels: torch.Tensor, layer: str, s: Settings, precision: str,
+                  tile: int | None) -> torch.Tensor:
+        """One layer's features in the run's precision (bf16 halves an 8192 px content
+        target), computed in tiles if `tile`."""
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        with torch.no_grad(), autocast(self.device, precision):
+            if tile:
+                found = tiling.features(self.model, pixels, layer, s.pooling, tile)
+            else:
+                found = vgg_features(self.model, pixels, [layer], s.pooling)[layer]
+        return found.to(dtype)
+
+    def _moments(self, pixels: torch.Tensor, s: Settings, precision: str,
+                 tile: int | None) -> dict[str, Moments]:
+        """Each style layer's raw moments, computed in tiles if `tile`."""
+        with torch.no_grad(), autocast(self.device, precision):
+            if tile:
+                return tiling.raw_moments(self.model, pixels, s.style_layers, s.pooling, tile)
+            features = vgg_features(self.model, pixels, s.style_layers, s.pooling)
+        return {layer: raw_moments(features[layer]) for layer in s.style_layers}
+
+    @staticmethod
+    def _tile(pixels: torch.Tensor, s: Settings, precision: str,
+              plan: budget.MemoryPlan | None) -> int | None:
+        """The tile for a target's forward pass (no gradient): the plan's, as its estimate
+        assumes; untiled plans tile only a target that would not fit whole (a style image
+        enlarged by style_scale)."""
+        if plan is None or plan.tile:
+            return plan and plan.tile
+        height, width = pixels.shape[2:]
+        return budget.forward_tile(width, height, s, precision,
+                                   plan.estimate - budget.PROCESS_BYTES)
+
+    def content(self, content: Image.Image, key: str, size: tuple[int, int], s: Settings,
+                precision: str, plan: budget.MemoryPlan | None = None) -> torch.Tensor:
+        def compute() -> torch.Tensor:
+            pixels = self.pixels(content, size)
+            if s.preserve_color == "luminance":
+                pixels = color.luminance(pixels)
+            return self._features(pixels, s.content_layer, s, precision,
+                                  self._tile(pixels, s, precision, plan))
+
+        return self.cache.get(("content", key, size, s.content_layer, s.pooling, precision,
+                               s.preserve_color == "luminance"), compute)
+
+    def style(self, style: Image.Image, style_key: str, content: Image.Image,
+              content_key: str, out_size: tuple[int, int], s: Settings, precision: str,
+              plan: budget.MemoryPlan | None = None) -> dict[str, Moments]:
+        """A style image's raw moments at the output's area times style_scale²."""
+        area = out_size[0] * out_size[1] * s.style_scale ** 2
+        size = size_for_area(style.size, area)
+        # Colour-preserving modes make the style depend on the content too.
+        depends_on_content = s.preserve_color != "none"
+
+        def compute() -> dict[str, Moments]:
+            pixels = self.pixels(style, size)
+            if s.preserve_color == "histogram":
+                pixels = color.match_color_statistics(pixels, self.pixels(content, out_size))
+            elif s.preserve_color == "luminance":
+                content_lum = color.luminance(self.pixels(content, out_size))
+                pixels = color.match_luminance(color.luminance(pixels), content_lum)
+            return self._moments(pixels, s, precision, self._tile(pixels, s, precision, plan))
+
+        return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
+                               precision, s.preserve_color,
+                               content_key if depends_on_content else None,
+                               out_size if depends_on_content else None), compute)
+
+    def objective(self, content: Image.Image, styles: Sequence[Image.Image], keys: Keys,
+                  size: tuple[int, int], s: Settings, precision: str,
+                  plan: budget.MemoryPlan | None = None) -> Objective | tiling.TiledObjective:
+        """The objective at one size; evaluated in tiles (nfx.engine.tiling) if the plan
+        says so."""
+        content_key, style_keys = keys
+        content_loss = ContentLoss(s.content_layer, self.content(
+            content, content_key, size, s, precision, plan))
+        moments = [self.style(style, key, content, content_key, size, s, precision, plan)
+                   for style, key in zip(styles, style_keys)]
+        style_loss = STYLE_LOSSES[s.style_loss](blend(moments, s.style_blend),
+                                                s.style_layer_weights)
+        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
+        objective = Objective(self.model, s.pooling, content_loss, style_loss, weights)
+        if plan is not None and plan.tile:
+            return tiling.TiledObjective(objective, plan.tile)
+        return objective
