@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from nfx.errors import InputError
 from nfx.settings import Settings
@@ -38,8 +38,53 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _embedded_profile(image: Image.Image) -> ImageCms.ImageCmsProfile | None:
+    """The picture's embedded ICC profile where it is not sRGB and fits its pixels (an RGB
+    profile on RGB pixels, CMYK on CMYK); None otherwise, including for a broken profile,
+    which leaves the pixels read as sRGB, as viewers do."""
+    data = image.info.get("icc_profile")
+    if not data:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+        space = profile.profile.xcolor_space.strip()
+        description = ImageCms.getProfileDescription(profile) or ""
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+    if "srgb" in description.lower().replace(" ", ""):
+        return None
+    wanted = {"RGB": ("RGB", "RGBA", "P", "LA", "L"), "CMYK": ("CMYK",)}.get(space, ())
+    return profile if image.mode in wanted and (space != "RGB" or image.mode != "L") else None
+
+
+def _to_srgb(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
+    """Pixels in `profile` converted to sRGB (perceptual intent): a Display P3 or Adobe RGB
+    photo read as sRGB comes out with shifted colours."""
+    try:
+        return ImageCms.profileToProfile(image, profile, SRGB, outputMode="RGB")
+    except ImageCms.PyCMSError:
+        return image.convert("RGB")
+
+
+def color_profile(source: str | Path | bytes) -> str | None:
+    """The name of the embedded colour profile `load_image` converts to sRGB ("Display
+    P3"), or None: what a run's record says of its input."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+    try:
+        with Image.open(stream) as image:
+            profile = _embedded_profile(image)
+            return (ImageCms.getProfileDescription(profile).strip() or "embedded profile"
+                    ) if profile is not None else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
 def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
-    """Decode a file path or bytes into an upright RGB image, or raise InputError naming it."""
+    """Decode a file path or bytes into an upright RGB image in sRGB (an embedded colour
+    profile is converted), or raise InputError naming it."""
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     if isinstance(source, bytes):
         stream: io.BytesIO | Path = io.BytesIO(source)
@@ -56,8 +101,14 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
                     raise InputError(f"{label}: {width}x{height} is too large "
                                      f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
                 image.load()
+                profile = _embedded_profile(image)
                 image = ImageOps.exif_transpose(image) or image
-                rgb = _to_rgb(image)
+                if profile is not None and image.mode == "CMYK":
+                    rgb = _to_srgb(image, profile)
+                else:
+                    rgb = _to_rgb(image)
+                    if profile is not None:
+                        rgb = _to_srgb(rgb, profile)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from nfx.errors import InputError
-from nfx.images import png_bytes, read_png_info, read_png_settings
+from nfx.images import color_profile, png_bytes, read_png_info, read_png_settings
 from nfx.settings import Settings
 
 
@@ -29,10 +29,14 @@ class InputRef:
     name: str
     sha256: str  # "" when unknown (PNGs written before inputs were hashed)
     path: str | None = None
+    # the embedded colour profile its pixels were converted from to sRGB ("Display P3"),
+    # None when it had none (or sRGB): nfx.images.load_image does the conversion
+    profile: str | None = None
 
     @classmethod
     def of_bytes(cls, name: str, data: bytes, path: str | None = None) -> InputRef:
-        return cls(name=name, sha256=hashlib.sha256(data).hexdigest(), path=path)
+        return cls(name=name, sha256=hashlib.sha256(data).hexdigest(), path=path,
+                   profile=color_profile(data))
 
     @classmethod
     def of_file(cls, path: str | Path) -> InputRef:
@@ -119,6 +123,6 @@ def _ref(data: dict | str) -> InputRef:
     """An input as recorded: {name, sha256, path}, or a bare path (CLI PNGs of NFX 0.1)."""
     if isinstance(data, str):
         return InputRef(name=Path(data).name, sha256="", path=data)
-    path = data.get("path")
+    path, profile = data.get("path"), data.get("profile")
     return InputRef(name=str(data.get("name", "")), sha256=str(data.get("sha256", "")),
-                    path=str(path) if path else None)
+                    path=str(path) if path else None, profile=str(profile) if profile else None)

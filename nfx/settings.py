@@ -66,9 +66,10 @@ class Settings(BaseModel):
                                          "high-frequency noise.")
     style_scale: float = Field(1.0, ge=0.1, le=4.0,
                                json_schema_extra=_meta("Style", indexed=True),
-                               description="Size of the style image relative to the output "
-                                           "(by area). Larger values give larger brush "
-                                           "strokes.")
+                               description="Size of the style image relative to the output, "
+                                           "as a length (2: twice the width and height, so "
+                                           "four times the area). Larger values give "
+                                           "larger brush strokes.")
     style_blend: tuple[float, ...] = Field(
         (), json_schema_extra=_meta("Style", sweep=False),
         description="Blend weights, one per style image (comma-separated); empty means "
@@ -84,7 +85,8 @@ class Settings(BaseModel):
     style_layers: tuple[Layer, ...] = Field(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
         json_schema_extra=_meta("Layers", sweep=False),
-        description="VGG-19 layers whose Gram matrices define the style (comma-separated).")
+        description="VGG-19 layers whose statistics define the style (comma-separated): "
+                    "their Gram matrices, or for wasserstein their means and covariances.")
     style_layer_weights: tuple[float, ...] = Field(
         (1.0, 1.0, 1.0, 1.0, 1.0), json_schema_extra=_meta("Layers", sweep=False),
         description="Relative weight of each style layer, one per style layer "

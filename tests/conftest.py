@@ -56,3 +56,52 @@ def style_image() -> Image.Image:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'nfx.db'}"
+
+
+# --- colour profiles: a minimal ICC v2 matrix/TRC display profile, written here ----------------
+
+DISPLAY_P3 = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
+SRGB_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+
+
+def _s15(value: float) -> bytes:
+    import struct
+    return struct.pack(">i", int(round(value * 65536)))
+
+
+def icc_profile(name: str, primaries=DISPLAY_P3, gamma: float = 2.2) -> bytes:
+    """An RGB display profile (ICC v2: primaries as D50 XYZ, one gamma): what a phone or a
+    scanner embeds, made here so no profile file is needed."""
+    import struct
+
+    def xyz(value):
+        return b"XYZ " + b"\0" * 4 + b"".join(_s15(c) for c in value)
+
+    def curve():
+        return b"curv" + b"\0" * 4 + struct.pack(">IH", 1, int(round(gamma * 256))) + b"\0\0"
+
+    def text(value: str):
+        ascii_ = value.encode("ascii") + b"\0"
+        body = (b"desc" + b"\0" * 4 + struct.pack(">I", len(ascii_)) + ascii_
+                + struct.pack(">IIHB", 0, 0, 0, 0) + b"\0" * 67)
+        return body + b"\0" * (-len(body) % 4)
+
+    red, green, blue = primaries
+    tags = [(b"desc", text(name)), (b"wtpt", xyz((0.9642, 1.0, 0.8249))), (b"rXYZ", xyz(red)),
+            (b"gXYZ", xyz(green)), (b"bXYZ", xyz(blue)), (b"rTRC", curve()), (b"gTRC", curve()),
+            (b"bTRC", curve()), (b"cprt", text("test"))]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, body in tags:
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000)
+              + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28
+              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def to_srgb_by_hand(pixel, primaries=DISPLAY_P3, gamma: float = 2.2) -> np.ndarray:
+    """A pixel of that profile in sRGB, by the colorimetry alone (no colour management)."""
+    linear = (np.asarray(pixel, dtype=float) / 255) ** gamma
+    srgb = np.clip(np.linalg.solve(np.array(SRGB_D50).T, np.array(primaries).T @ linear), 0, 1)
+    return np.where(srgb <= 0.0031308, 12.92 * srgb, 1.055 * srgb ** (1 / 2.4) - 0.055) * 255

@@ -131,3 +131,16 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_photo_with_a_colour_profile_says_so_in_the_png(tmp_path):
+    from conftest import icc_profile
+    _, style = input_files(tmp_path)
+    content = tmp_path / "phone.png"
+    make_image(60, 40, seed=1).save(content, icc_profile=icc_profile("Display P3 (test)"))
+    out = tmp_path / "out.png"
+    done = nfx("run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "1",
+               "--scales", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert read_run_png(out).content.profile == "Display P3 (test)"
+    assert read_run_png(out).styles[0].profile is None

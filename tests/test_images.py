@@ -94,3 +94,26 @@ def test_settings_from_a_newer_version_keep_what_they_know():
     assert Settings.from_json(text).steps == 7
     with pytest.raises(InputError, match="future_knob"):
         Settings.from_json(text, strict=True)
+
+
+def test_an_embedded_colour_profile_is_converted_to_srgb():
+    from conftest import icc_profile, to_srgb_by_hand
+    from nfx.images import color_profile
+    pixel = (180, 120, 60)
+    tagged = image_bytes(Image.new("RGB", (6, 4), pixel), "PNG",
+                         icc_profile=icc_profile("Display P3 (test)"))
+    loaded = np.asarray(load_image(tagged))[0, 0]
+    expected = to_srgb_by_hand(pixel)
+    assert np.abs(loaded - expected).max() <= 2, (loaded, expected)
+    assert np.abs(loaded - np.array(pixel)).max() > 8, "read as sRGB it would be off"
+    assert color_profile(tagged) == "Display P3 (test)"
+    plain = image_bytes(Image.new("RGB", (6, 4), pixel), "PNG")
+    assert tuple(np.asarray(load_image(plain))[0, 0]) == pixel and color_profile(plain) is None
+
+
+def test_a_broken_colour_profile_reads_the_pixels_as_srgb():
+    from nfx.images import color_profile
+    broken = image_bytes(Image.new("RGB", (6, 4), (10, 20, 30)), "PNG",
+                         icc_profile=b"not a profile at all")
+    assert tuple(np.asarray(load_image(broken))[0, 0]) == (10, 20, 30)
+    assert color_profile(broken) is None

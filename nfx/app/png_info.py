@@ -32,6 +32,7 @@ class PngInputs:
     styles: list  # ImageRecord | None per recorded style
     facts: dict[str, Any]  # the rest of nfx:info (losses, seconds, device...)
     result_id: int | None = None  # this run's result in the gallery, if it is there
+    recorded: tuple = ()  # the InputRefs the PNG records (name, sha256, colour profile)
 
     @property
     def title(self) -> str:
@@ -77,7 +78,8 @@ def inspect(data: bytes, name: str = "image") -> PngInputs:
         content=find(stored.content, "content") if stored.content else None,
         styles=[find(s, "style") for s in stored.styles],
         facts={k: v for k, v in read_png_info(data).items() if k not in ("content", "styles")},
-        result_id=result_id)
+        result_id=result_id,
+        recorded=(stored.content, *stored.styles) if stored.content else ())
 
 
 def facts_text(found: PngInputs) -> str:
@@ -103,6 +105,9 @@ def facts_text(found: PngInputs) -> str:
             if isinstance(value, (int, float))))
     if facts.get("resumed_from_scale"):
         parts.append(f"resumed after scale {facts['resumed_from_scale']} (a worker was lost)")
+    profiles = [f"{ref.name}'s {ref.profile}" for ref in found.recorded if ref.profile]
+    if profiles:
+        parts.append("colour profile converted to sRGB: " + ", ".join(profiles))
     if facts.get("optimizers"):
         parts.append("optimisers per scale: " + ", ".join(map(str, facts["optimizers"])))
     return " · ".join(parts)

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from nfx.errors import NFXError
 
@@ -20,21 +21,15 @@ COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.queue_cmds", "nfx.cli.app_cmd
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), like every other error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"nfx: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m nfx", description="NFX neural style transfer.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command group not built yet
-        module.register(subparsers)
+    for name in COMMAND_MODULES:  # imported here: `--help` loads neither torch nor the store
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

@@ -250,22 +250,11 @@ class WassersteinStyleLoss(LayeredStyleLoss):
         W2² = ‖μ − μₜ‖² + tr(Σ) + tr(Σₜ) − 2 tr((Σₜ^½ Σ Σₜ^½)^½)
 
     (the closed form for Gaussians, Dowson & Landau 1982; as a style loss in
-    crowsonkb/style-transfer-pytorch). Departures:
-    - divided by tr(Gₜ) = tr(Σₜ) + ‖μₜ‖², the target's second moment, so that its weight
-      means the same for every painting, like the Gram loss's normalisation;
-    - both covariances get a ridge εI, ε = RIDGE · tr(Σₜ)/C (the distance is still 0 when
-      they are equal). VGG features are nearly low-rank: without it the inner matrix has
-      eigenvalues near 0, its gradient divides by their square roots, and rounding noise in
-      Σ (bf16 Grams, or blocks summed in another order by nfx.engine.tiling) was amplified until
-      the bf16 gradient was as far from the fp32 one as the gradient is long (tiled and
-      untiled fp32 gradients differed by 2.3e-4). With ε at 1% of the mean eigenvalue the
-      bf16 gradient is as close to fp32 as the Gram loss's (8% against 9%, measured) and
-      the tiled one equals the untiled to 1e-6; the distance moves by about 1%.
-    Σ is the Gram of the centred features (the fast Gram path). The C×C work stays in fp64:
-    in fp32, measured, even with the ridge the gradient was several times its own size off
-    (the square roots of small eigenvalues amplify rounding). The target's square root
-    (Σₜ + εI)^½ is computed once; each evaluation costs one eigendecomposition of a C×C
-    matrix (≤ 512²) and four C×C products."""
+    crowsonkb/style-transfer-pytorch), divided by tr(Gₜ) = tr(Σₜ) + ‖μₜ‖², the target's
+    second moment, as the Gram loss is by its target. Both covariances get a ridge εI with
+    ε = RIDGE · tr(Σₜ)/C (the distance stays 0 when they are equal), which keeps the square
+    roots' gradients finite on nearly low-rank VGG features; the C×C work is in fp64. Why
+    both, with the measurements: docs/benchmarks.md, "Wasserstein style loss"."""
 
     centred = True
     RIDGE = 1e-2

@@ -47,8 +47,8 @@ PROCESS_BYTES = 600 * 2**20  # the interpreter, torch, the model and its bf16 co
 # activations; during L-BFGS's step, its flat gradient copy, two-loop vector and new
 # direction. The optimiser's step and the evaluation do not overlap: the larger counts.
 PIXEL_VECTORS = 2
-HEAP_VECTORS = 3  # freed image-sized blocks the heap could not reuse (with mmap off, see
-# nfx.engine.memory): RSS above torch's live bytes grew by 2.7 vectors from 768 to 1536 px
+HEAP_VECTORS = 3  # freed image-sized blocks the heap could not reuse (mmap off: see
+# nfx.engine.memory)
 ADAM_VECTORS = 2  # its two moments
 LBFGS_VECTORS = 2  # besides the history: direction, previous gradient
 STEP_VECTORS = {"lbfgs": 3, "adam": 0}  # fused Adam steps in place
@@ -61,14 +61,15 @@ STYLE_VECTORS = 4  # copies of the style image's pixels while its targets are co
 # 512-2048 px (docs/benchmarks.md), backward's gradients and oneDNN's buffers; a forward alone.
 BACKWARD_ACTIVATIONS = 6
 FORWARD_ACTIVATIONS = 6  # the style layers a forward returns stay alive to its end
-TILED_GRAPH_MARGIN = 0.45  # a tiled evaluation's peak over its block's graph_bytes: measured
-# 17-43% above the rest of the estimate at 1024-4096 px in 512-1536 px tiles (2026-12-01,
-# docs/benchmarks.md): block-sized buffers of blocks of other shapes that the heap keeps
+TILED_GRAPH_MARGIN = 0.45  # a tiled evaluation's peak over its block's graph_bytes: the
+# block-sized buffers of blocks of other shapes that the heap keeps
 FORWARD_SHARE = 1 / 3  # of a forward+backward pass's time, its forward alone
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 128, 64)  # tile edges tried, largest first
 MAX_SLOWDOWN = 4.0  # the most an automatic tiling may multiply an iteration's time by
-# (work_factor): 256 px tiles cost 2.7-3.4x at every size, 128 px ones 4.8-6.6x and 64 px
-# ones 12-16x, which turns a 2048 px job into hours. Past it the plan takes Adam, or refuses.
+# (work_factor); smaller tiles turn a 2048 px job into hours. Past it the plan takes Adam, or
+# refuses.
+# Every count above is fitted to peaks and times measured at 512-4096 px: the figures, and
+# when they were measured, are in docs/benchmarks.md (resolution section, "Constants").
 
 
 def _layers(s: Settings) -> list[str]:

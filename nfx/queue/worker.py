@@ -11,18 +11,19 @@ scale is kept with the job, so a requeued job resumes at the next scale.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from nfx.errors import Canceled, NFXError
-from nfx.images import load_image, thumbnail_bytes
+from nfx.images import color_profile, load_image, thumbnail_bytes
 from nfx.run_record import ScaleImage, run_png
 from nfx.planning.work import WorkModel
 from nfx.queue.queue import Queue, open_queue
@@ -46,6 +47,7 @@ class WorkerOptions:
     calibrate: bool = True  # measure the device's speed at start, once per host and device
 
 
+LOG = logging.getLogger("nfx.worker")
 LOST = "lost"  # how a job ends for a worker whose lease ran out: it went on elsewhere
 
 
@@ -81,12 +83,20 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         interval = max(self.run_.options.lease / 4, 0.05)
+        failing = False
         while not self.stopped.wait(interval):
             try:
                 self.run_.state = self.run_.queue.heartbeat(self.run_.claim,
-                                                                  self.run_.options.lease)
-            except Exception:  # a busy database: try again next beat; the lease has slack
+                                                            self.run_.options.lease)
+            except Exception as exc:  # a busy database: try again next beat (lease has slack)
+                if not failing:  # said once per run of failures, not every beat
+                    LOG.warning("heartbeat of job %s failed (%s); retrying every %.1f s",
+                                self.run_.claim.job_id, error_message(exc), interval)
+                failing = True
                 continue
+            if failing:
+                LOG.warning("heartbeat of job %s works again", self.run_.claim.job_id)
+            failing = False
 
     def stop(self) -> None:
         self.stopped.set()
@@ -150,9 +160,12 @@ class JobRun:
         queue = self.queue
         try:
             blob = self.queue.store.blob
-            content = load_image(blob(self.claim.content.sha256), "content image")
-            styles = [load_image(blob(ref.sha256), "style image")
-                      for ref in self.claim.styles]
+            pictures = [blob(ref.sha256) for ref in (self.claim.content, *self.claim.styles)]
+            content = load_image(pictures[0], "content image")
+            styles = [load_image(data, "style image") for data in pictures[1:]]
+            # what the PNG's record says of each input: the colour profile converted
+            refs = [replace(ref, profile=color_profile(data)) for ref, data in
+                    zip((self.claim.content, *self.claim.styles), pictures)]
             resume = self._resume_point()
         except NFXError as exc:
             queue.fail(self.claim, error_message(exc))
@@ -172,7 +185,7 @@ class JobRun:
             return JobStatus.FAILED
         finally:
             heartbeat.stop()
-        png = run_png(run, self.claim.content, self.claim.styles, job_id=self.claim.job_id)
+        png = run_png(run, refs[0], refs[1:], job_id=self.claim.job_id)
         result_id = queue.finish(self.claim, run, png, thumbnail_bytes(run.image))
         return JobStatus.DONE if result_id is not None else LOST
 
