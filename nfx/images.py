@@ -7,6 +7,7 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -64,7 +65,9 @@ def _to_srgb(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Ima
     """Pixels in `profile` converted to sRGB (perceptual intent): a Display P3 or Adobe RGB
     photo read as sRGB comes out with shifted colours."""
     try:
-        return ImageCms.profileToProfile(image, profile, SRGB, outputMode="RGB")
+        converted = ImageCms.profileToProfile(image, profile, SRGB, outputMode="RGB")
+        assert converted is not None, "not in place: it returns the new image"
+        return converted
     except ImageCms.PyCMSError:
         return image.convert("RGB")
 
@@ -143,7 +146,8 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def png_bytes(image: Image.Image, settings: Settings, extra: dict | None = None) -> bytes:
+def png_bytes(image: Image.Image, settings: Settings, extra: dict[str, Any] | None = None
+              ) -> bytes:  # Any: JSON facts of any type
     """PNG with the full settings (and optional run facts) in text chunks."""
     meta = PngImagePlugin.PngInfo()
     meta.add_text(SETTINGS_KEY, settings.to_json())
@@ -175,7 +179,7 @@ def read_png_settings(source: str | Path | bytes) -> Settings:
     return Settings.from_json(text, strict=False)
 
 
-def read_png_info(source: str | Path | bytes) -> dict:
+def read_png_info(source: str | Path | bytes) -> dict[str, Any]:  # Any: parsed JSON
     """The run facts embedded by png_bytes (content/style names, losses, ...), or {}."""
     text = _png_text(source).get(INFO_KEY)
     try:

@@ -1,19 +1,24 @@
 """How NFX names jobs, results and runs, in one place for every page, export and command.
 
-A job is "J17", a result "R12" and a batch "B3" everywhere, so one number never means two things. A label
-shows the inputs and the settings that vary among its neighbours (its batch, or what is shown
-with it), so two jobs of a sweep never read alike, and "N scales" counts the scales that will
-run, not the ones asked for. Plain text only: the store's export and the app both use it.
+A job is "J17", a result "R12" and a batch "B3" everywhere, so one number never means two
+things. A label shows the inputs and the settings that vary among its neighbours (its batch,
+or what is shown with it), so two jobs of a sweep never read alike, and "N scales" counts the
+scales that will run, not the ones asked for. Plain text only: the store's export and the app
+both use it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
 from nfx.settings import FIELDS, Settings, settings_text
+
+if TYPE_CHECKING:  # only for annotations: importing the queue package loads the store
+    from nfx.queue.records import BatchRecord
 
 
 def job_ref(job_id: int) -> str:
@@ -28,7 +33,7 @@ def batch_ref(batch_id: int) -> str:
     return f"B{batch_id}"
 
 
-def batch_label(batch) -> str:
+def batch_label(batch: BatchRecord) -> str:
     """'B3 tiny (4 jobs)' for a BatchRecord."""
     return f"{batch_ref(batch.id)} {batch.name} ({plural(batch.job_count, 'job')})"
 

@@ -10,6 +10,7 @@ stride 2. A layer is named after its ReLU: "relu3_1" is block 3's first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,11 +70,11 @@ def layer(name: str) -> VGGLayer:
     return BY_NAME[name]
 
 
-def deepest(names: tuple[str, ...] | list[str] | set[str]) -> VGGLayer:
+def deepest(names: Iterable[str]) -> VGGLayer:
     """The deepest of these layers: how far a forward pass must run."""
     return max((BY_NAME[name] for name in names), key=lambda found: found.index)
 
 
-def in_order(names) -> list[str]:
+def in_order(names: Iterable[str]) -> list[str]:
     """Layer names, each once, shallowest first."""
     return sorted(set(names), key=lambda name: BY_NAME[name].index)

@@ -119,7 +119,7 @@ def read_run_png(source: str | Path | bytes) -> StoredRun:
     return StoredRun(settings, _ref(content), tuple(_ref(s) for s in styles))
 
 
-def _ref(data: dict | str) -> InputRef:
+def _ref(data: dict[str, Any] | str) -> InputRef:  # Any: parsed JSON
     """An input as recorded: {name, sha256, path}, or a bare path (CLI PNGs of NFX 0.1)."""
     if isinstance(data, str):
         return InputRef(name=Path(data).name, sha256="", path=data)

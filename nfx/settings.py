@@ -267,6 +267,11 @@ class FieldSpec:
 def _spec(name: str) -> FieldSpec:
     info = Settings.model_fields[name]
     extra = info.json_schema_extra or {}
+    assert isinstance(extra, dict), "extras are _meta's dicts, never pydantic's callable form"
+    group, indexed, sweep = (extra.get("group", "Other"), extra.get("indexed", False),
+                             extra.get("sweep", True))
+    assert isinstance(group, str) and isinstance(indexed, bool) and isinstance(sweep, bool), \
+        "as _meta writes them"
     annotation = info.annotation
     minimum = maximum = None
     for item in info.metadata:
@@ -274,6 +279,7 @@ def _spec(name: str) -> FieldSpec:
         maximum = getattr(item, "le", getattr(item, "lt", maximum))
     choices: tuple[str, ...] = ()
     item_choices: tuple[str, ...] = ()
+    kind: Literal["int", "float", "choice", "list"]
     if get_origin(annotation) is Literal:
         kind, choices = "choice", tuple(get_args(annotation))
     elif get_origin(annotation) is tuple:
@@ -286,10 +292,9 @@ def _spec(name: str) -> FieldSpec:
     else:
         kind = "float"
     return FieldSpec(name=name, kind=kind, default=info.default, help=info.description or "",
-                     group=extra.get("group", "Other"), minimum=minimum, maximum=maximum,
-                     choices=choices, item_choices=item_choices,
-                     indexed=extra.get("indexed", False),
-                     sweepable=extra.get("sweep", True) and kind != "list")
+                     group=group, minimum=minimum, maximum=maximum,
+                     choices=choices, item_choices=item_choices, indexed=indexed,
+                     sweepable=sweep and kind != "list")
 
 
 FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}

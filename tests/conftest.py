@@ -1,12 +1,42 @@
-"""Shared fixtures: small real images made in code, and a fresh SQLite database file."""
+"""What the tests share: small real images made in code, TINY settings, a SQLite file, the
+real engine (loaded once), the PostgreSQL server (tests/postgres_fixture.py), and the helpers
+that run `python -m nfx` and its workers as a user would.
+
+Markers (pytest.ini): `browser` (a real Chromium), `postgres` (a real PostgreSQL server, set
+on every test that uses one), `slow` (longer than a few seconds): `pytest -m "not slow"` is
+the quick loop; CI runs everything.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import func, select
+
+from nfx.settings import Settings
+
+pytest_plugins = ["postgres_fixture"]
+
+ROOT = Path(__file__).resolve().parent.parent
+# The one set of tiny settings: a few iterations at 32 px, in fp32 (exact, machine-independent)
+TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+LEASE = "1.5"  # a worker's lease in tests: short, so that a killed worker's job comes back
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the PostgreSQL server is marked `postgres`."""
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 def make_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
@@ -43,6 +73,56 @@ def synthetic_run(claim, *, total: float = 1.0, seconds: float = 0.5, size=(32, 
     return run, run_png(run, claim.content, claim.styles), thumbnail_bytes(picture, 64)
 
 
+def add_pair(store, seed: int = 1) -> tuple[int, int]:
+    """A content (48×32) and a style (40×40) picture in the library: their ids."""
+    content = store.add_image(image_bytes(make_image(48, 32, seed)), "c.png", "content").id
+    style = store.add_image(image_bytes(make_image(40, 40, seed + 1)), "s.png", "style").id
+    return content, style
+
+
+def result_count(store) -> int:
+    from nfx.store.models import Result
+
+    with store.read() as session:
+        return session.scalar(select(func.count()).select_from(Result))
+
+
+def run_nfx(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m nfx ARGS`, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "nfx", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_worker(url: str, *args: str, lease: str = LEASE) -> subprocess.Popen:
+    """`python -m nfx worker` in its own process."""
+    # --no-calibrate: the speed measurement has its own test; here it would only cost time
+    return subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", url, "--device",
+                             "cpu", "--poll", "0.2", "--lease", lease, "--no-calibrate", *args],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_exit(process: subprocess.Popen, timeout: float) -> str:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"worker did not finish in {timeout}s:\n{output}")
+    assert process.returncode == 0, output
+    return output
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 @pytest.fixture
 def content_image() -> Image.Image:
     return make_image(48, 32, seed=1)
@@ -56,6 +136,14 @@ def style_image() -> Image.Image:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'nfx.db'}"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The real engine on the CPU, with the real VGG-19 weights: loaded once for all tests."""
+    from nfx.engine import Engine
+
+    return Engine(device="cpu")
 
 
 # --- colour profiles: a minimal ICC v2 matrix/TRC display profile, written here ----------------

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nfx"
 
@@ -72,3 +78,92 @@ def test_the_engine_knows_nothing_of_the_database():
 
     assert not {m for m in reach("nfx.engine") if m.startswith("nfx.store")}
     assert not {m for m in reach("nfx.planning.batch") if m.startswith("nfx.store")}
+
+
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+
+
+def test_the_app_and_the_store_never_load_torch():
+    """The app only queues and shows work; workers run it. Loading torch in the app's process
+    would cost seconds at start and hundreds of MB per server for nothing."""
+    views = sorted(p.stem for p in (Path(APP).parent / "nfx" / "app").glob("*.py"))
+    check = ("import sys, nfx.store, nfx.planning.batch, nfx.run_record, nfx.app.grid, nfx.app.samples, "
+             "nfx.labels, nfx.queue.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
+             + "".join(f"import nfx.app.{v}; " for v in views if v != "__init__")
+             + "print('torch' in sys.modules, 'streamlit' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=True, cwd=Path(APP).parent)
+    assert done.stdout.split() == ["False", "False"], "views need neither torch nor streamlit"
+
+EXACT = ("streamlit", "sys", "math", "runpy", "json")  # whole modules a page may import
+
+ALLOWED = ("streamlit.", "nfx.app.", "nfx.labels.", "pages._widgets.", "__future__.",
+           "math.", "runpy.", "pathlib.", "typing.", "sys.", "json.")
+
+def imported_names(source: str) -> list[str]:
+    """Every name a file imports, in full: `from nfx import engine` is 'nfx.engine'."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+def test_pages_import_only_streamlit_and_their_views():
+    """Pages are layout: no SQL, no torch, no store internals; only nfx.app's views."""
+    pages = sorted((Path(APP).parent / "pages").glob("*.py"))
+    assert len(pages) >= 6
+    for page in pages + [Path(APP)]:
+        for name in imported_names(page.read_text()):
+            assert name in EXACT or name.startswith(ALLOWED), \
+                f"{page.name} imports {name}"
+
+def test_the_import_guard_checks_names_not_only_modules():
+    for sneaky in ("from nfx import engine", "from nfx import store",
+                   "from nfx.settings import FIELDS", "import nfx"):
+        assert not all(n in EXACT or n.startswith(ALLOWED)
+                       for n in imported_names(sneaky)), sneaky
+
+def test_no_streamlit_calls_outside_pages():
+    root = Path(APP).parent / "nfx"
+    for module in root.rglob("*.py"):
+        assert not any(n.startswith("streamlit") for n in imported_names(module.read_text())), \
+            module
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.slow
+def test_mypy_finds_nothing_in_nfx():
+    """Types are checked: every function annotated, no error (pyproject.toml's [tool.mypy])."""
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "lint-imports"), "--no-cache"], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def test_the_declared_import_contracts_hold():
+    """pyproject.toml's [tool.importlinter]: the layers, and no torch in the app's process."""
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Contracts: 2 kept, 0 broken." in done.stdout
+
+
+def test_the_import_contracts_catch_an_import_against_the_layers(tmp_path):
+    """The same check on a copy of the package in which the store imports the queue's
+    worker (and so the engine): both contracts break."""
+    shutil.copytree(ROOT / "nfx", tmp_path / "nfx", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    gallery = tmp_path / "nfx" / "store" / "gallery.py"
+    gallery.write_text(gallery.read_text() + "\nimport nfx.queue.worker  # noqa\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode != 0
+    assert "Contracts: 0 kept, 2 broken." in done.stdout, done.stdout[-3000:]

@@ -1,26 +1,34 @@
-"""The queue on real databases: planning, order, atomic claims, leases, cancel, retry."""
+"""The queue on a real SQLite file and a real PostgreSQL server: claims, leases, retries,
+workers (real `python -m nfx worker` processes, killed with real signals), supervision and
+resume."""
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from conftest import image_bytes, make_image, synthetic_run
-from postgres_fixture import db_url, postgres_server, postgres_url, queue, store  # noqa: F401
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
+from conftest import (ENV, ROOT, TINY, add_pair, image_bytes, make_image, result_count,
+                      start_worker, synthetic_run, wait_exit, wait_for)
+from postgres_fixture import free_port
 from nfx.errors import InputError
-from nfx.planning.batch import PlannedJob, plan_batch
 from nfx.planning.work import WorkModel
-from nfx.queue.jobs import Ownership
-from nfx.store import open_store
 from nfx.queue import Queue
+from nfx.queue.jobs import Ownership
+from nfx.run_record import read_run_png
 from nfx.settings import Settings
+from nfx.status import JobStatus
+from nfx.store import open_store
+from nfx.store.models import Job, Result
 
-from nfx.store.models import Result
-
-TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
 SHORT_LEASE = 0.5  # seconds: long enough that a busy CI machine cannot expire it mid-test
 
 
@@ -33,34 +41,6 @@ def images(store):
     content = store.add_image(image_bytes(make_image(40, 30, 1)), "c.png", "content").id
     style = store.add_image(image_bytes(make_image(30, 30, 2)), "s.png", "style").id
     return content, style
-
-
-# --- planning ----------------------------------------------------------------------------
-
-
-def test_plan_batch_is_the_product():
-    plan = plan_batch([1, 2], [3, 4, 5], TINY, {"style_weight": [1e4, 1e5], "size": [32, 64]})
-    assert len(plan) == 2 * 3 * 2 * 2
-    assert len({(p.content_id, p.style_ids, p.settings) for p in plan}) == 24
-    assert {p.settings.size for p in plan} == {32, 64}
-    assert all(p.settings.steps == 2 and len(p.style_ids) == 1 for p in plan)
-    assert plan_batch([1], [2], TINY) == [PlannedJob(1, (2,), TINY)]
-
-
-@pytest.mark.parametrize("contents, styles, sweep, message", [
-    ([], [1], {}, "content image"),
-    ([1], [], {}, "style image"),
-    ([1], [2], {"colour": [1]}, "unknown setting"),
-    ([1], [2], {"style_layers": [("relu1_1",)]}, "cannot be swept"),
-    ([1], [2], {"size": []}, "no values"),
-    ([1], [2], {"size": [8]}, "size"),
-])
-def test_plan_batch_refuses_bad_input(contents, styles, sweep, message):
-    with pytest.raises(InputError, match=message):
-        plan_batch(contents, styles, TINY, sweep)
-
-
-# --- order -------------------------------------------------------------------------------
 
 
 def test_claim_order_is_priority_then_age_and_move_to_front(store, queue, images):
@@ -107,9 +87,6 @@ def test_concurrent_claims_take_each_job_once(store, queue, db_url, images):  # 
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 24
     assert queue.queue_counts()["done"] == 24
     assert all(j.attempts == 1 for j in queue.list_jobs())
-
-
-# --- leases, cancel, retry ---------------------------------------------------------------
 
 
 def test_expired_lease_requeues_then_fails_after_max_attempts(store, queue, images):
@@ -235,52 +212,264 @@ def test_work_model_from_calibration_corrected_by_results(store, queue, images):
     assert queue.work_model().per_scale == pytest.approx(0.05 * 0.5 / predicted)
 
 
-# --- command line ------------------------------------------------------------------------
+# Draining: a lease no healthy worker loses on a loaded CI machine, and jobs long enough that
+# one worker starting seconds before the others cannot take them all.
+DRAIN_LEASE = "15"
 
 
-def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
-    import io as _io
-    import json
-    import zipfile
+DRAIN_JOB = TINY.with_changes(size=48, steps=5)
 
-    import pandas as pd
 
-    from nfx.cli import main
+def drain_with_three_workers(url: str) -> None:
+    store = open_store(url)
+    queue = Queue(store)
+    contents = [store.add_image(image_bytes(make_image(48, 32, s)), f"c{s}.png", "content").id
+                for s in (1, 2)]
+    styles = [store.add_image(image_bytes(make_image(40, 40, s)), f"s{s}.png", "style").id
+              for s in (3, 4, 5)]
+    batch = queue.create_batch(contents, styles, DRAIN_JOB, {"seed": [1, 2, 3, 4, 5]})
+    assert batch.job_count == 30
+    workers = [start_worker(url, "--once", "--name", f"w{i}", lease=DRAIN_LEASE)
+               for i in range(3)]
+    for worker in workers:
+        wait_exit(worker, timeout=240)
+    jobs = queue.list_jobs(batch_id=batch.id)
+    assert [j.status for j in jobs] == ["done"] * 30
+    assert all(j.attempts == 1 for j in jobs)  # every job ran exactly once
+    assert len({j.result_id for j in jobs}) == 30 and result_count(store) == 30
+    with store.read() as session:
+        assert session.scalar(select(func.count(func.distinct(Result.job_id)))) == 30
+    done = {w.name: w.jobs_done for w in queue.list_workers()}
+    assert sum(done.values()) == 30 and set(done) == {"w0", "w1", "w2"}
+    assert sum(1 for n in done.values() if n > 0) >= 2  # they really shared the queue
+    assert not any(w.alive for w in queue.list_workers())  # all stopped cleanly
 
-    for name, seed in (("a.png", 1), ("b.jpg", 2), ("s.png", 3)):
-        make_image(40, 30, seed).save(tmp_path / name)
-    (tmp_path / "bad.jpg").write_bytes(b"GIF89a but not really")
-    common = ["--db", sqlite_url, "--size", "32", "--scales", "1", "--steps", "2"]
 
-    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "bad.jpg"),
-                 "--style", str(tmp_path / "s.png"), *common]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("nfx: error: bad.jpg") and err.count("\n") == 1
-    assert main(["batch", "--content", str(tmp_path / "a.png"), "--style",
-                 str(tmp_path / "s.png"), "--sweep", "steps=1,x", *common]) == 2
-    assert "steps" in capsys.readouterr().err
+@pytest.mark.slow
+def test_three_workers_drain_30_jobs_sqlite(sqlite_url):
+    drain_with_three_workers(sqlite_url)
+
+
+@pytest.mark.slow
+def test_three_workers_drain_30_jobs_postgres(postgres_url):  # noqa: F811
+    drain_with_three_workers(postgres_url)
+
+
+def worker_mid_job(url: str, name: str, steps: int):
+    """One queued job and a worker that has started iterating on it."""
+    store = open_store(url)
+    queue = Queue(store)
+    queue.create_batch(*[[i] for i in add_pair(store)], TINY.with_changes(size=64, steps=steps))
+    (job,) = queue.list_jobs()
+    worker = start_worker(url, "--name", name)
+    wait_for(lambda: queue.get_job(job.id).iteration > 0, 120, "the job to make progress")
+    return store, job, worker
+
+
+@pytest.mark.slow
+def test_sigkill_mid_job_is_requeued_and_finished_by_another_worker(sqlite_url):
+    store, job, victim = worker_mid_job(sqlite_url, "victim", steps=60)
+    queue = Queue(store)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    running = queue.get_job(job.id)
+    assert (running.status, running.worker, running.attempts) == ("running", "victim", 1)
+    rescuer = start_worker(sqlite_url, "--once", "--name", "rescuer")
+    wait_exit(rescuer, timeout=180)
+    done = queue.get_job(job.id)
+    assert (done.status, done.worker, done.attempts) == ("done", "rescuer", 2)
+    assert result_count(store) == 1 and store.get_result(done.result_id).job_id == job.id
+    workers = {w.name: w for w in queue.list_workers()}
+    assert workers["victim"].jobs_done == 0 and not workers["victim"].alive
+    assert workers["rescuer"].jobs_done == 1
+
+
+@pytest.mark.slow
+def test_sigterm_puts_the_running_job_back(sqlite_url):
+    store, job, worker = worker_mid_job(sqlite_url, "polite", steps=500)
+    queue = Queue(store)
+    worker.send_signal(signal.SIGTERM)
+    output = wait_exit(worker, timeout=60)
+    assert '"queued": 1' in output, "back in the queue"
+    back = queue.get_job(job.id)
+    assert (back.status, back.attempts, back.worker, back.result_id) == ("queued", 0, None,
+                                                                         None)
+    assert not queue.list_workers()[0].alive
+
+
+@pytest.mark.slow
+def test_engine_error_and_cancel_touch_only_their_job(sqlite_url):
     store = open_store(sqlite_url)
     queue = Queue(store)
-    assert store.list_images() == [] and queue.list_batches() == []  # nothing half-written
+    content, style = add_pair(store)
+    # two blend weights for one style: valid settings the engine refuses
+    broken = queue.create_batch([content], [style], TINY.with_changes(style_blend=(1.0, 2.0)),
+                                priority=3)
+    slow = queue.create_batch([content], [style], TINY.with_changes(size=64, steps=2000),
+                              priority=2)
+    good = queue.create_batch([content], [style], TINY, priority=1)
+    worker = start_worker(sqlite_url, "--once", "--name", "w")
+    (slow_job,) = queue.list_jobs(batch_id=slow.id)
+    running = wait_for(lambda: (job := queue.get_job(slow_job.id)).preview_png and job, 120,
+                       "a preview of the slow job")
+    with PILImage.open(io.BytesIO(running.preview_png)) as preview:
+        assert preview.size == (64, 43)
+    assert running.status == "running" and 0 < running.progress < 1
+    queue.cancel_job(slow_job.id)
+    wait_exit(worker, timeout=120)
+    (failed,) = queue.list_jobs(batch_id=broken.id)
+    assert failed.status == "failed" and "style_blend" in failed.error
+    canceled = queue.get_job(slow_job.id)
+    assert canceled.status == "canceled" and canceled.iteration < 2000
+    (done,) = queue.list_jobs(batch_id=good.id)
+    assert done.status == "done" and done.losses["total"] > 0 and done.seconds > 0
+    assert queue.list_workers()[0].jobs_done == 1
 
-    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"),
-                 "--style", str(tmp_path / "s.png"), "--sweep", "style_weight=1e4,1e5",
-                 "--name", "cli", *common]) == 0
-    assert capsys.readouterr().out.strip() == "batch 1: 4 jobs queued"
-    claim = queue.claim_next("w")
-    queue.finish(claim, *finished(claim))
 
-    assert main(["list", "--db", sqlite_url, "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"done", "queued"}
-    assert {r["style_weight"] for r in rows} == {1e4, 1e5}
-    assert main(["list", "--db", sqlite_url, "--status", "done", "--format", "csv"]) == 0
-    table = pd.read_csv(_io.StringIO(capsys.readouterr().out))
-    assert len(table) == 1 and {"status", "seconds", "loss_total", "style_weight",
-                                "style_layers"} <= set(table.columns)
+def queue_one(store, settings, seed: int = 1) -> int:
+    queue = Queue(store)
+    content = store.add_image(image_bytes(make_image(48, 32, seed)), "c.png", "content").id
+    style = store.add_image(image_bytes(make_image(40, 40, seed + 1)), "s.png", "style").id
+    queue.create_batch([content], [style], settings)
+    return queue.list_jobs()[0].id
 
-    out = tmp_path / "out.zip"
-    assert main(["export", "1", "-o", str(out), "--db", sqlite_url]) == 0
-    assert len([n for n in zipfile.ZipFile(out).namelist() if n.endswith(".png")]) == 1
-    assert main(["export", "7", "-o", str(tmp_path / "none.zip"), "--db", sqlite_url]) == 2
-    assert not (tmp_path / "none.zip").exists()
+
+@pytest.mark.slow
+def test_nfx_app_restarts_a_killed_worker_and_the_job_finishes(sqlite_url, tmp_path):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY.with_changes(size=64, steps=400))
+    log = open(tmp_path / "app.log", "w+")
+    app = subprocess.Popen([sys.executable, "-m", "nfx", "app", "--db", sqlite_url, "--port",
+                            str(free_port()), "--device", "cpu"], cwd=ROOT, env=ENV,
+                           stdout=log, stderr=subprocess.STDOUT)
+    try:
+        running = wait_for(lambda: (job := queue.get_job(job_id)).iteration > 0 and job, 180,
+                           "the app's worker to start the job")
+        (victim,) = [w for w in queue.list_workers() if w.name == running.worker]
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        replacement = wait_for(lambda: [w for w in queue.list_workers()
+                                        if w.alive and w.pid != victim.pid], 30,
+                               "a new worker")
+        assert time.monotonic() - killed_at < 10, "the new worker took over 10 s to start"
+        dead = next(w for w in queue.list_workers() if w.pid == victim.pid)
+        assert not dead.alive and dead.exit_cause == "was killed by SIGKILL"
+        assert dead.current_job_id is None
+        done = wait_for(lambda: (job := queue.get_job(job_id)).status == JobStatus.DONE and job,
+                        180, "the job to finish")
+        assert done.attempts == 2 and done.worker == replacement[0].name
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(timeout=60)
+        log.seek(0)
+        output = log.read()
+    assert f"(pid {victim.pid}) was killed by SIGKILL; job {job_id} back in the queue" in output
+    assert not any(w.alive for w in queue.list_workers())  # stopping the app stopped them
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_its_first_scale_resumes_at_the_second(db_url):  # noqa: F811
+    store = open_store(db_url)
+    queue = Queue(store)
+    settings = TINY.with_changes(size=96, scales=2, steps=300)
+    job_id = queue_one(store, settings)
+    victim = start_worker(db_url, "--name", "victim")
+    wait_for(lambda: queue.get_job(job_id).checkpoint_scales == 1, 180,
+             "the first scale to be kept")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert queue.get_job(job_id).status == JobStatus.RUNNING  # nobody noticed yet
+    rescuer = start_worker(db_url, "--once", "--name", "rescuer")
+    output = wait_exit(rescuer, timeout=300)
+    assert f"job {job_id} attempt 2 (resuming after scale 1)" in output
+    job = queue.get_job(job_id)
+    assert (job.status, job.attempts, job.checkpoint_scales) == (JobStatus.DONE, 2, 0)
+    result = store.get_result(job.result_id)
+    assert result.resumed_from_scale == 1
+    assert result.iterations_run == settings.steps  # only the second scale ran again
+    assert [h["scale"] for h in result.history] == [0] * 300 + [1] * 300  # one whole curve
+    assert (result.width, result.height) == (96, 64)
+    png = read_run_png(store.result_png(result.id))
+    assert png.settings == settings and png.content.name == "c.png"
+    with store.read() as session:  # the checkpoint's picture went with the run
+        assert session.get(Job, job_id).checkpoint_sha256 is None
+
+
+@pytest.mark.slow
+def test_canceling_discards_the_checkpoint(sqlite_url):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY.with_changes(size=96, scales=2, steps=400))
+    worker = start_worker(sqlite_url, "--name", "w")
+    wait_for(lambda: queue.get_job(job_id).checkpoint_scales == 1, 180, "a kept scale")
+    worker.send_signal(signal.SIGTERM)  # released: back in the queue, checkpoint kept
+    wait_exit(worker, timeout=60)
+    assert queue.get_job(job_id).checkpoint_scales == 1
+    assert queue.cancel_job(job_id).status == JobStatus.CANCELED
+    assert queue.get_job(job_id).checkpoint_scales == 0
+    retried = queue.retry_job(job_id)
+    assert (retried.status, retried.checkpoint_scales) == (JobStatus.QUEUED, 0)
+
+
+@pytest.mark.slow
+def test_a_job_that_kills_its_worker_every_time_fails_with_that_reason(sqlite_url):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY.with_changes(size=64, steps=2000))
+    for attempt in (1, 2, 3):
+        worker = start_worker(sqlite_url, "--name", f"w{attempt}")
+        wait_for(lambda: (j := queue.get_job(job_id)).attempts == attempt and j.iteration > 0,
+                 120, f"attempt {attempt} to run")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        # what a supervisor does when it sees the exit
+        queue.worker_exited(os.uname().nodename, worker.pid, "was killed by SIGKILL")
+        job = queue.get_job(job_id)
+        if attempt < 3:
+            assert job.status == JobStatus.QUEUED
+            assert "worker lost at iteration" in job.error and "SIGKILL" in job.error
+    assert job.status == JobStatus.FAILED
+    assert job.error.startswith("worker died 3 times on this job")
+
+
+@pytest.mark.slow
+def test_a_worker_measures_its_device_once_per_host(sqlite_url):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    first = subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", sqlite_url,
+                              "--device", "cpu", "--once", "--name", "first"], cwd=ROOT,
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert "measuring this device's speed" in wait_exit(first, timeout=180)
+    model = queue.calibrated()
+    assert model.per_megapixel_iteration > 0 and model.per_iteration >= 0
+    second = subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", sqlite_url,
+                               "--device", "cpu", "--once", "--name", "second"], cwd=ROOT,
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    assert "measuring" not in wait_exit(second, timeout=180)
+    assert queue.work_model() == model  # no results yet: the measured model as it is
+
+
+@pytest.mark.slow
+def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(sqlite_url):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    content, style = add_pair(store)
+    tiny = Settings(size=32, scales=1, steps=2, precision="fp32")
+    too_big = tiny.with_changes(size=4096, memory_budget=1.0)
+    with pytest.raises(InputError, match="memory budget of 1.0 GiB"):
+        queue.create_batch([content], [style], too_big)  # refused when planned
+    with store.write() as session:  # queued all the same (by an older NFX, say)
+        from nfx.queue import jobs
+        from nfx.store.models import Image
+        huge = jobs.add_job(session, content=session.get(Image, content),
+                            styles=[session.get(Image, style)], settings=too_big, priority=2)
+        session.flush()
+        huge_id = huge.id
+    good = queue.create_batch([content], [style], tiny, priority=1)
+    wait_exit(start_worker(sqlite_url, "--once", "--name", "w"), timeout=120)
+    failed = queue.get_job(huge_id)
+    assert failed.status == "failed" and "memory budget" in failed.error
+    (done,) = queue.list_jobs(batch_id=good.id)
+    assert done.status == "done"

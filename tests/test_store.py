@@ -10,8 +10,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from conftest import image_bytes, make_image, synthetic_run
-from postgres_fixture import db_url, postgres_server, postgres_url, queue, store  # noqa: F401
+from conftest import TINY, image_bytes, make_image, synthetic_run
 from sqlalchemy import create_engine, func, select, text, update
 
 
@@ -23,7 +22,6 @@ from nfx.queue import Queue
 from nfx.store import db as store_db
 from nfx.store.models import Blob, Image, Job, utcnow
 
-TINY = Settings(size=32, scales=1, steps=2, precision="fp32")
 
 
 def png(seed: int, w: int = 40, h: int = 32) -> bytes:

@@ -20,7 +20,9 @@ from nfx.errors import InputError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import (batch_label, batch_ref, field_label, plural, result_ref,
                         settings_summary, stem, styles_text, varying_fields)
+from nfx.queue.records import BatchRecord, JobRecord
 from nfx.settings import FIELDS, settings_text
+from nfx.store.records import ResultRecord
 
 __all__ = ["InputError", "Choice", "compare_choices", "Comparison", "compare",
            "batches_with_results", "batch_label", "field_label", "GridAxes", "batch_axes",
@@ -46,13 +48,17 @@ class Choice:
 def compare_choices(limit: int = 500) -> dict[int, Choice]:
     """Recent done results by id, labelled so that no two read alike."""
     cards = store().query_gallery(gallery_filter(), page=0, page_size=limit)
-    return {c.result_id: Choice(c.result_id, text, c.image_sha256)
-            for c, text in label_cards(cards)}
+    choices = {}
+    for c, text in label_cards(cards):
+        assert c.result_id is not None and c.image_sha256 is not None, \
+            "the filter's cards are done: each has its result"
+        choices[c.result_id] = Choice(c.result_id, text, c.image_sha256)
+    return choices
 
 
 @dataclass(frozen=True)
 class Comparison:
-    records: list
+    records: list[ResultRecord]
     frame: pd.DataFrame  # rows: inputs and settings; columns: "R<result id>"
     differing: list[str]  # row labels that differ
     differing_fields: list[str]  # setting names that differ
@@ -73,12 +79,12 @@ def compare(result_ids: Sequence[int]) -> Comparison:
     return Comparison(records, frame, inputs + [FIELDS[n].label for n in fields], fields)
 
 
-def batches_with_results() -> list:
+def batches_with_results() -> list[BatchRecord]:
     """Batches that have at least one finished result, newest first."""
     return [b for b in queue().list_batches() if b.counts.get(JobStatus.DONE, 0)]
 
 
-def _axis_value(job, axis: str) -> str:
+def _axis_value(job: JobRecord, axis: str) -> str:
     if axis == "content":
         return stem(job.content_name)
     if axis == "style":
@@ -190,7 +196,8 @@ def batch_parts(batch_id: int, rows: str, columns: str = NO_AXIS,
         raise InputError(f"Batch {batch_id} has no results yet.")
     cards = store().query_gallery(gallery_filter(batch_ids=(batch_id,)), page=0,
                                   page_size=max(len(jobs), 1))
-    by_result = {card.result_id: text for card, text in label_cards(cards)}
+    by_result = {card.result_id: text for card, text in label_cards(cards)
+                 if card.result_id is not None}
     title = batch_label(queue().get_batch(batch_id))
     values = {axis: sorted({_axis_value(j, axis) for j in jobs}, key=_natural)
               for axis in chosen}
@@ -202,10 +209,12 @@ def batch_parts(batch_id: int, rows: str, columns: str = NO_AXIS,
     return parts
 
 
-def _part(jobs, results, labels, rows, columns, values, title) -> GridPart:
+def _part(jobs: Sequence[JobRecord], results: dict[int, ResultRecord], labels: dict[int, str],
+          rows: str, columns: str, values: dict[str, list[str]], title: str) -> GridPart:
     row_values = values[rows]
     column_values = values[columns] if columns else [""]
-    cells, notes = {}, {}
+    cells: dict[tuple[int, int], Cell] = {}
+    notes: dict[tuple[int, int], str] = {}
     for job in sorted(jobs, key=lambda j: j.id, reverse=True):  # the newest wins a cell
         where = (row_values.index(_axis_value(job, rows)),
                  column_values.index(_axis_value(job, columns)) if columns else 0)
@@ -251,7 +260,7 @@ def grid_file_name(batch_id: int) -> str:
     return f"nfx-{batch_ref(batch_id)}-grid.png"
 
 
-def _natural(text: str):
+def _natural(text: str) -> tuple[int, float, str]:
     """Numbers sort by value (1e3 before 1e4), everything else alphabetically."""
     try:
         return (0, float(text), "")

@@ -1,5 +1,5 @@
-"""The app's Store and Queue and image bytes, kept per server process; and the queue's planning names
-the views use, imported here only, so a move of the planner touches one line.
+"""The app's Store and Queue and image bytes, kept per server process; and the queue's planning
+names the views use, imported here only, so a move of the planner touches one line.
 
 One Store per database URL (engine pool and migrations once), chosen by $NFX_DATABASE_URL.
 Blobs are content-addressed, so a cached copy can never be stale. Plain `functools` caches,

@@ -10,6 +10,7 @@ on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nfx.app.context import queue
 from nfx.queue.jobs import DEFAULT_POLL_SECONDS
@@ -18,6 +19,9 @@ from nfx.images import size_for_long_edge
 from nfx.labels import format_span
 from nfx.planning.work import WorkModel
 from nfx.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: this module itself needs no pandas
+    import pandas as pd
 
 SPREAD = (0.75, 1.3)  # the range shown around an estimate
 # A job's time outside the engine: claiming it, loading its pictures, encoding and storing
@@ -51,7 +55,7 @@ def job_seconds(content_size: tuple[int, int], settings: Settings, model: WorkMo
                          work_factors(settings)) + JOB_OVERHEAD
 
 
-def batch_estimate(plan) -> Estimate:
+def batch_estimate(plan: pd.DataFrame) -> Estimate:
     """The batch's time from its plan (nfx.app.new_batch.plan_frame), or "measuring"."""
     seconds = plan["estimate (s)"]
     if not len(plan):

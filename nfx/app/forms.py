@@ -139,6 +139,7 @@ def changed_values(values: dict[str, Any], original: Settings) -> dict[str, Any]
     if not checked.ok:
         raise InputError(checked.summary() if checked.general else
                          "; ".join(f"{field_label(n)}: {m}" for n, m in checked.errors.items()))
+    assert checked.base is not None, "an ok form has its settings"
     return {name: mine for name, (mine, _) in checked.base.differences(original).items()}
 
 

@@ -4,16 +4,18 @@ cards, and the ZIP of the current selection."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from nfx.app.context import LISTED, JobStatus, data_url, queue, store, thumbnail
 from nfx.errors import InputError
 from nfx.labels import batch_label, entry_label, job_ref, plural, result_ref, varying_fields
+from nfx.queue.records import BatchRecord
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.store import SORTS as STORE_SORTS
-from nfx.store import GalleryFilter
+from nfx.store import GalleryCard, GalleryFilter, ImageRecord
 
 __all__ = ["InputError", "PAGE_SIZES", "SORTS", "STATUSES", "JobStatus", "FilterOptions",
            "RangeFilter", "filter_options", "range_filters", "gallery_filter", "gallery_count",
@@ -32,9 +34,9 @@ EXPORT_LIMIT = 500  # results in one selection ZIP
 
 @dataclass(frozen=True)
 class FilterOptions:
-    contents: list
-    styles: list
-    batches: list
+    contents: list[ImageRecord]
+    styles: list[ImageRecord]
+    batches: list[BatchRecord]
     tags: list[str]
 
 
@@ -55,9 +57,9 @@ class RangeFilter:
     kind: str  # "int" | "ladder" | "choice"
     minimum: float = 0
     maximum: float = 0
-    options: tuple = ()
+    options: tuple[str, ...] | tuple[float, ...] = ()  # the choices, or the ladder's values
 
-    def text(self, value) -> str:
+    def text(self, value: float | str) -> str:
         return FIELDS[self.name].format(value)
 
 
@@ -80,7 +82,10 @@ def range_filters() -> list[RangeFilter]:
         if spec.kind == "choice":
             filters.append(RangeFilter(name, spec.label, spec.help, "choice",
                                        options=spec.choices))
-        elif spec.kind == "int":
+            continue
+        assert spec.minimum is not None and spec.maximum is not None, \
+            "every indexed number has its range"
+        if spec.kind == "int":
             filters.append(RangeFilter(name, spec.label, spec.help, "int", int(spec.minimum),
                                        int(spec.maximum)))
         else:
@@ -89,11 +94,13 @@ def range_filters() -> list[RangeFilter]:
     return filters
 
 
-def gallery_filter(*, content_ids=(), style_ids=(), batch_ids=(), statuses=(JobStatus.DONE,),
-                   tags=(), favourites_only=False, dates: Sequence[date] = (),
-                   ranges: dict[str, tuple] | None = None,
-                   choices: dict[str, list] | None = None, sort="newest",
-                   descending=True) -> GalleryFilter:
+def gallery_filter(*, content_ids: Iterable[int] = (), style_ids: Iterable[int] = (),
+                   batch_ids: Iterable[int] = (),
+                   statuses: Sequence[str] = (JobStatus.DONE,), tags: Iterable[str] = (),
+                   favourites_only: bool = False, dates: Sequence[date] = (),
+                   ranges: dict[str, tuple[float, float]] | None = None,
+                   choices: dict[str, Sequence[Any]] | None = None, sort: str = "newest",
+                   descending: bool = True) -> GalleryFilter:
     """A gallery query from the sidebar's values; full-range ranges and empty choices are
     dropped so they cost nothing; an inverted range is refused in one line."""
     for name, (lo, hi) in (ranges or {}).items():
@@ -101,15 +108,16 @@ def gallery_filter(*, content_ids=(), style_ids=(), batch_ids=(), statuses=(JobS
             spec = FIELDS[name]
             raise InputError(f"{spec.label}: “from” {spec.format(lo)} is above “to” "
                              f"{spec.format(hi)}; swap them to see results.")
-    ranges = {name: (lo, hi) for name, (lo, hi) in (ranges or {}).items()
-              if (lo, hi) != (FIELDS[name].minimum, FIELDS[name].maximum)}
-    choices = {name: list(values) for name, values in (choices or {}).items() if values}
+    narrowed: dict[str, tuple[float | None, float | None]] = {
+        name: (lo, hi) for name, (lo, hi) in (ranges or {}).items()
+        if (lo, hi) != (FIELDS[name].minimum, FIELDS[name].maximum)}
+    chosen = {name: list(values) for name, values in (choices or {}).items() if values}
     date_from = dates[0] if len(dates) > 0 else None  # dates mean whole days
     date_to = dates[-1] if len(dates) > 0 else None
     return GalleryFilter(content_ids=tuple(content_ids), style_ids=tuple(style_ids),
                          batch_ids=tuple(batch_ids), statuses=tuple(statuses or STATUSES),
                          tags=tuple(tags), favourites_only=favourites_only,
-                         date_from=date_from, date_to=date_to, ranges=ranges, choices=choices,
+                         date_from=date_from, date_to=date_to, ranges=narrowed, choices=chosen,
                          sort=sort, descending=descending)
 
 
@@ -119,7 +127,7 @@ def gallery_count(flt: GalleryFilter) -> int:
 
 @dataclass(frozen=True)
 class Card:
-    card: object  # GalleryCard
+    card: GalleryCard
     label: str  # 'R12 · tubingen × starry_night · Style weight 1e+04' (J17 until done)
     thumb: bytes | None
 
@@ -128,7 +136,7 @@ class Card:
         return data_url(self.thumb) if self.thumb else None
 
 
-def label_cards(cards: Sequence) -> list[tuple[object, str]]:
+def label_cards(cards: Sequence[GalleryCard]) -> list[tuple[GalleryCard, str]]:
     """Each card with its label: for a re-run, what it changed from its source result;
     else the settings that vary within its batch (or, outside any batch, among those
     shown)."""
@@ -141,8 +149,9 @@ def label_cards(cards: Sequence) -> list[tuple[object, str]]:
     for c in cards:
         ref = result_ref(c.result_id) if c.result_id else job_ref(c.job_id)
         names = varying.get(c.batch_id, []) if c.batch_id is not None else loose
+        source = sources.get(c.source_result_id) if c.source_result_id is not None else None
         out.append((c, entry_label(ref, c.content_name, c.style_names, c.settings, names,
-                                   sources.get(c.source_result_id))))
+                                   source)))
     return out
 
 

@@ -29,7 +29,8 @@ def _font(size: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.Free
         return ImageFont.load_default(size)
 
 
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, max_width: int) -> str:
+def _fit_text(draw: ImageDraw.ImageDraw, text: str,
+              font: ImageFont.ImageFont | ImageFont.FreeTypeFont, max_width: int) -> str:
     """Shorten text with an ellipsis until it fits in max_width pixels (titles only: axis
     labels wrap instead, so names are never cut)."""
     if draw.textlength(text, font=font) <= max_width:
@@ -39,7 +40,8 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, max_width: int) -> str
     return text + "…"
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, max_width: int) -> list[str]:
+def _wrap(draw: ImageDraw.ImageDraw, text: str,
+          font: ImageFont.ImageFont | ImageFont.FreeTypeFont, max_width: int) -> list[str]:
     """Lines of at most max_width pixels, broken at spaces where possible, else anywhere."""
     lines: list[str] = []
     for word in text.split(" "):
@@ -92,8 +94,8 @@ def contact_sheet(cells: Mapping[tuple[int, int], Image.Image], row_labels: Sequ
     if row_title:
         rotated = Image.new("RGB", (height - top, line), BACKGROUND)
         ImageDraw.Draw(rotated).text((gap, 0), row_title + " →", font=label_font, fill=TEXT)
-        sheet.paste(rotated.rotate(90, expand=True).transpose(Image.FLIP_TOP_BOTTOM)
-                    .transpose(Image.FLIP_LEFT_RIGHT), (0, top))
+        sheet.paste(rotated.rotate(90, expand=True).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+                    .transpose(Image.Transpose.FLIP_LEFT_RIGHT), (0, top))
     for c, lines in enumerate(column_lines):
         x = left + c * (cell_size + gap)
         for i, text in enumerate(lines):
@@ -124,8 +126,8 @@ def contact_sheet(cells: Mapping[tuple[int, int], Image.Image], row_labels: Sequ
 def _fit(image: Image.Image, size: int) -> Image.Image:
     """Scale to fit a size×size cell, up or down, keeping the aspect ratio."""
     factor = size / max(image.size)
-    return image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
-                        Image.LANCZOS)
+    return image.resize((max(1, round(image.width * factor)),
+                         max(1, round(image.height * factor))), Image.Resampling.LANCZOS)
 
 
 def stack(sheets: Sequence[Image.Image], gap: int = 16) -> Image.Image:

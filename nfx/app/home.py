@@ -6,11 +6,11 @@ from nfx.app.context import JobStatus, queue, store
 from nfx.app.gallery import Card, gallery_cards, gallery_filter
 from nfx.app.new_batch import add_sample_images, library_counts, sample_previews
 
-__all__ = ["queue_counts", "status_metrics", "library_counts", "recent_results", "add_sample_images",
-           "sample_previews", "Card"]
+__all__ = ["queue_counts", "status_metrics", "library_counts", "recent_results",
+           "add_sample_images", "sample_previews", "Card"]
 
 
-def queue_counts() -> dict[str, int]:
+def queue_counts() -> dict[JobStatus, int]:
     return queue().queue_counts()
 
 

@@ -23,7 +23,9 @@ from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import batch_ref, plural, run_text, stem, styles_text
+from nfx.queue.records import BatchRecord
 from nfx.settings import Settings, settings_text
+from nfx.store.records import ImageRecord, ResultRecord
 
 __all__ = ["InputError", "library", "library_counts", "image_label", "thumbnail", "add_uploads",
            "add_sample_images", "sample_previews", "StyleEntry", "parse_mix", "plan_jobs",
@@ -32,7 +34,7 @@ __all__ = ["InputError", "library", "library_counts", "image_label", "thumbnail"
            "new_form_token", "submission_key"]
 
 
-def library(role: str) -> list:
+def library(role: str) -> list[ImageRecord]:
     return store().list_images(role=role)
 
 
@@ -40,15 +42,17 @@ def library_counts() -> dict[str, int]:
     return {role: len(library(role)) for role in ("content", "style")}
 
 
-def image_label(record) -> str:
+def image_label(record: ImageRecord) -> str:
     return f"{record.name} · {record.width}×{record.height}"
 
 
-def add_uploads(files: Iterable[tuple[str, bytes]], role: str) -> tuple[list, list[str]]:
+def add_uploads(files: Iterable[tuple[str, bytes]], role: str
+                ) -> tuple[list[ImageRecord], list[str]]:
     """Store each uploaded file; returns (records added, one error line per refused file).
 
     A bad file never stops the good ones."""
-    added, errors = [], []
+    added: list[ImageRecord] = []
+    errors: list[str] = []
     for name, data in files:
         try:
             added.append(store().add_image(data, name=name, role=role))
@@ -127,7 +131,7 @@ def _entry(style_ids: Sequence[int], blend: Sequence[float]) -> StyleEntry:
     return StyleEntry(tuple(style_ids), tuple(blend) if len(style_ids) > 1 else ())
 
 
-def draft_from_result(record) -> BatchDraft:
+def draft_from_result(record: ResultRecord) -> BatchDraft:
     """A result's content, style (or mix) and settings, to start a new batch from."""
     return BatchDraft((record.content.id,),
                       (_entry([s.id for s in record.styles], record.settings.style_blend),),
@@ -151,7 +155,7 @@ def new_form_token() -> str:
 
 
 def submission_key(token: str, content_ids: Sequence[int], entries: Sequence[StyleEntry],
-                   base: Settings, sweep: dict[str, list], name: str | None) -> str:
+                   base: Settings, sweep: dict[str, list[Any]], name: str | None) -> str:
     """The same form, sent twice from one session (a double click, a resent request), is
     one submission: the store queues it once."""
     plan = [token, list(content_ids), [[list(e.style_ids), list(e.blend)] for e in entries],
@@ -161,7 +165,7 @@ def submission_key(token: str, content_ids: Sequence[int], entries: Sequence[Sty
 
 
 def plan_jobs(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-              sweep: dict[str, list]) -> list[PlannedJob]:
+              sweep: dict[str, list[Any]]) -> list[PlannedJob]:
     """content × style entries × sweep; a mix's weights go in its jobs' style_blend."""
     variants = sweep_variants(base, sweep)
     return [PlannedJob(c, e.style_ids, v.with_changes(style_blend=e.blend) if e.blend else v)
@@ -169,7 +173,7 @@ def plan_jobs(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: S
 
 
 def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-               sweep: dict[str, list]) -> pd.DataFrame:
+               sweep: dict[str, list[Any]]) -> pd.DataFrame:
     """The jobs a batch would queue, one row each, with what will run and an estimate."""
     columns = ["content", "style", "runs", "estimate (s)"]
     if not content_ids or not entries:
@@ -184,9 +188,10 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
             check_fits(size, job.settings)
         except InputError as exc:
             raise InputError(f"{stem(content.name)}: {exc}") from None
-        row = {"content": stem(content.name),
-               "style": styles_text([images[i].name for i in job.style_ids],
-                                    job.settings.style_blend)}
+        row: dict[str, str | float | None] = {
+            "content": stem(content.name),
+            "style": styles_text([images[i].name for i in job.style_ids],
+                                 job.settings.style_blend)}
         row.update(settings_text(job.settings, sweep, labels=True))
         row["runs"] = run_text(job.settings, size)
         row["estimate (s)"] = (None if model is None else
@@ -196,8 +201,8 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
 
 
 def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-                sweep: dict[str, list], name: str | None = None,
-                submission: str | None = None):
+                sweep: dict[str, list[Any]], name: str | None = None,
+                submission: str | None = None) -> BatchRecord:
     """Queue the planned batch (once per `submission`); InputError when nothing is picked or
     a job cannot fit its memory budget."""
     if not content_ids or not entries:
@@ -207,7 +212,7 @@ def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base:
                                         submission=submission)
 
 
-def queued_message(batch) -> str:
+def queued_message(batch: BatchRecord) -> str:
     if batch.resubmitted:
         return (f"This batch is already queued as {batch_ref(batch.id)} "
                 f"({plural(batch.job_count, 'job')}); change something to queue another.")

@@ -16,8 +16,9 @@ from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info
 from nfx.labels import batch_ref, format_duration, inputs_text, job_ref, plural, result_ref
-from nfx.run_record import read_run_png
+from nfx.run_record import InputRef, read_run_png
 from nfx.settings import Settings
+from nfx.store.records import ImageRecord
 
 __all__ = ["InputError", "PngInputs", "inspect", "queue_again", "settings_frame", "thumbnail",
            "facts_text", "same_run_note"]
@@ -28,11 +29,11 @@ class PngInputs:
     settings: Settings
     content_name: str | None  # as recorded in the PNG
     style_names: list[str]
-    content: object | None  # ImageRecord found in the library
-    styles: list  # ImageRecord | None per recorded style
+    content: ImageRecord | None  # found in the library
+    styles: list[ImageRecord | None]  # per recorded style
     facts: dict[str, Any]  # the rest of nfx:info (losses, seconds, device...)
     result_id: int | None = None  # this run's result in the gallery, if it is there
-    recorded: tuple = ()  # the InputRefs the PNG records (name, sha256, colour profile)
+    recorded: tuple[InputRef, ...] = ()  # what the PNG records (name, sha256, colour profile)
 
     @property
     def title(self) -> str:
@@ -64,7 +65,7 @@ def inspect(data: bytes, name: str = "image") -> PngInputs:
     except InputError:
         raise InputError(f"{name}: no NFX settings in this file; PNG info reads PNGs that "
                          "NFX made.") from None
-    def find(ref, role: str):
+    def find(ref: InputRef, role: str) -> ImageRecord | None:
         return store().image_by_sha256(ref.sha256, role) if ref.sha256 else None
 
     result_id = store().find_result(
@@ -127,10 +128,12 @@ def queue_again(found: PngInputs, values: dict[str, Any]) -> str:
     """Queue the PNG's run with the widget values that changed; the message to show."""
     if found.missing:
         raise InputError(found.missing[0])
+    content, styles = found.content, [s for s in found.styles if s is not None]
+    assert content is not None and len(styles) == len(found.styles), "none is missing"
     changes = changed_values(values, found.settings)
     settings = found.settings.with_changes(**changes)
     batch = queue().create_planned_batch(
-        [PlannedJob(found.content.id, tuple(s.id for s in found.styles), settings)], settings,
+        [PlannedJob(content.id, tuple(s.id for s in styles), settings)], settings,
         name=f"again: {found.title}", force=not changes)
     (job,) = queue().list_jobs(batch_id=batch.id, limit=1)
     if job.status == JobStatus.DONE:

@@ -20,6 +20,7 @@ from nfx.images import size_for_long_edge
 from nfx.labels import (batch_label, batch_ref, entry_label, format_duration, job_ref,
                         run_text, settings_summary)
 from nfx.planning.pyramid import scale_sizes
+from nfx.queue.records import BatchRecord, JobRecord, WorkerRecord
 from nfx.settings import Settings
 from nfx.store.models import utcnow
 
@@ -40,7 +41,7 @@ NO_WORKER = ("No worker is running, so the queued jobs will wait. Restart `pytho
 
 @dataclass(frozen=True)
 class JobRow:
-    job: object  # JobRecord
+    job: JobRecord
     label: str  # 'J17 · chelsea × the_scream · Style weight 1e+04'
     runs: str  # '96 px, 2 scales × 20 steps', the scales that will run
     note: str = ""  # what happened to its worker, if anything: never a frozen "Running"
@@ -52,7 +53,7 @@ class JobRow:
 class BatchProgress:
     """One batch's jobs by state, for its progress bar."""
 
-    batch: object  # BatchRecord
+    batch: BatchRecord
     label: str
 
     def count(self, status: JobStatus) -> int:
@@ -82,18 +83,18 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class QueueSnapshot:
-    counts: dict[str, int]
+    counts: dict[JobStatus, int]
     running: list[JobRow]
     queued: list[JobRow]
     failed: list[JobRow]
     canceled: list[JobRow]
-    workers: list
+    workers: list[WorkerRecord]
     warning: str | None  # jobs wait and no worker is alive, nor being restarted, to run them
     notice: str | None  # a worker is starting, calibrating or being restarted
     batches: list[BatchProgress]
 
 
-def job_note(job, now: datetime) -> str:
+def job_note(job: JobRecord, now: datetime) -> str:
     """'worker lost at iteration 40 (…); requeued', or for a running job whose heartbeats
     stopped, 'worker not responding: requeued in 12 s'."""
     if job.status == JobStatus.RUNNING and job.heartbeat_at and job.lease_until:
@@ -103,7 +104,7 @@ def job_note(job, now: datetime) -> str:
             left = max((job.lease_until - now).total_seconds(), 0.0)
             return f"worker not responding: requeued in {left:.0f} s unless it comes back"
         return ""
-    notes = []
+    notes: list[str] = []
     if job.status == JobStatus.QUEUED and job.error:  # why it is back in the queue
         notes.append(job.error)
     if job.status == JobStatus.QUEUED and job.checkpoint_scales:
@@ -111,12 +112,12 @@ def job_note(job, now: datetime) -> str:
     return " · ".join(notes)
 
 
-def progress_text(job, content_size: tuple[int, int] | None) -> str:
+def progress_text(job: JobRecord, content_size: tuple[int, int] | None) -> str:
     """Where a running job is: its scale and that scale's size, the iteration, and the time
     left as its worker measures it (its pace over the work done, weighted by cost)."""
     if not job.total_iterations:
         return "starting: loading the images and the network"
-    parts = []
+    parts: list[str] = []
     settings = job.settings
     if content_size:
         sizes = scale_sizes(size_for_long_edge(content_size, settings.size), settings.scales)
@@ -129,7 +130,7 @@ def progress_text(job, content_size: tuple[int, int] | None) -> str:
     return " · ".join(parts)
 
 
-def attempt_text(job) -> str:
+def attempt_text(job: JobRecord) -> str:
     """' · attempt 2 of 3' for a job that has run before: a running job's attempt is the
     one under way, a queued job's the one it will make next."""
     if job.status == JobStatus.RUNNING and job.attempts > 1:
@@ -144,7 +145,7 @@ def settings_text_of(settings: Settings) -> str:
     return settings_summary(settings, list(settings.differences(Settings())))
 
 
-def job_rows(jobs: Sequence) -> list[JobRow]:
+def job_rows(jobs: Sequence[JobRecord]) -> list[JobRow]:
     """Jobs labelled with the settings that vary within each one's batch (a re-run: what it
     changed from its source)."""
     varying = store().batch_varying([j.batch_id for j in jobs if j.batch_id is not None])
@@ -155,9 +156,11 @@ def job_rows(jobs: Sequence) -> list[JobRow]:
     rows = []
     for job in jobs:
         size = sizes.get(job.content_id)
+        batch_varying = varying.get(job.batch_id, []) if job.batch_id is not None else []
+        source = (sources.get(job.source_result_id) if job.source_result_id is not None
+                  else None)
         rows.append(JobRow(job, entry_label(job_ref(job.id), job.content_name, job.style_names,
-                                            job.settings, varying.get(job.batch_id, []),
-                                            sources.get(job.source_result_id)),
+                                            job.settings, batch_varying, source),
                            run_text(job.settings, size) + attempt_text(job),
                            job_note(job, now),
                            progress_text(job, size) if job.status == JobStatus.RUNNING else "",
@@ -165,8 +168,8 @@ def job_rows(jobs: Sequence) -> list[JobRow]:
     return rows
 
 
-def worker_notice(workers: Sequence, waiting: bool, now: datetime) -> tuple[str | None,
-                                                                           str | None]:
+def worker_notice(workers: Sequence[WorkerRecord], waiting: bool, now: datetime
+                  ) -> tuple[str | None, str | None]:
     """(warning, notice): a warning only when queued jobs wait and no worker is alive or
     being restarted; a notice while a worker starts, measures its device, or was just lost
     and is being restarted by its supervisor."""
@@ -179,11 +182,11 @@ def worker_notice(workers: Sequence, waiting: bool, now: datetime) -> tuple[str 
             return None, ("The worker is measuring this machine's speed for time estimates "
                           "(a few seconds, once per machine); then it starts on the queue.")
         return None, "The worker is starting: loading the network (a few seconds)."
-    died = [w for w in workers if w.stopped_at and w.exit_cause
+    died = [(w.stopped_at, w) for w in workers if w.stopped_at and w.exit_cause
             and now - w.stopped_at < RESTART_WINDOW]
     if died:
-        last = max(died, key=lambda w: w.stopped_at)
-        ago = format_duration((now - last.stopped_at).total_seconds())
+        stopped_at, last = max(died, key=lambda found: found[0])
+        ago = format_duration((now - stopped_at).total_seconds())
         return None, (f"Worker {last.name} {last.exit_cause} {ago} ago; its supervisor "
                       "restarts it, and its job goes on from the last finished scale.")
     return (NO_WORKER if waiting else None), None
@@ -235,7 +238,7 @@ def queue_snapshot(limit: int = 50) -> QueueSnapshot:
                          warning=warning, notice=notice, batches=followed_batches())
 
 
-def workers_frame(workers: Sequence) -> pd.DataFrame:
+def workers_frame(workers: Sequence[WorkerRecord]) -> pd.DataFrame:
     """Live workers with what they report doing, and the last few stopped ones with why
     they stopped."""
     return pd.DataFrame([{"worker": w.name, "state": str(w.state) if w.alive else "stopped",
@@ -245,7 +248,7 @@ def workers_frame(workers: Sequence) -> pd.DataFrame:
                           "last seen": w.last_seen} for w in workers])
 
 
-def _exit_text(worker) -> str:
+def _exit_text(worker: WorkerRecord) -> str:
     if worker.alive:
         return ""
     if worker.exit_cause:
@@ -253,7 +256,7 @@ def _exit_text(worker) -> str:
     return "stopped" if worker.stopped_at else "not responding (its lease ran out)"
 
 
-def job(job_id: int):
+def job(job_id: int) -> JobRecord:
     return queue().get_job(job_id)
 
 
@@ -277,7 +280,7 @@ def move_to_front(job_id: int) -> str | None:
 def retry_job(job_id: int, values: dict[str, Any] | None = None) -> str | None:
     """Queue a failed or canceled job again; with widget `values`, under the settings that
     changed. None when done, else why not (in one line)."""
-    def retry(i: int):
+    def retry(i: int) -> JobRecord:
         changes = changed_values(values, queue().get_job(i).settings) if values else None
         return queue().retry_job(i, changes)
     return _action(retry, job_id)

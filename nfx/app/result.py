@@ -12,6 +12,9 @@ from nfx.app.forms import changed_values, settings_frame
 from nfx.app.new_batch import BatchDraft, draft_from_result
 from nfx.errors import InputError
 from nfx.labels import entry_label, file_stem, job_ref, result_ref
+from nfx.queue.records import JobRecord
+from nfx.settings import Settings
+from nfx.store.records import ResultRecord
 
 __all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption", "neighbours",
            "result_png", "png_file_name", "history_chart", "LossChart", "settings_frame",
@@ -19,7 +22,7 @@ __all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption
            "rerun", "rerun_message", "draft", "BatchDraft"]
 
 
-def result(result_id: int):
+def result(result_id: int) -> ResultRecord:
     return store().get_result(result_id)
 
 
@@ -27,20 +30,20 @@ def image_bytes(sha256: str) -> bytes:
     return blob(sha256)
 
 
-def _varying(record) -> list[str]:
+def _varying(record: ResultRecord) -> list[str]:
     if record.batch_id is None:
         return []
     return store().batch_varying([record.batch_id]).get(record.batch_id, [])
 
 
-def _source(record):
+def _source(record: ResultRecord) -> Settings | None:
     """A re-run's source settings (None when it is not one, or its source was deleted)."""
     if record.source_result_id is None:
         return None
     return store().result_settings([record.source_result_id]).get(record.source_result_id)
 
 
-def label(record) -> str:
+def label(record: ResultRecord) -> str:
     """'R12 · tubingen × starry_night · Style weight 1e+04'; a re-run says what it changed
     ('R21 · chelsea × starry_night · Style weight 10 → 30')."""
     return entry_label(result_ref(record.id), record.content.name,
@@ -48,7 +51,7 @@ def label(record) -> str:
                        _source(record))
 
 
-def caption(record) -> str:
+def caption(record: ResultRecord) -> str:
     resumed = (f" · resumed after scale {record.resumed_from_scale} (a worker was lost)"
                if record.resumed_from_scale else "")
     return (f"{record.width}×{record.height} · {record.seconds:.1f} s on {record.device} "
@@ -69,7 +72,7 @@ def result_png(result_id: int) -> bytes:
     return store().result_png(result_id)
 
 
-def png_file_name(record) -> str:
+def png_file_name(record: ResultRecord) -> str:
     """'nfx-R20_chelsea_the-scream_style_weight-30.png': the result's label, never the
     number of the job that made it."""
     return "nfx-" + file_stem(result_ref(record.id), record.content.name,
@@ -82,7 +85,7 @@ def draft(result_id: int) -> BatchDraft:
     return draft_from_result(result(result_id))
 
 
-def history_chart(record) -> LossChart:
+def history_chart(record: ResultRecord) -> LossChart:
     return loss_chart(record.history)
 
 
@@ -116,13 +119,14 @@ def delete_result(result_id: int) -> None:
     store().delete_result(result_id)
 
 
-def rerun(result_id: int, values: dict[str, Any]):
+def rerun(result_id: int, values: dict[str, Any]) -> JobRecord:
     """Queue a new job from a result's settings with the widget values that changed."""
     changes = changed_values(values, result(result_id).settings)
     return queue().rerun(result_id, changes)
 
 
-def rerun_message(job) -> str:
+def rerun_message(job: JobRecord) -> str:
     if job.status == JobStatus.DONE:
+        assert job.result_id is not None, "a done job has its result"
         return f"Same as an earlier run: {job_ref(job.id)} re-uses {result_ref(job.result_id)}."
     return f"Queued {job_ref(job.id)}; follow it on the Queue page."

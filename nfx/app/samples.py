@@ -35,7 +35,7 @@ def _smooth_noise(height: int, width: int, rng: np.random.Generator,
         cells = 2 ** (octave + 2)
         grid = rng.random((cells + 1, cells + 1))
         layer = Image.fromarray((grid * 255).astype(np.uint8)).resize(
-            (width, height), Image.BICUBIC)
+            (width, height), Image.Resampling.BICUBIC)
         total += amplitude * np.asarray(layer, dtype=float) / 255
         norm += amplitude
         amplitude /= 2
@@ -108,7 +108,8 @@ def still_life(width: int = 512, height: int = 384) -> Image.Image:
             draw.ellipse([cx - rr - offset, cy - rr - offset, cx + rr - offset, cy + rr - offset],
                          fill=tuple(int(c * shade + 40 * (1 - step / 12)) for c in colour))
     draw.polygon([(width * 0.5, height * 0.3), (width * 0.58, height * 0.3),
-                  (width * 0.62, height * 0.62), (width * 0.46, height * 0.62)], fill=(40, 80, 140))
+                  (width * 0.62, height * 0.62), (width * 0.46, height * 0.62)],
+                 fill=(40, 80, 140))
     draw.ellipse([width * 0.47, height * 0.26, width * 0.61, height * 0.33], fill=(30, 60, 110))
     return image.filter(ImageFilter.SMOOTH_MORE)
 

@@ -21,7 +21,7 @@ COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.queue_cmds", "nfx.cli.app_cmd
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), like every other error."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"nfx: error: {message} (see {self.prog} --help)\n")
 
 

@@ -15,7 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from nfx.cli.options import add_db_option
 from nfx.errors import InputError
@@ -84,7 +87,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def start_worker(db_url: str | None, device: str, env: dict[str, str]) -> subprocess.Popen:
+def start_worker(db_url: str | None, device: str, env: dict[str, str]
+                 ) -> subprocess.Popen[bytes]:
     """A worker in its own session: Ctrl-C or a signal to this process group reaches only us,
     and we pass on exactly one SIGTERM (a worker takes a second signal as "die now", which
     would leave its job marked running until the lease runs out)."""
@@ -92,7 +96,8 @@ def start_worker(db_url: str | None, device: str, env: dict[str, str]) -> subpro
                             start_new_session=True, preexec_fn=_die_with_parent)
 
 
-def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
+def _supervise(args: argparse.Namespace, count: int, keep_going: Callable[[], int | None]
+               ) -> int:
     """Run `count` supervised workers while keep_going() is true; stop them all after."""
     from nfx.queue import open_queue
     from nfx.queue.supervisor import Supervisor
@@ -100,7 +105,8 @@ def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
     env = child_environment(args.db)
     queue = open_queue(args.db)  # fails here, in one line, if the database is unusable
 
-    def on_terminate(signum, frame):  # turn SIGTERM into the same clean stop as Ctrl-C
+    # turn SIGTERM into the same clean stop as Ctrl-C
+    def on_terminate(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_terminate)
@@ -122,7 +128,7 @@ def _supervise(args: argparse.Namespace, count: int, keep_going) -> int:
 
 def run_app(args: argparse.Namespace) -> int:
     env = child_environment(args.db)
-    app: subprocess.Popen | None = None
+    app: subprocess.Popen[bytes] | None = None
 
     def app_running() -> int | None:
         nonlocal app

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from nfx.cli.options import add_db_option, add_settings_options, settings_changes
 from nfx.errors import InputError
 from nfx.images import load_image
 from nfx.run_record import InputRef, StoredRun, read_run_png, run_png
 from nfx.settings import Settings
-from nfx.store import db, open_store
+from nfx.store import Store, db, open_store
+
+if TYPE_CHECKING:  # torch: imported late, so that `--help` stays fast
+    from nfx.engine import Progress
 
 # A picture ready to run: what the PNG will name it by, and its pixels.
-Picture = tuple[InputRef, object]
+Picture = tuple[InputRef, Image.Image]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,7 +100,7 @@ def _recorded_inputs(stored: StoredRun, args: argparse.Namespace
     return pictures[0], pictures[1:]
 
 
-def _find(ref: InputRef, role: str, store, url: str) -> Picture:
+def _find(ref: InputRef, role: str, store: Store | None, url: str) -> Picture:
     if store is not None and ref.sha256 and store.image_by_sha256(ref.sha256, role):
         return ref, load_image(store.blob(ref.sha256), ref.name)
     if ref.path and Path(ref.path).is_file():
@@ -126,7 +132,7 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
     # tqdm's time left holds at every scale: a big run's last scale is most of its time.
     with tqdm(total=1.0, disable=args.quiet, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]") as bar:
-        def on_progress(progress) -> None:
+        def on_progress(progress: Progress) -> None:
             how = f" in {progress.tile} px tiles" if progress.tile else ""
             if progress.optimizer != settings.optimizer:  # L-BFGS would not fit the memory
                 how += f", {OPTIMISER_NAMES[progress.optimizer]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from nfx.errors import InputError
@@ -14,7 +15,7 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
                         help="database URL (default: $NFX_DATABASE_URL, else data/nfx.db)")
 
 
-def _option_type(spec: FieldSpec):
+def _option_type(spec: FieldSpec) -> Callable[[str], Any]:  # Any: the setting's own type
     """spec.parse, reporting bad values the way argparse expects."""
     def parse(text: str) -> Any:
         try:

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from nfx.errors import InputError, NFXError
 from nfx.settings import FIELDS, parse_sweep
 from nfx.store.export import loss_columns
 from nfx.queue.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
+from nfx.queue.records import JobRecord
 from nfx.status import STATUSES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     batch = subparsers.add_parser(
@@ -103,14 +106,15 @@ def run_batch(args: argparse.Namespace) -> int:
         sweep[name] = values
     contents = [_read(p) for p in args.content]
     styles = [_read(p) for p in args.style]
-    batch = open_queue(args.db).create_batch_from_uploads(contents, styles, base, sweep, name=args.name,
-                                            force=args.force, priority=args.priority)
+    batch = open_queue(args.db).create_batch_from_uploads(contents, styles, base, sweep,
+                                                          name=args.name, force=args.force,
+                                                          priority=args.priority)
     print(f"batch {batch.id}: {batch.job_count} jobs queued"
           + (f" ({batch.reused_count} reused from earlier runs)" if batch.reused_count else ""))
     return 0
 
 
-def jobs_table(jobs) -> pd.DataFrame:
+def jobs_table(jobs: Iterable[JobRecord]) -> pd.DataFrame:
     rows = []
     for job in jobs:
         row = {"job_id": job.id, "batch_id": job.batch_id, "status": job.status,

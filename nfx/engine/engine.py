@@ -90,7 +90,9 @@ class Engine:
     def _model(self, weights: str | None) -> VGG19Features:
         # A private copy: moving the process-wide model to a device would move it for all.
         model = copy.deepcopy(load_vgg(weights))
-        return model.to(self.device, memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads of it do not say so
+        return model.to(self.device,  # type: ignore[call-overload]
+                        memory_format=torch.channels_last)
 
     def _initial(self, content: Image.Image, styles: Sequence[Image.Image],
                  size: tuple[int, int], s: Settings) -> torch.Tensor:

@@ -18,12 +18,24 @@ of style layers does not change what `style_weight` means either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from nfx.engine.vgg import preprocess
+
+# autograd's context object: torch adds saved_tensors to it, and the functions here their own
+# attributes (a floor), none of which its stubs declare
+AutogradContext = Any
+
+
+def tensor_sum(terms: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sum of one or more tensors, added in order (as sum() does, without its int 0)."""
+    result = terms[0]
+    for term in terms[1:]:
+        result = result + term
+    return result
 
 
 def _rows(features: torch.Tensor) -> torch.Tensor:
@@ -48,13 +60,13 @@ class _Gram(torch.autograd.Function):
     iteration)."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: AutogradContext, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)
         rows = _rows(features)
         return (rows.T @ rows).float() / rows.shape[0]
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: AutogradContext, grad: torch.Tensor) -> torch.Tensor:
         (features,) = ctx.saved_tensors
         channels, pixels = features.shape[1], features.shape[2] * features.shape[3]
         weight = ((grad + grad.T) / pixels).to(features.dtype).view(channels, channels, 1, 1)
@@ -76,7 +88,7 @@ class _CentredMoments(torch.autograd.Function):
     per iteration."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor):
+    def forward(ctx: AutogradContext, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = features.mean((0, 2, 3), dtype=torch.float32)
         centre = mean.to(features.dtype)  # what is subtracted, exactly, in the features' dtype
         rows = _rows(features - centre.view(1, -1, 1, 1))
@@ -85,7 +97,8 @@ class _CentredMoments(torch.autograd.Function):
         return cov, mean
 
     @staticmethod
-    def backward(ctx, grad_cov: torch.Tensor, grad_mean: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: AutogradContext, grad_cov: torch.Tensor, grad_mean: torch.Tensor
+                 ) -> torch.Tensor:
         features, centre = ctx.saved_tensors
         channels, pixels = features.shape[1], features.shape[2] * features.shape[3]
         weight = (grad_cov + grad_cov.T) / pixels
@@ -122,10 +135,15 @@ def raw_moments(features: torch.Tensor) -> Moments:
 def blend(targets: Sequence[dict[str, Moments]], weights: Sequence[float]) -> dict[str, Moments]:
     """One target per layer from several style images' raw moments (weights normalised)."""
     weights = list(weights) or [1.0] * len(targets)
-    total = sum(weights) or 1.0
-    return {layer: Moments(*(sum(w / total * t[layer][i] for w, t in zip(weights, targets))
-                             for i in range(2)))
-            for layer in targets[0]}
+    weight_sum = sum(weights) or 1.0
+    shares = [w / weight_sum for w in weights]
+
+    def mix(layer: str, part: int) -> torch.Tensor:
+        values = [t[layer][part] for t in targets]
+        assert all(v is not None for v in values), "raw moments always have their means"
+        return tensor_sum([s * v for s, v in zip(shares, values) if v is not None])
+
+    return {layer: Moments(mix(layer, 0), mix(layer, 1)) for layer in targets[0]}
 
 
 class ContentLoss(nn.Module):
@@ -134,6 +152,8 @@ class ContentLoss(nn.Module):
     The target is kept in the precision it was computed in: in bf16 it is the features'
     own rounding, and half the memory (relu4_2 of an 8192×6144 image is 0.75 GiB in bf16).
     The difference is taken in fp32."""
+
+    target: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, layer: str, target: torch.Tensor) -> None:
         super().__init__()
@@ -193,9 +213,12 @@ class LayeredStyleLoss(nn.Module):
 
     def from_moments(self, moments: dict[str, Moments]) -> torch.Tensor:
         """The loss from each weighted layer's Moments."""
-        return sum(weight * self.distance(moments[layer], index)
-                   for index, (layer, weight) in enumerate(zip(self.layers, self.weights))
-                   if weight)
+        terms = [weight * self.distance(moments[layer], index)
+                 for index, (layer, weight) in enumerate(zip(self.layers, self.weights))
+                 if weight]
+        if not terms:  # every layer weighted 0: still a tensor, which the optimiser detaches
+            return next(self.buffers()).new_zeros(())
+        return tensor_sum(terms)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.from_moments({layer: self.moments(features[layer])
@@ -228,7 +251,8 @@ class _TraceSqrtWhitened(torch.autograd.Function):
     Four C×C products in all, where autograd's graph of the same made five."""
 
     @staticmethod
-    def forward(ctx, cov: torch.Tensor, root: torch.Tensor, floor: float) -> torch.Tensor:
+    def forward(ctx: AutogradContext, cov: torch.Tensor, root: torch.Tensor, floor: float
+                ) -> torch.Tensor:
         inner = root @ cov @ root
         values, vectors = torch.linalg.eigh((inner + inner.T) / 2)
         values = values.clamp_min(0)
@@ -237,7 +261,7 @@ class _TraceSqrtWhitened(torch.autograd.Function):
         return values.sqrt().sum()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: AutogradContext, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         values, whitened = ctx.saved_tensors
         factor = grad / (2 * values.clamp_min(ctx.floor).sqrt())
         return (whitened * factor) @ whitened.T, None, None
@@ -260,6 +284,7 @@ class WassersteinStyleLoss(LayeredStyleLoss):
     RIDGE = 1e-2
 
     def prepare(self, target: Moments) -> dict[str, torch.Tensor]:
+        assert target.mean is not None, "a style target's raw moments have their means"
         mean = target.mean.double()
         cov = target.second.double() - torch.outer(mean, mean)
         ridge = self.RIDGE * cov.trace().clamp_min(1e-12) / cov.shape[0]
@@ -300,7 +325,7 @@ class _TotalVariation(torch.autograd.Function):
     image-sized tensor is the gradient itself."""
 
     @staticmethod
-    def forward(ctx, image: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: AutogradContext, image: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(image)
         total = image.new_zeros(())
         with torch.autocast(image.device.type, enabled=False):
@@ -310,7 +335,7 @@ class _TotalVariation(torch.autograd.Function):
         return total
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: AutogradContext, grad: torch.Tensor) -> torch.Tensor:
         (image,) = ctx.saved_tensors
         gradient = torch.zeros_like(image)
         with torch.autocast(image.device.type, enabled=False):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nfx.engine.losses import ContentLoss, LayeredStyleLoss, TVLoss, vgg_features
+from nfx.engine.losses import ContentLoss, LayeredStyleLoss, TVLoss, tensor_sum, vgg_features
 from nfx.layers import in_order
 
 TERMS = ("content", "style", "tv")
@@ -42,7 +42,7 @@ class Objective(nn.Module):
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """The weighted sum of the terms' values."""
-        return sum(self.terms[name].weight * value for name, value in terms.items())
+        return tensor_sum([self.terms[name].weight * value for name, value in terms.items()])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = vgg_features(self.model, image, self.layers, self.pooling)

@@ -58,7 +58,9 @@ def optimize(objective: Objective | TiledObjective, pixels: torch.Tensor, optimi
         return loss.detach() * gain
 
     for step in range(steps):
-        step_rule.step(closure)
+        # both optimisers take a closure returning a tensor (L-BFGS float()s it); the stubs
+        # say float
+        step_rule.step(closure)  # type: ignore[arg-type]
         step_rule.param_groups[0]["lr"] = 1.0 if lbfgs else optimizer.learning_rate
         if not lbfgs:
             with torch.no_grad():

@@ -92,7 +92,7 @@ class Targets:
         assumes; untiled plans tile only a target that would not fit whole (a style image
         enlarged by style_scale)."""
         if plan is None or plan.tile:
-            return plan and plan.tile
+            return None if plan is None else plan.tile
         height, width = pixels.shape[2:]
         return budget.forward_tile(width, height, s, precision,
                                    plan.estimate - budget.PROCESS_BYTES)

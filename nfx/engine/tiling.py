@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from nfx.engine.losses import Moments, gram, vgg_features
+from nfx.engine.losses import AutogradContext, Moments, gram, vgg_features
 from nfx.engine.objective import Objective
 from nfx.layers import layer as vgg_layer
 from nfx.planning.tile_grid import Block, blocks
@@ -50,7 +50,9 @@ class _MomentSums:
     """A layer's first and second moments summed over blocks, in fp64."""
 
     def __init__(self) -> None:
-        self.count, self.first, self.second = 0, 0.0, 0.0
+        self.count = 0
+        self.first: torch.Tensor | float = 0.0  # a tensor once a block is added
+        self.second: torch.Tensor | float = 0.0
 
     def add(self, features: torch.Tensor, centred: bool) -> None:
         count = features.shape[2] * features.shape[3]
@@ -65,20 +67,26 @@ class _MomentSums:
         self.first = self.first + count * mean.double()
         self.second = self.second + count * second
 
+    def _averages(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first, second) moments averaged over the positions of every block added."""
+        assert isinstance(self.first, torch.Tensor) and isinstance(self.second, torch.Tensor), \
+            "every image has at least one block"
+        return self.first / self.count, self.second / self.count
+
     def moments(self, centred: bool) -> Moments:
-        mean = self.first / self.count
-        second = self.second / self.count
+        mean, second = self._averages()
         if centred:
             return Moments((second - torch.outer(mean, mean)).float(), mean.float())
         return Moments(second.float(), None)
 
     def raw(self) -> Moments:
         """The raw moments (Gram and mean): a style target, as nfx.engine.losses.raw_moments."""
-        return Moments(self.moments(False).second, (self.first / self.count).float())
+        return Moments(self.moments(False).second, self._averages()[0].float())
 
 
 def _interiors(model: nn.Module, image: torch.Tensor, tiles: list[Block],
-               layers: Sequence[str], pooling: str) -> Iterator[tuple[Block, dict]]:
+               layers: Sequence[str], pooling: str
+               ) -> Iterator[tuple[Block, dict[str, torch.Tensor]]]:
     for block in tiles:
         features = vgg_features(model, block.pixels(image), layers, pooling)
         yield block, {layer: interior(features[layer], block, layer) for layer in layers}
@@ -88,8 +96,9 @@ def raw_moments(model: nn.Module, image: torch.Tensor, layers: Sequence[str], po
                 tile: int) -> dict[str, Moments]:
     """nfx.engine.losses.raw_moments of each layer, computed block by block (no gradient)."""
     sums = {layer: _MomentSums() for layer in layers}
+    height, width = image.shape[2:]
     with torch.no_grad():
-        for _, features in _interiors(model, image, blocks(*image.shape[2:], tile, layers),
+        for _, features in _interiors(model, image, blocks(height, width, tile, layers),
                                       layers, pooling):
             for layer in layers:
                 sums[layer].add(features[layer], centred=False)
@@ -101,8 +110,9 @@ def features(model: nn.Module, image: torch.Tensor, layer: str, pooling: str,
     """One layer's features of the whole image, in the precision they are computed in,
     assembled from block interiors."""
     out = None
+    height, width = image.shape[2:]
     with torch.no_grad():
-        for block, found in _interiors(model, image, blocks(*image.shape[2:], tile, [layer]),
+        for block, found in _interiors(model, image, blocks(height, width, tile, [layer]),
                                        [layer], pooling):
             if out is None:
                 stride = vgg_layer(layer).stride
@@ -111,6 +121,7 @@ def features(model: nn.Module, image: torch.Tensor, layer: str, pooling: str,
                                       dtype=found[layer].dtype)
             rows, cols = block.world(vgg_layer(layer).stride)
             out[..., rows, cols] = found[layer]
+    assert out is not None, "every image has at least one block"
     return out
 
 
@@ -121,13 +132,14 @@ class _Known(torch.autograd.Function):
     (0.56 GiB at 8192×6144). So the backward can run once only, as the engine's does."""
 
     @staticmethod
-    def forward(ctx, image: torch.Tensor, value: torch.Tensor,
+    def forward(ctx: AutogradContext, image: torch.Tensor, value: torch.Tensor,
                 gradient: torch.Tensor) -> torch.Tensor:
         ctx.gradient = gradient
         return value.clone()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: AutogradContext, grad: torch.Tensor
+                 ) -> tuple[torch.Tensor, None, None]:
         gradient, ctx.gradient = ctx.gradient, None
         if gradient is None:
             raise RuntimeError("a tiled objective's gradient can be taken once only")
@@ -144,7 +156,7 @@ class TiledObjective(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         o = self.objective
-        tiles = blocks(*image.shape[2:], self.tile, o.layers)
+        tiles = blocks(image.shape[2], image.shape[3], self.tile, o.layers)
         want_grad = torch.is_grad_enabled() and image.requires_grad
         source, image = image, image.detach()
         style_layers = o.style.weighted_layers
@@ -165,8 +177,11 @@ class TiledObjective(nn.Module):
                 kept = (block, pixels, found)
             del found
 
-        moments = {layer: Moments(*(t.requires_grad_(want_grad) if t is not None else None
-                                    for t in sums[layer].moments(o.style.centred)))
+        def as_leaves(m: Moments) -> Moments:
+            return Moments(m.second.requires_grad_(want_grad),
+                           m.mean.requires_grad_(want_grad) if m.mean is not None else None)
+
+        moments = {layer: as_leaves(sums[layer].moments(o.style.centred))
                    for layer in style_layers}
         pixels = image.detach().requires_grad_(want_grad)  # an alias: TV copies nothing
         with torch.enable_grad():
@@ -182,40 +197,50 @@ class TiledObjective(nn.Module):
         leaves = [t for m in moments.values() for t in m if t is not None]
         found_grads = torch.autograd.grad(total, [pixels, *leaves], allow_unused=True)
         gradient = found_grads[0]
-        style_grads, position = {}, 1
+        style_grads: dict[str, tuple[torch.Tensor, ...]] = {}
+        position = 1
         for layer in style_layers:
             width = 1 + o.style.centred
             style_grads[layer] = found_grads[position:position + width]
             position += width
-        order = [kept] + [(block, None, None) for block in tiles[:-1]]
+        assert kept is not None, "with gradient, pass 1 kept its last block"
+        order: list[tuple[Block, torch.Tensor | None, dict[str, torch.Tensor] | None]] = [
+            kept, *[(block, None, None) for block in tiles[:-1]]]
         kept = None
         while order:  # pass 2: backpropagate block by block, holding one block's graph
-            block, pixels, found = order.pop(0)
-            if found is None:
-                pixels = block.pixels(image).clone().requires_grad_(True)
+            block, block_pixels, block_found = order.pop(0)
+            if block_pixels is None or block_found is None:
+                block_pixels = block.pixels(image).clone().requires_grad_(True)
                 with torch.enable_grad():
-                    found = vgg_features(o.model, pixels, o.layers, o.pooling)
-            outputs, grads = self._feature_gradients(found, block, moments, style_grads, sums)
+                    block_found = vgg_features(o.model, block_pixels, o.layers, o.pooling)
+            outputs, grads = self._feature_gradients(block_found, block, moments, style_grads,
+                                                     sums)
             torch.autograd.backward(outputs, grads)
-            gradient[..., block.region[0], block.region[1]] += pixels.grad
-            del found, outputs, grads
+            assert block_pixels.grad is not None, "the block's features depend on its pixels"
+            gradient[..., block.region[0], block.region[1]] += block_pixels.grad
+            del block_found, outputs, grads
         return _Known.apply(source, total.detach(), gradient), terms
 
-    def _content_difference(self, found: dict, block: Block) -> torch.Tensor:
+    def _content_difference(self, found: dict[str, torch.Tensor], block: Block
+                            ) -> torch.Tensor:
         """The content term's F − Fₜ over the block's interior."""
         content = self.objective.content
         rows, cols = block.world(vgg_layer(content.layer).stride)
         return content.difference(interior(found[content.layer], block, content.layer),
                                   rows, cols)
 
-    def _feature_gradients(self, found: dict, block: Block, moments: dict, style_grads: dict,
-                           sums: dict) -> tuple[list, list]:
+    def _feature_gradients(self, found: dict[str, torch.Tensor], block: Block,
+                           moments: dict[str, Moments],
+                           style_grads: dict[str, tuple[torch.Tensor, ...]],
+                           sums: dict[str, _MomentSums]
+                           ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The closed-form gradient of the total with respect to each used layer's features in
         this block: zero in the margin; in the interior, for G = Σ f fᵀ / N (or Σ the
         covariance about μ), (S + Sᵀ)(f − μ)/N + dμ/N with S = dLoss/dG and dμ = dLoss/dμ,
         plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖²."""
         o = self.objective
-        outputs, grads = [], []
+        outputs: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
         for layer in sorted({*o.style.weighted_layers, o.content.layer}):
             feature = found[layer]
             inner = interior(feature, block, layer)
@@ -227,7 +252,9 @@ class TiledObjective(nn.Module):
                     weight = ((second + second.T) / n).to(feature.dtype)
                     centre = inner
                     if rest:
-                        centre = inner - moments[layer].mean.detach().to(
+                        mean = moments[layer].mean
+                        assert mean is not None, "a centred loss's moments have their means"
+                        centre = inner - mean.detach().to(
                             feature.dtype).view(1, -1, 1, 1)
                     grad = nn.functional.conv2d(centre, weight.view(*weight.shape, 1, 1))
                     if rest and rest[0] is not None:

@@ -30,8 +30,8 @@ def conv_names() -> list[str]:
 class VGG19Features(nn.Module):
     """The conv/ReLU/pool stack, running only as deep as the deepest layer asked for.
 
-    `forward(x, layers, pooling)` takes an image batch already in Caffe space (see `preprocess`) and
-    returns {relu name: activation}."""
+    `forward(x, layers, pooling)` takes an image batch already in Caffe space (see
+    `preprocess`) and returns {relu name: activation}."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ class PlannedJob:
     settings: Settings
 
 
-def sweep_variants(base: Settings, sweep: dict[str, Sequence[Any]] | None) -> list[Settings]:
+def sweep_variants(base: Settings, sweep: Mapping[str, Sequence[Any]] | None) -> list[Settings]:
     """Every combination of the swept values applied to `base` (validated)."""
     sweep = {name: list(values) for name, values in (sweep or {}).items()}
     for name, values in sweep.items():
@@ -38,7 +38,7 @@ def sweep_variants(base: Settings, sweep: dict[str, Sequence[Any]] | None) -> li
 
 
 def plan_batch(content_ids: Sequence[int], style_ids: Sequence[int], base: Settings,
-               sweep: dict[str, Sequence[Any]] | None = None) -> list[PlannedJob]:
+               sweep: Mapping[str, Sequence[Any]] | None = None) -> list[PlannedJob]:
     """contents × styles × sweep combinations; each job has one content and one style."""
     if not content_ids:
         raise InputError("a batch needs at least one content image")

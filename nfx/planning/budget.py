@@ -2,11 +2,11 @@
 
 Memory grows with the image: the activations that one forward-backward pass through VGG-19
 keeps, and the optimiser's full-size vectors (for L-BFGS, two per history pair). Over the
-budget, the run is optimised in tiles (nfx.engine.tiling: the same result, activations of one tile at
-a time; Galerne, Raad, Lezama & Morel, "Scaling Painting Style Transfer", 2024), so only the
-image-sized vectors still grow with the image. A run that cannot fit even in the smallest tile
-is refused with one line naming the size that would fit, before anything is allocated, rather
-than being killed by the OOM killer mid-run (and its worker with it).
+budget, the run is optimised in tiles (nfx.engine.tiling: the same result, activations of one
+tile at a time; Galerne, Raad, Lezama & Morel, "Scaling Painting Style Transfer", 2024), so
+only the image-sized vectors still grow with the image. A run that cannot fit even in the
+smallest tile is refused with one line naming the size that would fit, before anything is
+allocated, rather than being killed by the OOM killer mid-run (and its worker with it).
 
 The L-BFGS history is capped in bytes (HISTORY_BYTES): 20 pairs at 4096×3072 would be 6 GB of
 fp32 vectors. The cap depends on the image size only, never on the machine, so the same
@@ -175,6 +175,7 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
     content = _activations(width, height, [s.content_layer])[-1]
     target = content[0] * content[1] * content[2] * (2 if precision == "bf16" else 4)
     graph = graph_bytes(*region, s, precision)
+    evaluation: float
     if tile is None:
         evaluation = UNTILED_VECTORS * vector + graph
     else:
@@ -221,9 +222,9 @@ def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """How one scale runs within the memory budget: untiled (tile None) or in tiles; with which optimiser (the
-    settings', or Adam where L-BFGS cannot fit); the L-BFGS history; the estimate behind
-    it."""
+    """How one scale runs within the memory budget: untiled (tile None) or in tiles; with
+    which optimiser (the settings', or Adam where L-BFGS cannot fit); the L-BFGS history; the
+    estimate behind it."""
 
     tile: int | None
     optimizer: str
@@ -275,7 +276,9 @@ def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
             f"{final[0]}×{final[1]} px needs about {gib(smallest)} {layout} with "
             f"{OPTIMISER_NAMES[leanest]}, over the memory budget of {gib(budget)}; "
             f"the largest size that fits is {fits} px (long edge)")
-    return plans
+    fitted = {size: found for size, found in plans.items() if found is not None}
+    assert len(fitted) == len(plans), "a smaller scale needs no more memory than the largest"
+    return fitted
 
 
 def check_fits(content_size: tuple[int, int], s: Settings) -> None:

@@ -2,16 +2,20 @@
 
 Blocks must start on the pooling grid (multiples of the deepest layer's stride) and carry a
 margin of at least that layer's receptive-field reach, so that their interior features equal
-the untiled ones (see nfx.engine.tiling). Kept apart from the evaluation so that the memory plan and
-the app's time estimates can lay out blocks without loading torch.
+the untiled ones (see nfx.engine.tiling). Kept apart from the evaluation so that the memory
+plan and the app's time estimates can lay out blocks without loading torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nfx.layers import layer
+
+if TYPE_CHECKING:  # for annotations only: this module must not load torch
+    import torch
 
 
 def grid(layers: Sequence[str]) -> tuple[int, int]:
@@ -38,14 +42,19 @@ class Block:
 
     def local(self, stride: int) -> tuple[slice, slice]:
         """The interior in this block's feature coordinates at a layer of this stride."""
-        return tuple(slice((i.start - t.start) // stride, -(-(i.stop - t.start) // stride))
-                     for t, i in zip(self.region, self.interior))
+        def span(t: slice, i: slice) -> slice:
+            return slice((i.start - t.start) // stride, -(-(i.stop - t.start) // stride))
+
+        return span(self.region[0], self.interior[0]), span(self.region[1], self.interior[1])
 
     def world(self, stride: int) -> tuple[slice, slice]:
         """The interior in the whole image's feature coordinates."""
-        return tuple(slice(i.start // stride, -(-i.stop // stride)) for i in self.interior)
+        def span(i: slice) -> slice:
+            return slice(i.start // stride, -(-i.stop // stride))
 
-    def pixels(self, image):
+        return span(self.interior[0]), span(self.interior[1])
+
+    def pixels(self, image: torch.Tensor) -> torch.Tensor:
         """The block's computed region of an (…, H, W) image tensor."""
         return image[..., self.region[0], self.region[1]]
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
@@ -216,7 +216,7 @@ def _lost(session: Session, job: Job, why: str, now: datetime) -> None:
         job.error = f"worker lost at iteration {iteration} ({why}); requeued"
 
 
-def _locked(session: Session, query):
+def _locked(session: Session, query: Select[Job]) -> Sequence[Job]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Job, skip_locked=True)
     return session.scalars(query).all()
@@ -260,6 +260,7 @@ def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECON
         if job_id is None:
             return None
         job = session.get(Job, job_id)
+        assert job is not None, "the id was just selected, in this transaction"
         if not job.force and (result := finished_result(session, job.input_digest)):
             mark_reused(job, result)  # an identical job finished while this one waited
             session.flush()
@@ -289,7 +290,7 @@ def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECON
                      settings=Settings.from_json(job.settings_json), checkpoint=checkpoint)
 
 
-def _owned(claim: Claim):
+def _owned(claim: Claim) -> ColumnElement[bool]:
     return ((Job.id == claim.job_id) & (Job.status == JobStatus.RUNNING)
             & (Job.worker == claim.worker) & (Job.attempts == claim.attempt))
 
@@ -304,10 +305,12 @@ def _owned_job(session: Session, claim: Claim) -> Job | None:
 def heartbeat(session: Session, claim: Claim, lease: float, **progress: Any) -> Ownership:
     """Extend the lease (and record progress, if given); say whether to go on."""
     now = utcnow()
-    owned = session.execute(
+    # an UPDATE's result is a CursorResult (it has rowcount), which Session.execute's
+    # signature does not say
+    owned = cast(CursorResult, session.execute(
         update(Job).where(_owned(claim))
         .values(heartbeat_at=now, lease_until=now + timedelta(seconds=lease), **progress)
-    ).rowcount
+    )).rowcount
     session.execute(update(Worker).where(Worker.name == claim.worker).values(last_seen=now))
     if not owned:
         return Ownership.LOST

@@ -9,7 +9,7 @@ records (`nfx.queue.records`).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,7 +48,7 @@ class Queue:
     # --- batches and jobs ----------------------------------------------------------------
 
     def create_batch(self, content_ids: Sequence[int], style_ids: Sequence[int],
-                     base: Settings, sweep: dict[str, Sequence[Any]] | None = None,
+                     base: Settings, sweep: Mapping[str, Sequence[Any]] | None = None,
                      name: str | None = None, force: bool = False,
                      priority: int = 0, submission: str | None = None) -> BatchRecord:
         """contents × styles × sweep as one batch; jobs identical to a finished one reuse its
@@ -59,7 +59,7 @@ class Queue:
 
     def create_batch_from_uploads(self, contents: Sequence[tuple[str, bytes]],
                                   styles: Sequence[tuple[str, bytes]], base: Settings,
-                                  sweep: dict[str, Sequence[Any]] | None = None,
+                                  sweep: Mapping[str, Sequence[Any]] | None = None,
                                   name: str | None = None, force: bool = False,
                                   priority: int = 0) -> BatchRecord:
         """Uploads and the batch in one transaction: a bad file leaves nothing behind."""
@@ -90,7 +90,7 @@ class Queue:
             return _job_record(session, job)
 
     def create_planned_batch(self, plan: Sequence[planner.PlannedJob], base: Settings,
-                             sweep: dict[str, Sequence[Any]] | None = None,
+                             sweep: Mapping[str, Sequence[Any]] | None = None,
                              name: str | None = None, force: bool = False,
                              priority: int = 0, submission: str | None = None) -> BatchRecord:
         """A batch of jobs planned by the caller: for entries `plan_batch` cannot express,
@@ -171,7 +171,7 @@ class Queue:
         `changes`, under those settings (a memory budget that fits, fewer steps, ...)."""
         return self._job_action(lambda session, i: jobs.retry(session, i, changes), job_id)
 
-    def _job_action(self, action, job_id: int) -> JobRecord:
+    def _job_action(self, action: Callable[[Session, int], Job], job_id: int) -> JobRecord:
         with self.store.write() as session:
             job = action(session, job_id)
             session.flush()
@@ -300,7 +300,7 @@ def _submitted(session: Session, submission: str | None) -> BatchRecord | None:
 
 
 def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settings,
-                  sweep: dict[str, Sequence[Any]] | None, name: str | None, force: bool,
+                  sweep: Mapping[str, Sequence[Any]] | None, name: str | None, force: bool,
                   priority: int, submission: str | None) -> BatchRecord:
     ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
     images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(ids)))}
@@ -328,6 +328,7 @@ def _batch_record(session: Session, batch: Batch) -> BatchRecord:
         Job.batch_id == batch.id).group_by(Job.status)).all())
     reused = session.scalar(select(func.count()).where(Job.batch_id == batch.id,
                                                       Job.reused.is_(True)))
+    assert reused is not None, "COUNT always returns a row"
     return BatchRecord(id=batch.id, name=batch.name, created_at=batch.created_at,
                        job_count=sum(counts.values()), reused_count=reused, counts=counts,
                        base=Settings.from_json(batch.base_settings_json),
@@ -338,7 +339,8 @@ def _job_records(session: Session, jobs: Sequence[Job]) -> list[JobRecord]:
     result_ids = {j.result_id for j in jobs if j.result_id is not None}
     seconds = dict(session.execute(select(Result.id, Result.seconds)
                                    .where(Result.id.in_(result_ids))).all()) if result_ids else {}
-    return [_job_record(session, j, seconds.get(j.result_id)) for j in jobs]
+    return [_job_record(session, j, seconds.get(j.result_id) if j.result_id is not None else None)
+            for j in jobs]
 
 
 def _job_record(session: Session, job: Job, seconds: float | None = None) -> JobRecord:

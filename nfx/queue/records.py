@@ -17,7 +17,7 @@ class BatchRecord:
     created_at: datetime
     job_count: int
     reused_count: int
-    counts: dict[str, int] = field(default_factory=dict)  # jobs by status
+    counts: dict[JobStatus, int] = field(default_factory=dict)  # jobs by status
     resubmitted: bool = False  # this form submission had queued it already: nothing new
     base: Settings | None = None  # the settings it was planned from
     sweep: dict[str, list[Any]] = field(default_factory=dict)  # and the values swept

@@ -40,7 +40,7 @@ def exit_cause(returncode: int) -> str:
 class Slot:
     """One worker position: the process now in it, and when to restart it."""
 
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     backoff: float = FIRST_BACKOFF_SECONDS
     restart_at: float = 0.0
@@ -50,8 +50,8 @@ class Slot:
 class Supervisor:
     """Starts `count` workers with `start()` and keeps them running while `poll()` is called."""
 
-    def __init__(self, count: int, start: Callable[[], subprocess.Popen], queue: Queue,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, count: int, start: Callable[[], subprocess.Popen[bytes]],
+                 queue: Queue, log: Callable[[str], None] | None = None) -> None:
         self.slots = [Slot() for _ in range(max(count, 0))]
         self._start, self.queue = start, queue
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -61,8 +61,10 @@ class Supervisor:
         for slot in self.slots:
             self._launch(slot)
 
-    def _launch(self, slot: Slot) -> None:
+    def _launch(self, slot: Slot) -> subprocess.Popen[bytes]:
+        """Start a worker in `slot`; returns its process (now the slot's)."""
         slot.process, slot.started = self._start(), time.monotonic()
+        return slot.process
 
     def poll(self) -> None:
         """Notice dead workers, and restart those whose backoff has passed."""
@@ -73,10 +75,11 @@ class Supervisor:
                 self._died(index, slot, process, now)
             if slot.process is None and now >= slot.restart_at:
                 slot.restarts += 1
-                self._launch(slot)
-                self.log(f"nfx: worker {index + 1} restarted (pid {slot.process.pid})")
+                started = self._launch(slot)
+                self.log(f"nfx: worker {index + 1} restarted (pid {started.pid})")
 
-    def _died(self, index: int, slot: Slot, process: subprocess.Popen, now: float) -> None:
+    def _died(self, index: int, slot: Slot, process: subprocess.Popen[bytes], now: float
+              ) -> None:
         cause = exit_cause(process.returncode)
         if now - slot.started >= HEALTHY_AFTER_SECONDS:
             slot.backoff = FIRST_BACKOFF_SECONDS

@@ -17,8 +17,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -132,9 +134,11 @@ class JobRun:
         now = time.monotonic()
         seconds_left = self.seconds_left(progress.fraction, now)
         if now - self.last_write >= self.options.progress_interval:
-            values = dict(progress=progress.fraction, iteration=progress.iteration,
-                          total_iterations=progress.total_iterations,
-                          seconds_left=seconds_left, losses=dict(progress.losses))
+            # Any: the job's columns to update, each of its own type
+            values: dict[str, Any] = dict(
+                progress=progress.fraction, iteration=progress.iteration,
+                total_iterations=progress.total_iterations, seconds_left=seconds_left,
+                losses=dict(progress.losses))
             if self.pending_preview is not None:
                 values["preview_png"] = plain_png(self.pending_preview)
                 self.pending_preview = None
@@ -209,7 +213,7 @@ def _free_device_memory() -> None:
 def install_stop_signals(stop: threading.Event) -> None:
     """SIGTERM/SIGINT ask for a clean stop; a second one stops at once."""
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
@@ -219,7 +223,8 @@ def install_stop_signals(stop: threading.Event) -> None:
         signal.signal(signum, handler)
 
 
-def work_model(queue: Queue, engine: Engine, name: str, log) -> WorkModel | None:
+def work_model(queue: Queue, engine: Engine, name: str, log: Callable[[str], None]
+               ) -> WorkModel | None:
     """This device's speed for time estimates: measured once per host and device (a few
     seconds of real runs), then reused by the workers that start after."""
     known = queue.calibrated(socket.gethostname(), str(engine.device))
@@ -235,7 +240,8 @@ def work_model(queue: Queue, engine: Engine, name: str, log) -> WorkModel | None
 
 
 def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
-               stop: threading.Event | None = None, log=print) -> dict[str, int]:
+               stop: threading.Event | None = None, log: Callable[[str], None] = print
+               ) -> dict[str, int]:
     """Work the queue until stopped, out of jobs (`once`) or at `max_jobs`; returns how many
     jobs ended each way."""
     stop = stop or threading.Event()

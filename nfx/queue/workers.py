@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -45,7 +46,7 @@ def ready(session: Session, name: str, device: str, work: WorkModel | None) -> N
 
 def seen(session: Session, name: str, *, stopped: bool = False,
          state: WorkerState | None = None) -> None:
-    values: dict = {"last_seen": utcnow()}
+    values: dict[str, Any] = {"last_seen": utcnow()}  # Any: columns of their own types
     if state is not None:
         values["state"] = state
     if stopped:
@@ -77,6 +78,7 @@ def calibrated(session: Session, host: str | None = None, device: str | None = N
     worker = session.scalar(query.order_by(Worker.started_at.desc()).limit(1))
     if worker is None:
         return None
+    assert worker.work_per_megapixel_iteration is not None, "selected for having one"
     return WorkModel(worker.work_per_megapixel_iteration, worker.work_per_iteration or 0.0,
                      worker.work_per_scale or 0.0)
 
@@ -100,6 +102,6 @@ def _state(worker: Worker) -> str:
     return worker.state
 
 
-def _alive(worker: Worker, now) -> bool:
+def _alive(worker: Worker, now: datetime) -> bool:
     return (worker.stopped_at is None
             and now - worker.last_seen < timedelta(seconds=worker.lease_seconds))

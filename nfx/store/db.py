@@ -8,14 +8,16 @@ read-then-write the same rows (the queue's claim depends on it).
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 import nfx
 from nfx.errors import InputError
@@ -46,7 +48,7 @@ def resolve_url(url: str | None = None, *, create: bool = True) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def sqlite_path(url) -> Path | None:
+def sqlite_path(url: str | URL) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -79,7 +81,7 @@ def create_db_engine(url: str) -> Engine:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:
+    def on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -89,7 +91,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(connection) -> None:
+    def on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
@@ -102,7 +104,9 @@ def writer(engine: Engine) -> Engine:
 
 
 def head_revision() -> str:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None, "the migrations have a head (one branch, never empty)"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -120,7 +124,9 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     sqlite = engine.dialect.name == "sqlite"
     with writer(engine).connect() as connection:
         if sqlite:  # only outside a transaction does this pragma take effect
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+            driver = connection.connection.driver_connection
+            assert driver is not None, "an open connection has the driver's"
+            driver.execute("PRAGMA foreign_keys = OFF")
         try:
             with connection.begin():
                 if not sqlite:
@@ -134,4 +140,6 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                     raise RuntimeError("migration left rows with broken foreign keys")
         finally:
             if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+                driver = connection.connection.driver_connection
+                assert driver is not None, "an open connection has the driver's"
+                driver.execute("PRAGMA foreign_keys = ON")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from nfx.errors import InputError
 from nfx.settings import INDEXED_FIELDS
@@ -52,14 +52,14 @@ def _as_datetime(value: date | datetime, *, end: bool) -> datetime:
         datetime.combine(value, time())
 
 
-def _indexed(name: str):
+def _indexed(name: str) -> InstrumentedAttribute[Any]:
     if name not in INDEXED_FIELDS:
         raise InputError(f"cannot filter on {name!r}; filterable settings are: "
                          + ", ".join(INDEXED_FIELDS))
     return setting_column(name)
 
 
-def made_at():
+def made_at() -> ColumnElement[datetime]:
     """When a card's result was made (for an unfinished job: when it was queued)."""
     return func.coalesce(Job.finished_at, Job.created_at)
 
@@ -104,7 +104,7 @@ def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
     return where
 
 
-def order(flt: GalleryFilter) -> list:
+def order(flt: GalleryFilter) -> list[UnaryExpression[Any]]:
     if flt.sort not in SORTS:
         raise InputError(f"cannot sort by {flt.sort!r}; choose one of " + ", ".join(SORTS))
     if flt.sort == "newest":  # unfinished jobs first (newest work), then results by when made

@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Text, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column,
+                            relationship)
+from sqlalchemy.types import TypeEngine
 
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.status import JobStatus
@@ -196,14 +198,16 @@ class Worker(Base):
 
 # --- one indexed column per INDEXED_FIELDS setting ------------------------------------------
 
-SETTING_TYPES = {"int": Integer, "float": Float, "choice": String(32)}
+# Any: the columns hold ints, floats or strings, by the setting
+SETTING_TYPES: dict[str, type[TypeEngine[Any]] | TypeEngine[Any]] = {
+    "int": Integer, "float": Float, "choice": String(32)}
 
 
 def setting_column_name(field: str) -> str:
     return f"s_{field}"
 
 
-def setting_column_type(field: str):
+def setting_column_type(field: str) -> type[TypeEngine[Any]] | TypeEngine[Any]:
     return SETTING_TYPES[FIELDS[field].kind]
 
 
@@ -213,6 +217,6 @@ for _field in INDEXED_FIELDS:
                           nullable=True))
 
 
-def setting_column(field: str):
+def setting_column(field: str) -> InstrumentedAttribute[Any]:
     """The Job attribute holding an indexed setting."""
     return getattr(Job, setting_column_name(field))

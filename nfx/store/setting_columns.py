@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Connection, bindparam, inspect, select, update
+from sqlalchemy import Column, Connection, Table, bindparam, inspect, select, update
 
 from nfx.settings import INDEXED_FIELDS, Settings
 from nfx.store.models import Job, setting_column_name, setting_column_type
@@ -36,6 +36,7 @@ def sync_setting_columns(connection: Connection) -> list[str]:
     rows = connection.execute(select(Job.__table__.c.id, Job.__table__.c.settings_json)).all()
     if rows:
         table = Job.__table__
+        assert isinstance(table, Table), "a declarative model's __table__ is a Table"
         statement = (update(table).where(table.c.id == bindparam("job_id"))
                      .values({setting_column_name(f): bindparam(f"v_{f}") for f in missing}))
         params = []

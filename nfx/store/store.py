@@ -122,6 +122,7 @@ class Store:
                                    .where(Job.batch_id.in_(ids)).distinct()).all()
         settings: dict[int, list[Settings]] = {}
         for batch_id, text in rows:
+            assert batch_id is not None, "only jobs of these batches were selected"
             settings.setdefault(batch_id, []).append(Settings.from_json(text))
         return {batch_id: varying_fields(group) for batch_id, group in settings.items()}
 
@@ -140,7 +141,9 @@ class Store:
     def count_results(self) -> int:
         """Results in the gallery (a result re-used by several jobs counts once)."""
         with self.read() as session:
-            return session.scalar(select(func.count()).select_from(Result))
+            count = session.scalar(select(func.count()).select_from(Result))
+        assert count is not None, "COUNT always returns a row"
+        return count
 
     # --- gallery -------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from conftest import make_image
 from nfx.queue import open_queue
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"

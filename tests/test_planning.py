@@ -1,75 +1,23 @@
-"""The memory plan (nfx.planning.budget): estimates against measured peaks, tiling chosen by the budget,
-and runs over budget refused at once with one line, in the engine and in a worker."""
+"""Planning, free of torch: batches, the pyramid, the memory plan and its tiles, time
+estimates."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from nfx.planning import budget
+from conftest import TINY
 from nfx.app.estimates import JOB_OVERHEAD, job_seconds
-from nfx.engine import Engine
 from nfx.errors import InputError
+from nfx.layers import layer as vgg_layer
+from nfx.planning import budget
+from nfx.planning.batch import PlannedJob, plan_batch
 from nfx.planning.pyramid import scale_sizes
+from nfx.planning.tile_grid import blocks, grid
 from nfx.planning.work import WorkModel
 from nfx.settings import Settings
-from nfx.store import open_store
-from nfx.queue import Queue
 
-from conftest import make_image
-from test_worker import add_pair, start_worker, wait_exit
-
-ROOT = Path(__file__).resolve().parent.parent
 GIB = 2**30
-
-PEAK_SCRIPT = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from conftest import make_image
-from nfx.planning import budget
-from nfx.engine import Engine, resolve_precision
-from nfx.settings import Settings
-size, tile, low = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "low"
-engine = Engine("cpu")
-settings = Settings(size=size, scales=1, steps=2, tile=tile, memory_budget=64)
-content = make_image(size, size * 3 // 4, seed=1)
-precision = resolve_precision(settings.precision, engine.device)
-if low:  # a budget just under L-BFGS's need in the smallest tile: the run falls back to Adam
-    need = budget.estimate(*content.size, settings, precision,
-                           budget.smallest_tile(*content.size, settings))
-    settings = settings.with_changes(memory_budget=(need - 2**20) / budget.GIB)
-plan = budget.plan(*content.size, settings, precision, budget.budget_bytes(settings))
-result = engine.stylize(content, [make_image(96, 96, seed=2)], settings)
-peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
-            if line.startswith("VmHWM"))
-print(json.dumps([peak, budget.estimate(*content.size, settings, precision, plan.tile, pairs=1,
-                                        optimizer=plan.optimizer), result.optimizers]))
-"""
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(device="cpu")
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("size, tile, memory", [(384, 0, "roomy"), (768, 0, "roomy"),
-                                                (768, 512, "roomy"), (384, 0, "low")])
-def test_estimate_is_within_30_percent_of_the_measured_peak(size, tile, memory):
-    """Each run in a fresh interpreter, so that its peak RSS is its own. "low": a budget
-    that L-BFGS cannot fit even in tiles, so the run goes to Adam in tiles."""
-    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(Path(__file__).parent),
-                           str(size), str(tile), memory], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
-    peak, guess, optimizers = json.loads(done.stdout.strip().splitlines()[-1])
-    assert optimizers == (["adam"] if memory == "low" else ["lbfgs"])
-    assert 0.7 * peak <= guess <= 1.3 * peak, (peak / GIB, guess / GIB)
 
 
 def test_tiles_only_over_the_budget_and_shortens_the_history_only_when_huge():
@@ -160,50 +108,64 @@ def test_the_apps_job_estimate_counts_the_tiles_its_budget_will_need():
                                   + JOB_OVERHEAD)
 
 
-def test_a_run_over_budget_is_refused_with_one_line_before_any_work(engine):
-    content, style = make_image(64, 48, seed=1), make_image(40, 40, seed=2)
-    # 1 GiB: too little for 2048×1536 even with Adam in 256 px tiles (64 px ones would fit,
-    # at ~15x the time of an iteration: hours, so the plan does not go there)
-    settings = Settings(size=2048, scales=2, memory_budget=1.0)
-    misses, started = engine.cache.misses, time.perf_counter()
-    with pytest.raises(InputError) as caught:
-        engine.stylize(content, [style], settings)
-    message = str(caught.value)
-    assert "\n" not in message and "memory budget of 1.0 GiB" in message
-    assert "even in 256 px tiles with Adam" in message
-    assert engine.cache.misses == misses  # no target computed, nothing allocated
-    assert time.perf_counter() - started < 5
-    fits = int(message.split("fits is ")[1].split(" px")[0])
-    assert 64 <= fits < 2048
-    final = (fits, fits * 3 // 4)
-    assert budget.plan(*final, settings, "bf16", GIB) is not None
-    assert budget.plan(fits + 16, (fits + 16) * 3 // 4, settings, "bf16", GIB) is None
-
-
-def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(sqlite_url):
-    store = open_store(sqlite_url)
-    queue = Queue(store)
-    content, style = add_pair(store)
-    tiny = Settings(size=32, scales=1, steps=2, precision="fp32")
-    too_big = tiny.with_changes(size=4096, memory_budget=1.0)
-    with pytest.raises(InputError, match="memory budget of 1.0 GiB"):
-        queue.create_batch([content], [style], too_big)  # refused when planned
-    with store.write() as session:  # queued all the same (by an older NFX, say)
-        from nfx.queue import jobs
-        from nfx.store.models import Image
-        huge = jobs.add_job(session, content=session.get(Image, content),
-                            styles=[session.get(Image, style)], settings=too_big, priority=2)
-        session.flush()
-        huge_id = huge.id
-    good = queue.create_batch([content], [style], tiny, priority=1)
-    wait_exit(start_worker(sqlite_url, "--once", "--name", "w"), timeout=120)
-    failed = queue.get_job(huge_id)
-    assert failed.status == "failed" and "memory budget" in failed.error
-    (done,) = queue.list_jobs(batch_id=good.id)
-    assert done.status == "done"
-
-
 def test_a_budget_below_the_process_itself_says_so_rather_than_naming_a_size():
     settings = Settings(size=512, memory_budget=0.5)
     with pytest.raises(InputError, match="fits no image: NFX itself needs about 0.59 GiB"):
         budget.plan_run([(512, 384)], settings, "bf16", None)
+
+
+def test_receptive_reach_and_grid_by_hand():
+    # relu1_1: one 3x3 conv reaches 1 px; relu5_1 (4 pools, 13 convs): 70 px beyond its
+    # 16 px cell, so blocks start on multiples of 16 with a margin of 80.
+    assert vgg_layer("relu1_1").reach == 1 and vgg_layer("relu1_1").stride == 1
+    assert vgg_layer("relu2_1").reach == 4 and vgg_layer("relu2_1").stride == 2
+    assert vgg_layer("relu5_1").reach == 70 and vgg_layer("relu5_1").stride == 16
+    assert grid(["relu1_1", "relu4_2", "relu5_1"]) == (16, 80)
+    assert grid(["relu1_1", "relu2_1"]) == (2, 4)
+
+
+@pytest.mark.parametrize("layer", ["relu1_1", "relu3_1", "relu5_1"])
+def test_block_interiors_partition_every_layer(layer):
+    """Interiors cover each layer once and start on the pooling grid (so that interior
+    features are the untiled ones)."""
+    width, height, stride = 227, 101, vgg_layer(layer).stride
+    covered = torch.zeros(-(-height // stride), -(-width // stride), dtype=torch.int32)
+    for block in blocks(height, width, 48, ["relu5_1"]):
+        rows, cols = block.world(stride)
+        covered[rows, cols] += 1
+        assert block.interior[0].start % 16 == 0 and block.interior[1].start % 16 == 0
+        assert block.region[0].start % 16 == 0 and block.region[1].start % 16 == 0
+        local = block.local(stride)
+        assert all(lo.stop - lo.start == w.stop - w.start for lo, w in zip(local, (rows, cols)))
+    assert bool((covered == 1).all())
+
+
+def test_plan_batch_is_the_product():
+    plan = plan_batch([1, 2], [3, 4, 5], TINY, {"style_weight": [1e4, 1e5], "size": [32, 64]})
+    assert len(plan) == 2 * 3 * 2 * 2
+    assert len({(p.content_id, p.style_ids, p.settings) for p in plan}) == 24
+    assert {p.settings.size for p in plan} == {32, 64}
+    assert all(p.settings.steps == 2 and len(p.style_ids) == 1 for p in plan)
+    assert plan_batch([1], [2], TINY) == [PlannedJob(1, (2,), TINY)]
+
+
+@pytest.mark.parametrize("contents, styles, sweep, message", [
+    ([], [1], {}, "content image"),
+    ([1], [], {}, "style image"),
+    ([1], [2], {"colour": [1]}, "unknown setting"),
+    ([1], [2], {"style_layers": [("relu1_1",)]}, "cannot be swept"),
+    ([1], [2], {"size": []}, "no values"),
+    ([1], [2], {"size": [8]}, "size"),
+])
+def test_plan_batch_refuses_bad_input(contents, styles, sweep, message):
+    with pytest.raises(InputError, match=message):
+        plan_batch(contents, styles, TINY, sweep)
+
+
+def test_scale_sizes_double_up_to_the_final_size():
+    assert scale_sizes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]
+    assert scale_sizes((64, 48), 4) == [(32, 24), (64, 48)]  # nothing under 32 px
+    model = WorkModel(per_megapixel_iteration=2.0, per_iteration=0.01, per_scale=0.5)
+    seconds = model.seconds((64, 48), Settings(size=64, scales=4, steps=10))
+    # the estimate follows suit: two scales of 10 steps each
+    assert seconds == pytest.approx(2.0 * (32 * 24 + 64 * 48) / 1e6 * 10 + 2 * (10 * 0.01 + 0.5))

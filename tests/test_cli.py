@@ -1,27 +1,25 @@
-"""`python -m nfx run/rerun` end to end, as a user runs them."""
+"""`python -m nfx`, as a user runs it: run and rerun, the queue's commands, bad input in
+one line."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
+import zipfile
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from PIL import Image, PngImagePlugin
 
+from conftest import (TINY, image_bytes, make_image, run_nfx, start_worker, synthetic_run,
+                      wait_exit)
 from nfx.images import INFO_KEY, SETTINGS_KEY, read_png_info, read_png_settings
+from nfx.queue import Queue
 from nfx.run_record import read_run_png
 from nfx.settings import FIELDS, Settings
-
-from conftest import make_image
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def nfx(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nfx", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+from nfx.status import JobStatus
+from nfx.store import open_store
 
 
 def input_files(folder: Path, style_name: str = "s.png") -> tuple[Path, Path]:
@@ -33,15 +31,16 @@ def input_files(folder: Path, style_name: str = "s.png") -> tuple[Path, Path]:
 
 
 def test_help_shows_every_setting_with_default_and_range():
-    out = nfx("run", "--help").stdout
+    out = run_nfx("run", "--help").stdout
     assert "--style-weight" in out and "(default: 10; range [0, 1e+09])" in out
     assert f"range [16, {FIELDS['size'].maximum}]" in out and "{lbfgs,adam}" in out
 
 
+@pytest.mark.slow
 def test_run_then_rerun_from_the_png_alone(tmp_path):
     content, style = input_files(tmp_path, style_name="s.jpg")
     out = tmp_path / "out.png"
-    done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
                "--scales", "2", "--style-weight", "5e3")
     assert done.returncode == 0, done.stderr
     assert "iteration 3/3" in done.stderr and "100%" in done.stderr  # the tqdm bar, by work
@@ -54,14 +53,14 @@ def test_run_then_rerun_from_the_png_alone(tmp_path):
 
     again = tmp_path / "again.png"
     empty_db = f"sqlite:///{tmp_path / 'none.db'}"  # no gallery: the recorded files serve
-    done = nfx("rerun", str(out), "-o", str(again), "--steps", "2", "--quiet", "--db", empty_db)
+    done = run_nfx("rerun", str(out), "-o", str(again), "--steps", "2", "--quiet", "--db", empty_db)
     assert done.returncode == 0, done.stderr
     rerun = read_png_settings(again)
     assert rerun == settings.with_changes(steps=2)
     assert not (tmp_path / "none.db").exists()  # a lookup creates no database
 
     content.write_bytes(b"changed")  # the recorded file is no longer that picture
-    done = nfx("rerun", str(out), "-o", str(tmp_path / "x.png"), "--db", empty_db)
+    done = run_nfx("rerun", str(out), "-o", str(tmp_path / "x.png"), "--db", empty_db)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "content image c.png (sha256" in done.stderr and "--content" in done.stderr
 
@@ -77,6 +76,7 @@ OLD_SETTINGS_JSON = (
     '"style_scale": 1.0, "style_weight": 5000.0, "tv_weight": 0.0001}')
 
 
+@pytest.mark.slow
 def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
     """Old settings keep their numbers (the style weight's scale changed, as its help says)
     and take the new fields' defaults."""
@@ -91,24 +91,26 @@ def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
     assert stored.style_loss == "gram"
 
     again = tmp_path / "again.png"
-    done = nfx("rerun", str(old), "-o", str(again), "--quiet")
+    done = run_nfx("rerun", str(old), "-o", str(again), "--quiet")
     assert done.returncode == 0, done.stderr
     assert read_png_settings(again) == stored
     assert Image.open(again).size == (48, 32)
 
 
+@pytest.mark.slow
 def test_run_with_the_wasserstein_style_loss(tmp_path):
     content, style = input_files(tmp_path)
     out = tmp_path / "w2.png"
-    done = nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--size", "48", "--steps", "3",
                "--scales", "2", "--style-loss", "wasserstein", "--quiet")
     assert done.returncode == 0, done.stderr
     assert read_png_settings(out).style_loss == "wasserstein"
     assert read_png_info(out)["losses"]["style"] > 0
-    done = nfx("run", str(content), str(style), "-o", str(out), "--style-loss", "sliced")
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--style-loss", "sliced")
     assert done.returncode == 2 and "'sliced' is not one of gram, wasserstein" in done.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not a picture")
@@ -126,21 +128,113 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
         (["rerun", str(good), "-o", str(tmp_path / "o.png")], "no NFX settings embedded"),
     ]
     for args, message in cases:
-        done = nfx(*args)
+        done = run_nfx(*args)
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, done.stderr)
         assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_photo_with_a_colour_profile_says_so_in_the_png(tmp_path):
     from conftest import icc_profile
     _, style = input_files(tmp_path)
     content = tmp_path / "phone.png"
     make_image(60, 40, seed=1).save(content, icc_profile=icc_profile("Display P3 (test)"))
     out = tmp_path / "out.png"
-    done = nfx("run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "1",
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "1",
                "--scales", "1", "--quiet")
     assert done.returncode == 0, done.stderr
     assert read_run_png(out).content.profile == "Display P3 (test)"
     assert read_run_png(out).styles[0].profile is None
+
+
+def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
+    import io as _io
+    import json
+    
+    
+    from nfx.cli import main
+
+    for name, seed in (("a.png", 1), ("b.jpg", 2), ("s.png", 3)):
+        make_image(40, 30, seed).save(tmp_path / name)
+    (tmp_path / "bad.jpg").write_bytes(b"GIF89a but not really")
+    common = ["--db", sqlite_url, "--size", "32", "--scales", "1", "--steps", "2"]
+
+    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "bad.jpg"),
+                 "--style", str(tmp_path / "s.png"), *common]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nfx: error: bad.jpg") and err.count("\n") == 1
+    assert main(["batch", "--content", str(tmp_path / "a.png"), "--style",
+                 str(tmp_path / "s.png"), "--sweep", "steps=1,x", *common]) == 2
+    assert "steps" in capsys.readouterr().err
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    assert store.list_images() == [] and queue.list_batches() == []  # nothing half-written
+
+    assert main(["batch", "--content", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"),
+                 "--style", str(tmp_path / "s.png"), "--sweep", "style_weight=1e4,1e5",
+                 "--name", "cli", *common]) == 0
+    assert capsys.readouterr().out.strip() == "batch 1: 4 jobs queued"
+    claim = queue.claim_next("w")
+    queue.finish(claim, *synthetic_run(claim))
+
+    assert main(["list", "--db", sqlite_url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done", "queued"}
+    assert {r["style_weight"] for r in rows} == {1e4, 1e5}
+    assert main(["list", "--db", sqlite_url, "--status", "done", "--format", "csv"]) == 0
+    table = pd.read_csv(_io.StringIO(capsys.readouterr().out))
+    assert len(table) == 1 and {"status", "seconds", "loss_total", "style_weight",
+                                "style_layers"} <= set(table.columns)
+
+    out = tmp_path / "out.zip"
+    assert main(["export", "1", "-o", str(out), "--db", sqlite_url]) == 0
+    assert len([n for n in zipfile.ZipFile(out).namelist() if n.endswith(".png")]) == 1
+    assert main(["export", "7", "-o", str(tmp_path / "none.zip"), "--db", sqlite_url]) == 2
+    assert not (tmp_path / "none.zip").exists()
+
+
+def queue_one(store, settings, seed: int = 1) -> int:
+    queue = Queue(store)
+    content = store.add_image(image_bytes(make_image(48, 32, seed)), "c.png", "content").id
+    style = store.add_image(image_bytes(make_image(40, 40, seed + 1)), "s.png", "style").id
+    queue.create_batch([content], [style], settings)
+    return queue.list_jobs()[0].id
+
+
+@pytest.mark.slow
+def test_rerun_a_png_from_the_gallery_finds_its_inputs_by_hash(sqlite_url, tmp_path):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY)
+    wait_exit(start_worker(sqlite_url, "--once"), timeout=180)
+    png = tmp_path / "downloaded.png"
+    png.write_bytes(store.result_png(queue.get_job(job_id).result_id))  # what the app serves
+
+    done = run_nfx("rerun", str(png), "-o", str(tmp_path / "again.png"), "--steps", "1",
+               "--quiet", "--db", sqlite_url)
+    assert done.returncode == 0, done.stderr
+    again = read_run_png(tmp_path / "again.png")
+    assert again.settings == TINY.with_changes(steps=1)
+    assert again.content == read_run_png(png).content
+
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    done = run_nfx("rerun", str(png), "-o", str(tmp_path / "x.png"), "--db", elsewhere)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("nfx: error: content image c.png (sha256 ")
+    assert "not in the gallery" in line and "--content" in line
+
+
+def test_cli_cancel_and_retry(sqlite_url):
+    store = open_store(sqlite_url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY)
+    done = run_nfx("cancel", str(job_id), "--db", sqlite_url)
+    assert (done.returncode, done.stdout.strip()) == (0, f"job {job_id}: canceled")
+    done = run_nfx("retry", str(job_id), "999", "--db", sqlite_url)
+    assert done.returncode == 2
+    assert done.stdout.strip() == f"job {job_id}: queued"
+    assert done.stderr.strip() == "nfx: error: no job with id 999"
+    assert queue.get_job(job_id).status == JobStatus.QUEUED

@@ -1,18 +1,14 @@
 """Every app page through Streamlit's AppTest, on a real SQLite gallery with real results.
 
 The results come from the real worker and engine (VGG-19 weights included) on tiny jobs, made
-once per module; each test works on its own copy of that database.
-"""
+once per module; each test works on its own copy of that database."""
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import zipfile
 import shutil
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,18 +17,22 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import image_bytes, make_image
+from conftest import TINY, image_bytes, make_image
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
-from nfx.settings import FIELDS, Settings
+from nfx.settings import FIELDS
 from nfx.queue import Queue, open_queue
 from nfx.store import open_store
 from nfx.store.models import Job, utcnow
 from nfx.queue.worker import WorkerOptions, run_worker
 from sqlalchemy import update
 
+
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-TINY = Settings(size=32, scales=1, steps=2)
+
+
+
+
 SWEPT = [1e2, 1e4]  # style_weight values of the tiny batch
 
 
@@ -93,9 +93,7 @@ def captions(at: AppTest) -> list[str]:
     return [c.value for c in at.caption]
 
 
-# --- home ---------------------------------------------------------------------------------
-
-
+@pytest.mark.slow
 def test_home_adds_sample_images_on_a_fresh_install(monkeypatch, empty_url):
     at = open_page(monkeypatch, empty_url)
     assert at.title[0].value.startswith("NFX")
@@ -126,9 +124,6 @@ def test_fresh_install_previews_the_samples(monkeypatch, empty_url):
     at = open_page(monkeypatch, empty_url)
     assert len(at.image) == 6
     assert sum("(style)" in i.proto.imgs[0].caption for i in at.image) == 4
-
-
-# --- gallery ------------------------------------------------------------------------------
 
 
 def test_gallery_filters_narrow_results(monkeypatch, gallery_url):
@@ -220,9 +215,6 @@ def test_gallery_dialog_tags_and_favourite(monkeypatch, gallery_url):
     store = open_store(gallery_url)
     assert store.get_result(result_id).favourite
     assert store.get_result(result_id).tags == ("keeper",)
-
-
-# --- new batch ----------------------------------------------------------------------------
 
 
 def test_new_batch_queues_the_planned_jobs(monkeypatch, gallery_url):
@@ -342,9 +334,6 @@ def test_new_batch_refuses_a_mix_with_the_wrong_number_of_weights(monkeypatch, g
     assert at.error[0].value == "Give one weight per style: 2 styles, 3 weights."
 
 
-# --- queue --------------------------------------------------------------------------------
-
-
 def test_queue_page_lists_reorders_and_cancels(monkeypatch, gallery_url):
     store = open_store(gallery_url)
     queue = Queue(store)
@@ -457,9 +446,6 @@ def test_queue_action_on_a_finished_job_is_one_line(gallery_url, monkeypatch):
                                         "be canceled")
 
 
-# --- compare ------------------------------------------------------------------------------
-
-
 def test_compare_highlights_the_differing_setting(monkeypatch, gallery_url):
     at = open_page(monkeypatch, gallery_url, "pages/compare.py")
     store = open_store(gallery_url)
@@ -570,9 +556,6 @@ def test_grid_labels_are_never_cut():
     assert titled.width > 128 * 4, "a narrow grid widens to its title"
 
 
-# --- export, delete, PNG info ----------------------------------------------------------------
-
-
 def test_batch_zip_names_carry_the_varying_settings(monkeypatch, gallery_url):
     from nfx.app import compare, gallery
     monkeypatch.setenv("NFX_DATABASE_URL", gallery_url)
@@ -673,65 +656,6 @@ def test_gallery_pages_through_many_jobs_one_page_at_a_time(monkeypatch, gallery
     at.multiselect(key="g:content").select(contents[0]).run()  # 15 left: page 3 is gone, 2 shown
     assert "15 results" in captions(at)
     assert len(at.progress) == 3
-
-
-# --- layering -----------------------------------------------------------------------------
-
-
-def test_the_app_and_the_store_never_load_torch():
-    """The app only queues and shows work; workers run it. Loading torch in the app's process
-    would cost seconds at start and hundreds of MB per server for nothing."""
-    views = sorted(p.stem for p in (Path(APP).parent / "nfx" / "app").glob("*.py"))
-    check = ("import sys, nfx.store, nfx.planning.batch, nfx.run_record, nfx.app.grid, nfx.app.samples, "
-             "nfx.labels, nfx.queue.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
-             + "".join(f"import nfx.app.{v}; " for v in views if v != "__init__")
-             + "print('torch' in sys.modules, 'streamlit' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          check=True, cwd=Path(APP).parent)
-    assert done.stdout.split() == ["False", "False"], "views need neither torch nor streamlit"
-
-
-EXACT = ("streamlit", "sys", "math", "runpy", "json")  # whole modules a page may import
-ALLOWED = ("streamlit.", "nfx.app.", "nfx.labels.", "pages._widgets.", "__future__.",
-           "math.", "runpy.", "pathlib.", "typing.", "sys.", "json.")
-
-
-def imported_names(source: str) -> list[str]:
-    """Every name a file imports, in full: `from nfx import engine` is 'nfx.engine'."""
-    names = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names += [f"{node.module}.{alias.name}" for alias in node.names]
-    return names
-
-
-def test_pages_import_only_streamlit_and_their_views():
-    """Pages are layout: no SQL, no torch, no store internals; only nfx.app's views."""
-    pages = sorted((Path(APP).parent / "pages").glob("*.py"))
-    assert len(pages) >= 6
-    for page in pages + [Path(APP)]:
-        for name in imported_names(page.read_text()):
-            assert name in EXACT or name.startswith(ALLOWED), \
-                f"{page.name} imports {name}"
-
-
-def test_the_import_guard_checks_names_not_only_modules():
-    for sneaky in ("from nfx import engine", "from nfx import store",
-                   "from nfx.settings import FIELDS", "import nfx"):
-        assert not all(n in EXACT or n.startswith(ALLOWED)
-                       for n in imported_names(sneaky)), sneaky
-
-
-def test_no_streamlit_calls_outside_pages():
-    root = Path(APP).parent / "nfx"
-    for module in root.rglob("*.py"):
-        assert not any(n.startswith("streamlit") for n in imported_names(module.read_text())), \
-            module
-
-
-# --- the third pass (issue #18) ---------------------------------------------------------------
 
 
 def finish_synthetic(store, count: int = 1) -> list[int]:
