@@ -34,6 +34,7 @@ from nfx.engine import Engine  # noqa: E402
 from nfx.images import load_image, resize, size_for_long_edge  # noqa: E402
 from nfx.engine.tensors import to_pixels  # noqa: E402
 from nfx.engine.losses import TVLoss, gram  # noqa: E402
+from nfx.engine.scores import COPY_LAYER, copy_score  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.engine.vgg import preprocess  # noqa: E402
 from nfx.layers import LAYERS, layer  # noqa: E402
@@ -49,7 +50,9 @@ class Evaluator:
     - style distance: mean over relu1_1..relu5_1 of ‖G(out)−G(style)‖²/‖G(style)‖² (Grams
       divided by the number of positions; the style image resized to the output's long edge);
     - content distance: ‖F(out)−F(content)‖²/‖F(content)‖² at relu4_2 (the content resized to
-      the output's size)."""
+      the output's size);
+    - copy score: the fraction of the output's relu5_1 positions that are near-copies of one
+      of the painting's (nfx.engine.scores.copy_score; issue #20's ghosts)."""
 
     def __init__(self, content_path: Path, style_path: Path) -> None:
         self.engine = Engine("cpu")
@@ -61,8 +64,7 @@ class Evaluator:
         self.style = load_image(style_path)
 
     def features(self, image, layers):
-        with torch.no_grad():
-            return self.engine.model(preprocess(to_pixels(image)), layers)
+        return self.engine.features(image, layers)
 
     def distances(self, output) -> dict[str, float]:
         size = output.size
@@ -73,7 +75,8 @@ class Evaluator:
         relative = lambda a, b: ((a - b).square().sum() / b.square().sum()).item()
         return {"style": statistics.mean(relative(gram(out[l]), gram(style[l]))
                                          for l in STYLE_LAYERS),
-                "content": relative(out["relu4_2"], content)}
+                "content": relative(out["relu4_2"], content),
+                "copy": copy_score(out[COPY_LAYER], style[COPY_LAYER])}
 
     def roughness(self, output) -> float:
         """The total-variation term (mean squared neighbour difference, 0-255 pixels) of the

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_engine import (IMAGES, Evaluator, engine_step_seconds, peer_command,  # noqa: E402
                           timed)
-from nfx.app.grid import contact_sheet  # noqa: E402
+from nfx.sheets import contact_sheet  # noqa: E402
 from nfx.images import load_image  # noqa: E402
 from nfx.errors import InputError  # noqa: E402
 from nfx.settings import FIELDS, Settings, field  # noqa: E402
@@ -51,6 +51,7 @@ PAINTINGS = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "kandinsky.j
 CROSS_PHOTOS = ("tubingen.jpg", "chelsea.png", "coffee.png")
 LOSSES = ("gram", "wasserstein")
 TOLERANCE = 1.05  # distances within 5% of pastiche's count as met (run-to-run noise)
+COPY_FLOOR = 0.02  # issue #20: a copy score this low shows no ghost by eye
 
 
 def pair_name(content: str, style: str) -> str:
@@ -75,7 +76,7 @@ def pastiche_command(content: str, style: str, out: Path, size: int, steps: int)
 
 
 def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: int,
-                    keep: Path) -> dict:
+                    keep: Path, run_missing: bool = False) -> dict:
     """Cached pastiche distances and wall times per pair; missing ones are scored from the
     shared baseline outputs, or (with rerun) made by running pastiche here, its output kept
     in `keep` for the contact sheet."""
@@ -84,7 +85,17 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
     for content, style in pairs:
         name = pair_name(content, style)
         if name in cache and not rerun:
+            if "copy" not in cache[name]:  # scored before the copy score existed
+                output = next((path for path in (BASELINES / f"{name}.png",
+                                                 keep / f"{name}__pastiche.png")
+                               if path.exists()), None)
+                if output is not None:
+                    evaluator.use(IMAGES / content, IMAGES / style)
+                    cache[name]["copy"] = round(evaluator.distances(load_image(output))["copy"], 4)
+                    CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
             continue
+        if not rerun and f"{name}.png" not in baselines and not run_missing:
+            continue  # no pastiche score: the pair's copy score and its look still count
         evaluator.use(IMAGES / content, IMAGES / style)
         if rerun or f"{name}.png" not in baselines:
             load_before = os.getloadavg()[0]
@@ -100,7 +111,8 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
             source = "../shared/baselines/pastiche-512 (output scored here; its wall time)"
         cache[name] = {"content": content, "style": style, "seconds": round(seconds, 1),
                        "style_distance": round(distances["style"], 5),
-                       "content_distance": round(distances["content"], 5), "source": source}
+                       "content_distance": round(distances["content"], 5),
+                       "copy": round(distances["copy"], 4), "source": source}
         CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")  # each pair: runs are slow
         print(f"  pastiche {name}: {seconds:.0f} s, style {distances['style']:.4f}, "
               f"content {distances['content']:.4f}", flush=True)
@@ -183,6 +195,8 @@ def main() -> None:
     parser.add_argument("--peer-steps", type=int, default=300)
     parser.add_argument("--rerun-pastiche", action="store_true",
                         help="run pastiche again (7-13 min a pair) instead of the cache")
+    parser.add_argument("--run-missing-pastiche", action="store_true",
+                        help="run pastiche on pairs with no cached score (with --pairs all)")
     parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "nfx_panel",
                         help="folder for NFX's outputs")
     parser.add_argument("--sheet", type=Path, default=None,
@@ -222,7 +236,7 @@ def main() -> None:
           f"{args.peer_steps} steps", flush=True)
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
     peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps,
-                           args.keep)
+                           args.keep, args.run_missing_pastiche)
     args.keep.mkdir(parents=True, exist_ok=True)
     pace = 1.0  # this run's machine speed against the cached pastiche times'
     if not args.no_pace:
@@ -247,7 +261,8 @@ def main() -> None:
                                     "roughness": evaluator.roughness(output)}
             print(f"  {name} {style_loss}: {seconds:.1f} s, style "
                   f"{measured[style_loss]['style']:.4f}, content "
-                  f"{measured[style_loss]['content']:.4f}, roughness "
+                  f"{measured[style_loss]['content']:.4f}, copy "
+                  f"{measured[style_loss]['copy']:.3f}, roughness "
                   f"{measured[style_loss]['roughness']:.2f}", flush=True)
         rows.append((name, style, peer.get(name), measured))
         baseline = BASELINES / f"{name}.png"
@@ -264,10 +279,11 @@ def main() -> None:
     short = {"gram": "gram", "wasserstein": "W2"}
     print(f"\npastiche s: the cached time x {pace:.2f} (this run's pace against the cache's)")
     print(f"| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
-          f"style ratio | pastiche content | NFX content | content ratio | NFX roughness |"
+          f"style ratio | pastiche content | NFX content | content ratio | pastiche copy | "
+          f"NFX copy | NFX roughness |"
           + "".join(f" {short[l]} style | {short[l]} content | {short[l]} s |" for l in others))
-    print("| --- |" + " ---: |" * (10 + 3 * len(others)))
-    met = {"style": [], "content": [], "time": []}
+    print("| --- |" + " ---: |" * (12 + 3 * len(others)))
+    met = {"style": [], "content": [], "time": [], "copy": []}
     fmt = lambda value, spec: "-" if value is None else format(value, spec)
     for name, _, p, m in rows:
         g = m[main_loss]
@@ -281,11 +297,14 @@ def main() -> None:
             met["style"].append(ratios["style"] <= TOLERANCE)
             met["content"].append(ratios["content"] <= TOLERANCE)
         p = p or {}
+        # ghosts: no more copying than pastiche, or than COPY_FLOOR where pastiche copies less
+        met["copy"].append(g["copy"] <= max(p.get("copy", 0.0), COPY_FLOOR))
         print(f"| {name} | {fmt(p.get('seconds'), '.0f')} | {g['seconds']:.0f} | "
               f"{fmt(ratios['time'], '.3f')} | {fmt(p.get('style_distance'), '.4f')} | "
               f"{g['style']:.4f} | {fmt(ratios['style'], '.2f')} | "
               f"{fmt(p.get('content_distance'), '.4f')} | {g['content']:.4f} | "
-              f"{fmt(ratios['content'], '.2f')} | {g['roughness']:.2f} |"
+              f"{fmt(ratios['content'], '.2f')} | {fmt(p.get('copy'), '.3f')} | "
+              f"{g['copy']:.3f} | {g['roughness']:.2f} |"
               + "".join(f" {m[l]['style']:.4f} | {m[l]['content']:.4f} | {m[l]['seconds']:.0f} |"
                         for l in others))
     scored = [r for r in rows if r[2] is not None]
@@ -293,7 +312,8 @@ def main() -> None:
           f" NFX {main_loss}:")
     for key, label in (("style", "style distance <= pastiche's"),
                        ("content", "content distance <= pastiche's"),
-                       ("time", "wall time <= 1/4 of pastiche's")):
+                       ("time", "wall time <= 1/4 of pastiche's"),
+                       ("copy", f"copy score <= pastiche's or <= {COPY_FLOOR} (all pairs)")):
         print(f"  {label}: {sum(met[key])}/{len(met[key])} pairs")
     print("style distance's spread over the panel (max/min): "
           f"pastiche {spread(r[2]['style_distance'] for r in scored):.2f}, "
@@ -307,7 +327,8 @@ def main() -> None:
                       for l in args.losses))
     for style_loss in args.losses:
         mean = lambda key: statistics.mean(r[3][style_loss][key] for r in rows)
-        print(f"NFX {style_loss}: mean style {mean('style'):.4f}, "
+        print(f"NFX {style_loss}: mean style {mean('style'):.4f}, max copy "
+              f"{max(r[3][style_loss]['copy'] for r in rows):.3f}, "
               f"mean content {mean('content'):.4f}, mean roughness {mean('roughness'):.2f}, "
               f"mean wall {mean('seconds'):.0f} s")
 

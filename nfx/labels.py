@@ -90,13 +90,15 @@ def varying_fields(settings: Iterable[Settings]) -> list[str]:
     left out: a mix shows its weights with its style names."""
     values: dict[str, set[str]] = {}
     for s in settings:
-        for name in FIELDS:
-            values.setdefault(name, set()).add(repr(getattr(s, name)))
+        for name in FIELDS:  # what a method ignores tells nothing apart
+            values.setdefault(name, set()).add(repr(getattr(s, name)) if s.applies(name)
+                                               else "")
     return [name for name, seen in values.items() if len(seen) > 1 and name != "style_blend"]
 
 
 def settings_summary(settings: Settings, names: Sequence[str]) -> str:
-    """'Style weight 100 · Steps 20'."""
+    """'Style weight 100 · Steps 20': those of `names` that the run's method reads."""
+    names = [name for name in names if settings.applies(name)]
     return " · ".join(f"{label} {value}"
                       for label, value in settings_text(settings, names, labels=True).items())
 
@@ -116,7 +118,10 @@ def inputs_text(content_name: str, style_names: Sequence[str],
 
 def run_text(settings: Settings, content_size: tuple[int, int] | None = None) -> str:
     """'96 px, 2 scales × 20 steps': the scales that will run for this content (coarse scales
-    below the engine's minimum are dropped, so asking for 3 may run 2)."""
+    below the engine's minimum are dropped, so asking for 3 may run 2); '512 px,
+    feed-forward'."""
+    if settings.method == "feedforward":
+        return f"{settings.size} px, feed-forward"
     scales = settings.scales
     if content_size:
         scales = len(scale_sizes(size_for_long_edge(content_size, settings.size), scales))
@@ -154,5 +159,5 @@ def file_stem(ref: str, content_name: str, style_names: Sequence[str], settings:
     styles = "+".join(_slug(stem(n)) for n in style_names)
     parts = [ref, _slug(stem(content_name)), styles]
     parts += [f"{name}-{_slug(FIELDS[name].text_of(settings))}" for name in varying
-              if name in FIELDS]
+              if name in FIELDS and settings.applies(name)]
     return "_".join(parts)

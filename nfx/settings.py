@@ -19,10 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from nfx.errors import InputError
 from nfx.layers import Layer
 
-def _meta(group: str, *, indexed: bool = False, sweep: bool = True) -> dict[str, Any]:
+Method = Literal["gatys", "feedforward"]
+METHODS: tuple[Method, ...] = get_args(Method)
+BOTH: tuple[Method, ...] = METHODS
+
+
+def _meta(group: str, *, indexed: bool = False, sweep: bool = True,
+          methods: tuple[Method, ...] = ("gatys",)) -> dict[str, Any]:
     """Extra facts about a field: its widget group, whether the gallery filters on it, whether
-    a batch may sweep it."""
-    return {"group": group, "indexed": indexed, "sweep": sweep}
+    a batch may sweep it, and which methods read it (most are the optimiser's alone)."""
+    return {"group": group, "indexed": indexed, "sweep": sweep, "methods": list(methods)}
 
 
 class Settings(BaseModel):
@@ -30,7 +36,16 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    size: int = Field(512, ge=16, le=8192, json_schema_extra=_meta("Output", indexed=True),
+    method: Method = Field(
+        "gatys", json_schema_extra=_meta("Method", indexed=True, methods=BOTH),
+        description="'gatys' optimises the image against VGG-19 features (Gatys et al. "
+                    "2016): a minute a picture, the best match of the painting. "
+                    "'feedforward' renders it in one pass of a network trained for any "
+                    "painting (Ghiasi et al. 2017): well under a second, a looser match; "
+                    "for previews. Only size, style scale and blend, preserve colour and "
+                    "strength apply to it.")
+    size: int = Field(512, ge=16, le=8192,
+                      json_schema_extra=_meta("Output", indexed=True, methods=BOTH),
                       description="Long edge of the output in pixels; the short edge follows "
                                   "the content image's aspect ratio.")
     scales: int = Field(3, ge=1, le=8, json_schema_extra=_meta("Output", indexed=True),
@@ -65,20 +80,26 @@ class Settings(BaseModel):
                              description="Weight of the total-variation loss; smooths out "
                                          "high-frequency noise.")
     style_scale: float = Field(1.0, ge=0.1, le=4.0,
-                               json_schema_extra=_meta("Style", indexed=True),
+                               json_schema_extra=_meta("Style", indexed=True, methods=BOTH),
                                description="Size of the style image relative to the output, "
                                            "as a length (2: twice the width and height, so "
                                            "four times the area). Larger values give "
                                            "larger brush strokes.")
     style_blend: tuple[float, ...] = Field(
-        (), json_schema_extra=_meta("Style", sweep=False),
+        (), json_schema_extra=_meta("Style", sweep=False, methods=BOTH),
         description="Blend weights, one per style image (comma-separated); empty means "
                     "equal weights.")
     preserve_color: Literal["none", "luminance", "histogram"] = Field(
-        "none", json_schema_extra=_meta("Style", indexed=True),
+        "none", json_schema_extra=_meta("Style", indexed=True, methods=BOTH),
         description="Keep the content's colours: 'luminance' transfers style on brightness "
                     "only; 'histogram' first matches the style's colour statistics to the "
                     "content.")
+    strength: float = Field(1.0, ge=0.0, le=1.0,
+                            json_schema_extra=_meta("Style", methods=("feedforward",)),
+                            description="How much of the painting's style the feed-forward "
+                                        "network applies: its style vector is interpolated "
+                                        "with the photo's own (1: the painting's, 0: "
+                                        "the photo as the network redraws it).")
     content_layer: Layer = Field("relu4_2", json_schema_extra=_meta("Layers"),
                                  description="VGG-19 layer whose activations the output "
                                              "must match to keep the content.")
@@ -102,9 +123,12 @@ class Settings(BaseModel):
     learning_rate: float = Field(2.0, gt=0.0, le=100.0, json_schema_extra=_meta("Optimiser"),
                                  description="Adam step size, in 0-255 pixel units (unused "
                                              "by L-BFGS).")
-    init: Literal["content", "noise", "style"] = Field(
+    init: Literal["content", "preview", "noise", "style"] = Field(
         "content", json_schema_extra=_meta("Optimiser"),
-        description="Starting image: the content, random noise, or the style image.")
+        description="Starting image: the content; 'preview', the feed-forward rendering of "
+                    "the pair (already styled, so fewer steps reach the painting's look and "
+                    "its objects have no time to reappear); random noise; or the style "
+                    "image.")
     seed: int = Field(0, ge=0, le=2**31 - 1, json_schema_extra=_meta("Optimiser"),
                       description="Random seed: the same seed and settings reproduce a run "
                                   "on the same machine.")
@@ -166,14 +190,28 @@ class Settings(BaseModel):
             raise InputError("settings JSON must be an object")
         return cls.from_dict(data, strict=strict)
 
+    def applies(self, name: str) -> bool:
+        """Whether this run's method reads the setting `name` (a feed-forward run has no
+        steps, weights or optimiser)."""
+        return self.method in FIELDS[name].methods
+
     def digest(self) -> str:
-        """Stable hash of every value: identical settings give identical digests."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        """Stable hash of the values that decide the picture: identical runs give identical
+        digests, whatever the settings their method ignores say.
+
+        An optimisation's digest leaves out `method` and `strength`, so it is the one it had
+        before feed-forward runs existed (the gallery's stored identities still match)."""
+        data = {k: v for k, v in self.model_dump(mode="json").items() if self.applies(k)}
+        if self.method == "gatys":
+            data.pop("method")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def differences(self, other: "Settings") -> dict[str, tuple[Any, Any]]:
-        """Fields whose values differ, as name -> (mine, theirs)."""
+        """Fields whose values differ and that either side's method reads, as name ->
+        (mine, theirs)."""
         mine, theirs = self.model_dump(), other.model_dump()
-        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+        return {k: (mine[k], theirs[k]) for k in mine
+                if mine[k] != theirs[k] and (self.applies(k) or other.applies(k))}
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -204,6 +242,7 @@ class FieldSpec:
     item_choices: tuple[str, ...] = ()  # for lists of layer names
     indexed: bool = False  # a database column the gallery filters on
     sweepable: bool = True  # may take several values in one batch
+    methods: tuple[str, ...] = ("gatys",)  # the methods that read it
 
     @property
     def label(self) -> str:
@@ -268,10 +307,10 @@ def _spec(name: str) -> FieldSpec:
     info = Settings.model_fields[name]
     extra = info.json_schema_extra or {}
     assert isinstance(extra, dict), "extras are _meta's dicts, never pydantic's callable form"
-    group, indexed, sweep = (extra.get("group", "Other"), extra.get("indexed", False),
-                             extra.get("sweep", True))
-    assert isinstance(group, str) and isinstance(indexed, bool) and isinstance(sweep, bool), \
-        "as _meta writes them"
+    group, indexed, sweep, methods = (extra.get("group", "Other"), extra.get("indexed", False),
+                                      extra.get("sweep", True), extra.get("methods", []))
+    assert isinstance(group, str) and isinstance(indexed, bool) and isinstance(sweep, bool) \
+        and isinstance(methods, list), "as _meta writes them"
     annotation = info.annotation
     minimum = maximum = None
     for item in info.metadata:
@@ -294,7 +333,8 @@ def _spec(name: str) -> FieldSpec:
     return FieldSpec(name=name, kind=kind, default=info.default, help=info.description or "",
                      group=group, minimum=minimum, maximum=maximum,
                      choices=choices, item_choices=item_choices, indexed=indexed,
-                     sweepable=sweep and kind != "list")
+                     sweepable=sweep and kind != "list",
+                     methods=tuple(str(method) for method in methods))
 
 
 FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}

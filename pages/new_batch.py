@@ -3,7 +3,7 @@ queue them. The form keeps its state for the session (persist_state)."""
 
 import streamlit as st
 
-from nfx.app import forms, new_batch
+from nfx.app import forms, new_batch, previews
 from pages._widgets import (FORM, KEEP, MIXES, add_samples_button, field_error,
                             sample_previews, settings_inputs, through_app_navigation)
 
@@ -131,8 +131,56 @@ st.subheader("Settings")
 values, sweep_texts = settings_inputs(FORM, forms.default_settings(), sweepable=True,
                                       persist=KEEP)
 
-st.subheader("Jobs")
 form = forms.check_form(values, sweep_texts)
+
+
+@st.fragment
+def preview_grid(contents, entries, style_records, base, sweep) -> None:
+    """Every content × style entry as the feed-forward network renders it, at once; a
+    cell's button queues its full optimisation. A fragment: a click redraws the grid only."""
+    names = {r.id: r.name for r in style_records}
+    shas = {r.id: r.sha256 for r in style_records}
+    rows = previews.grid_cells([(r.id, r.sha256) for r in contents], entries, shas)
+    shown = rows[:previews.MAX_ROWS]
+    for row_index, row in enumerate(shown):
+        columns = st.columns(min(len(row), previews.MAX_COLUMNS))
+        for index, (cell, column) in enumerate(zip(row, columns)):
+            label = new_batch.cell_label(contents[row_index].name, cell.entry, names)
+            try:
+                jpeg = previews.cell_preview(cell, base)
+            except new_batch.InputError as exc:
+                st.warning(str(exc), icon=":material/block:")
+                return
+            column.image(jpeg, caption=label, width="stretch")
+            if column.button("Optimise", key=f"nbb:cell:{row_index}:{index}",
+                             icon=":material/playlist_add:", width="stretch",
+                             help=f"Queue the full optimisation of {label} with the "
+                                  "settings below."):
+                token = st.session_state.setdefault(TOKEN, new_batch.new_form_token())
+                submission = new_batch.submission_key(token, [cell.content_id], [cell.entry],
+                                                      base, sweep, f"cell {label}")
+                try:
+                    batch = previews.queue_cell(cell, base, sweep, submission)
+                except new_batch.InputError as exc:
+                    st.error(str(exc))
+                else:
+                    st.toast(new_batch.queued_message(batch), icon=":material/check:")
+    hidden = sum(len(row) for row in rows) - sum(min(len(r), previews.MAX_COLUMNS)
+                                                 for r in shown)
+    if hidden:
+        st.caption(f"…and {new_batch.plural(hidden, 'more cell')}, not previewed.")
+
+
+if content_ids and entries:
+    st.subheader("Previews")
+    st.caption(f"Each pairing as the feed-forward network draws it ({previews.PREVIEW_EDGE} px, "
+               "in a moment): a first look, not the result. **Optimise** queues that cell's "
+               "full optimisation.")
+    by_id = {r.id: r for r in new_batch.library("content")}
+    preview_grid([by_id[i] for i in content_ids if i in by_id], entries, style_records,
+                 form.base if form.ok else forms.default_settings(), form.sweep if form.ok else {})
+
+st.subheader("Jobs")
 problem = None if form.ok else form.summary()
 plan = None
 if form.ok:

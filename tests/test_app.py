@@ -17,7 +17,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import TINY, image_bytes, make_image
+from conftest import TINY, image_bytes, make_image, run_nfx
+from PIL import Image
+from nfx.run_record import read_run_png
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
 from nfx.settings import FIELDS
@@ -544,14 +546,13 @@ def test_batch_grid_notes_canceled_cells(monkeypatch, gallery_url):
 
 
 def test_grid_labels_are_never_cut():
-    from nfx.app import grid
-    from PIL import Image
+    from nfx import sheets
     long = "tubingen_neckarfront_evening"
-    sheet = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, [long], [long],
+    sheet = sheets.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, [long], [long],
                                cell_size=128)
     assert sheet.width > 128 * 2, "the row label gets the room it needs"
     title = "B12 a batch with a long, long name (48 jobs) · Style weight 1e+04"
-    titled = grid.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, ["a"], ["b"],
+    titled = sheets.contact_sheet({(0, 0): Image.new("RGB", (8, 8))}, ["a"], ["b"],
                                 cell_size=128, title=title)
     assert titled.width > 128 * 4, "a narrow grid widens to its title"
 
@@ -1027,3 +1028,56 @@ def test_the_estimate_waits_for_the_machines_measured_speed(monkeypatch, empty_u
     at.run()
     shown = {m.label: m.value for m in at.metric}["Estimated time"]
     assert shown.endswith((" s", " min")) and shown[0].isdigit(), shown
+
+
+# --- feed-forward previews (issue #21) ----------------------------------------------------------
+
+def test_new_batch_previews_every_cell_and_a_click_queues_its_optimisation(monkeypatch,
+                                                                           gallery_url):
+    store = open_store(gallery_url)
+    queue = Queue(store)
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    picked = store.list_images("content")[:2]
+    at.multiselect(key="nb:content").select(picked[0].id).select(picked[1].id).run()
+    at.multiselect(key="nb:style").select(store.list_images("style")[0].id).run()
+    assert "Previews" in [h.value for h in at.subheader]
+    cells = [b for b in at.button if b.key and b.key.startswith("nbb:cell:")]
+    assert len(cells) == 2, "one cell per content × style"
+    shown = [img for element in at.image for img in element.proto.imgs if " × " in img.caption]
+    assert [img.caption for img in shown] == [f"{Path(p.name).stem} × style3" for p in picked]
+    assert all(img.url for img in shown), "each cell shows its picture"
+    before = len(queue.list_batches())
+    at.button(key="nbb:cell:1:0").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    batches = queue.list_batches()
+    assert len(batches) == before + 1
+    jobs = queue.list_jobs(batch_id=batches[0].id)
+    assert [j.content_name for j in jobs] == [picked[1].name]
+    assert jobs[0].settings.method == "gatys"
+    at.button(key="nbb:cell:1:0").click().run()  # the same cell again: one submission
+    assert len(queue.list_batches()) == before + 1
+
+
+def test_a_feedforward_batch_runs_through_a_worker_and_reruns(monkeypatch, gallery_url,
+                                                             tmp_path):
+    at = new_batch_with_first_images(monkeypatch, gallery_url)
+    at.selectbox(key="nb:method").set_value("feedforward").run()
+    at.number_input(key="nb:size").set_value(64).run()
+    at.number_input(key="nb:strength").set_value(0.8).run()
+    click(at, "Queue batch")
+    assert at.success[0].value.startswith("Queued batch B")
+    outcomes = run_worker(gallery_url, WorkerOptions(device="cpu", once=True, calibrate=False),
+                          log=lambda *_: None)
+    assert outcomes == {"done": 1}
+    queue = open_queue(gallery_url)
+    job = next(j for j in queue.list_jobs(status="done") if j.settings.method == "feedforward")
+    result = queue.store.get_result(job.result_id)
+    png = tmp_path / "ff.png"
+    png.write_bytes(queue.store.blob(result.image_sha256))
+    stored = read_run_png(png)
+    assert stored.settings.method == "feedforward" and stored.settings.strength == 0.8
+    assert Image.open(png).size == size_for_long_edge((48, 32), 64)
+    done = run_nfx("rerun", str(png), "-o", str(tmp_path / "again.png"), "--db", gallery_url,
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert read_run_png(tmp_path / "again.png").settings.method == "feedforward"

@@ -87,9 +87,13 @@ def test_the_app_and_the_store_never_load_torch():
     """The app only queues and shows work; workers run it. Loading torch in the app's process
     would cost seconds at start and hundreds of MB per server for nothing."""
     views = sorted(p.stem for p in (Path(APP).parent / "nfx" / "app").glob("*.py"))
-    check = ("import sys, nfx.store, nfx.planning.batch, nfx.run_record, nfx.app.grid, nfx.app.samples, "
+    check = ("import sys, nfx.store, nfx.planning.batch, nfx.run_record, nfx.sheets, nfx.feedforward, nfx.app.samples, "
              "nfx.labels, nfx.queue.supervisor, nfx.cli.app_cmd, nfx.cli.queue_cmds; "
              + "".join(f"import nfx.app.{v}; " for v in views if v != "__init__")
+             # a preview drawn, as the New batch page draws them: onnxruntime, never torch
+             + "from PIL import Image; from nfx.feedforward import stylize; "
+             + "stylize(Image.new('RGB', (40, 30), 'red'), [Image.new('RGB', (30, 30), 'blue')], "
+             + "size=40); "
              + "print('torch' in sys.modules, 'streamlit' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True, cwd=Path(APP).parent)

@@ -6,7 +6,8 @@ same plan again (its jobs re-use the results) and checks Home and Gallery show e
 once, opens one by clicking its thumbnail, pages with the arrow keys and closes with Esc,
 wipes between two results on Compare, opens a result from the batch grid and downloads the
 batch and the grid, reads a downloaded PNG on PNG info, and sees the browser notification of a
-batch that finished while the user was on another page. Saves a 1280×800 screenshot of every
+batch that finished while the user was on another page, and queues a cell of the New batch
+page's feed-forward preview grid. Saves a 1280×800 screenshot of every
 page to artifacts/screenshots/. Needs Debian's chromium at /usr/bin/chromium: the test fails, never
 skips, without it (CI installs it; never `playwright install`).
 """
@@ -215,6 +216,12 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             page.get_by_role("tab", name="Optimiser").click()
             set_number(page, "Steps", 2)
             expect(page.get_by_test_id("stMetricValue").first).to_have_text("2")
+            cell = page.get_by_test_id("stImage").filter(has_text="e2e-content × e2e-style")
+            expect(cell).to_have_count(1)  # the pair's feed-forward preview, drawn at once
+            expect(cell.locator("img")).to_have_js_property("complete", True)
+            assert cell.locator("img").evaluate("e => e.naturalWidth") > 100
+            scroll_to(page, cell)
+            shot(page, "new-batch-previews")
             page.evaluate("window.scrollTo(0, 0)")
             shot(page, "new-batch")
             page.get_by_role("button", name="Queue batch").dblclick()  # a double click
@@ -348,6 +355,14 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             assert any(text.startswith("B3 ") and "finished: 2 done" in text
                        for text in shown), shown
             expect(page.get_by_text("4 results", exact=True)).to_be_visible(timeout=30_000)
+            no_exception(page)
+
+            # A preview cell's button queues that cell's full optimisation
+            go(page, "New batch", "Previews")
+            page.get_by_role("button", name="Optimise").first.click()
+            expect(page.get_by_text("Queued batch B4: 1 job")).to_be_visible(timeout=30_000)
+            batch = open_queue(url).list_batches()[0]
+            assert (batch.id, batch.job_count) == (4, 1)
             no_exception(page)
         finally:
             browser.close()

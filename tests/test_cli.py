@@ -8,6 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, PngImagePlugin
@@ -238,3 +239,45 @@ def test_cli_cancel_and_retry(sqlite_url):
     assert done.stdout.strip() == f"job {job_id}: queued"
     assert done.stderr.strip() == "nfx: error: no job with id 999"
     assert queue.get_job(job_id).status == JobStatus.QUEUED
+
+
+@pytest.mark.slow
+def test_a_feedforward_run_reruns_from_its_png_and_a_sheet_has_every_pair(tmp_path):
+    content, style = input_files(tmp_path)
+    out = tmp_path / "ff.png"
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--method", "feedforward",
+                   "--size", "90", "--strength", "0.7")
+    assert done.returncode == 0, done.stderr
+    assert "onnxruntime" in done.stdout and Image.open(out).size == (90, 60)
+    stored = read_png_settings(out)
+    assert (stored.method, stored.strength) == ("feedforward", 0.7)
+    done = run_nfx("rerun", str(out), "-o", str(tmp_path / "again.png"), "--size", "45",
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "again.png").size == (45, 30)
+
+    second = tmp_path / "t.png"
+    make_image(30, 50, seed=5).save(second)
+    sheet = tmp_path / "sheet.png"
+    done = run_nfx("sheet", "--content", str(content), str(second), "--style", str(style),
+                   str(content), "-o", str(sheet), "--size", "64", "--cell", "64")
+    assert done.returncode == 0, done.stderr
+    assert "4 cells" in done.stdout
+    grid = np.asarray(Image.open(sheet).convert("L"))
+    assert grid.shape[0] > 2 * 64 and grid.shape[1] > 2 * 64, "two rows, two columns"
+    done = run_nfx("sheet", "--content", str(content), "--style", str(style), "-o",
+                   str(tmp_path / "sheet.gif"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    done = run_nfx("sheet", "--content", str(content), "--style", str(style), "-o",
+                   str(sheet), "--steps", "3")
+    assert done.returncode == 2, "a sheet offers only the settings the network reads"
+
+
+@pytest.mark.slow
+def test_init_preview_runs_from_the_command_line(tmp_path):
+    content, style = input_files(tmp_path)
+    out = tmp_path / "warm.png"
+    done = run_nfx("run", str(content), str(style), "-o", str(out), "--init", "preview",
+                   "--size", "48", "--scales", "1", "--steps", "2", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert read_png_settings(out).init == "preview"

@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import ROOT, TINY, make_image
 from nfx.engine import PREVIEW_EDGE, Engine, downscaled
 from nfx.engine import color
 from nfx.engine.devices import autocast, resolve_precision
+from nfx.app import samples
+from nfx.engine.scores import COPY_LAYER, copy_score
 from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, Moments, TVLoss,
                                WassersteinStyleLoss, blend, gram, raw_moments, vgg_features)
 from nfx.engine.targets import Targets, image_key
@@ -616,3 +619,46 @@ def test_steady_steps_reuse_freed_buffers_without_page_faults():
     pages = MEASURED_STEPS * BUFFERS_PER_STEP * BUFFER_BYTES // 4096
     assert faults_in_steady_steps("default") > pages // 2  # glibc's default: fresh pages each step
     assert faults_in_steady_steps("keep") < pages // 10
+
+
+# --- the copy score (issue #20): ghosts of the painting in the output ---------------------------
+
+def _photo_and_painting() -> tuple[Image.Image, Image.Image]:
+    """The app's procedural samples at 256 px: a landscape 'photo' and a swirls 'painting'."""
+    return samples.landscape(256, 256), samples.swirls(256)
+
+
+def test_a_pasted_crop_of_the_painting_scores_high_and_the_photo_zero(engine):
+    photo, painting = _photo_and_painting()
+    reference = engine.features(painting, [COPY_LAYER])[COPY_LAYER]
+    score = lambda image: copy_score(engine.features(image, [COPY_LAYER])[COPY_LAYER],
+                                     reference)
+    pasted = photo.copy()
+    pasted.paste(painting.crop((32, 32, 160, 160)), (96, 96))  # a quarter of the picture
+    assert score(photo) == 0.0
+    assert score(painting) == 1.0
+    # the pasted quarter (its interior: relu5_1 sees 200 px around each position) is a copy
+    assert 0.05 < score(pasted) < 0.5
+    # a photo tinted toward the painting's colours is stylised, not copied
+    tinted = Image.blend(photo, painting.resize((8, 8)).resize((256, 256)), 0.4)
+    assert score(tinted) < 0.05
+
+
+def test_copy_score_counts_positions_above_the_threshold():
+    painting = torch.eye(4).reshape(1, 4, 2, 2)  # four positions, one-hot features
+    output = torch.tensor([[1.0, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0, 0, 0]]).T.reshape(1, 4, 3, 1)
+    # cosines to the nearest painting position: 1.0, 0.8, 0 (a dead position copies nothing)
+    assert copy_score(output, painting) == pytest.approx(2 / 3)
+    assert copy_score(output, painting, threshold=0.9) == pytest.approx(1 / 3)
+
+
+def test_init_preview_starts_from_the_feedforward_rendering(engine):
+    """The first iteration of a preview-started run already has most of the style: its style
+    loss is well below a photo-started run's."""
+    photo, painting = samples.landscape(96, 64), samples.swirls(96)
+    # one Adam step of a tiny rate: the loss of the starting image itself
+    first = {init: engine.stylize(photo, [painting], SMALL.with_changes(
+                 size=64, steps=1, init=init, precision="fp32", optimizer="adam",
+                 learning_rate=1e-3)).history[0]["style"]
+             for init in ("content", "preview")}
+    assert first["preview"] < 0.75 * first["content"], first

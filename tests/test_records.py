@@ -15,6 +15,7 @@ from conftest import image_bytes, make_image
 from nfx.errors import InputError
 from nfx.images import load_image, png_bytes, read_png_info, read_png_settings
 from nfx.settings import FIELDS, INDEXED_FIELDS, Settings, field, parse_sweep
+from nfx.labels import run_text, settings_summary, varying_fields
 
 
 def test_every_field_has_help_and_a_range_or_choices():
@@ -193,3 +194,27 @@ def test_a_broken_colour_profile_reads_the_pixels_as_srgb():
                          icc_profile=b"not a profile at all")
     assert tuple(np.asarray(load_image(broken))[0, 0]) == (10, 20, 30)
     assert color_profile(broken) is None
+
+
+# --- methods (issue #21): what a feed-forward run reads ------------------------------------------
+
+def test_a_runs_identity_ignores_what_its_method_does_not_read():
+    preview = Settings(method="feedforward")
+    assert preview.with_changes(steps=5, seed=3).digest() == preview.digest()
+    assert preview.with_changes(strength=0.5).digest() != preview.digest()
+    assert Settings(steps=5).digest() != Settings().digest()
+    assert Settings(strength=0.5).digest() == Settings().digest(), "gatys reads no strength"
+    # optimisations keep the identity they had before methods existed (stored galleries match)
+    assert Settings(size=48, scales=2, steps=3, style_weight=5e3, init="style").digest() == \
+        "54dec58c2890a3fb644b4a01b20130f98b28a1d5f2762e5d82634dd96a0a1450"
+
+
+def test_labels_and_differences_show_only_what_a_method_reads():
+    preview = Settings(method="feedforward", steps=5, strength=0.5)
+    assert set(preview.differences(Settings(method="feedforward"))) == {"strength"}
+    assert set(preview.differences(Settings())) == {"method", "steps", "strength"}
+    assert varying_fields([preview, preview.with_changes(steps=9)]) == []
+    assert settings_summary(preview, ["steps", "strength", "size"]) == "Strength 0.5 · Size 512"
+    assert run_text(preview) == "512 px, feed-forward"
+    assert [n for n, spec in FIELDS.items() if "feedforward" in spec.methods] == \
+        ["method", "size", "style_scale", "style_blend", "preserve_color", "strength"]

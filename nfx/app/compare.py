@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from nfx.app import grid
+from nfx import sheets
 from nfx.app.context import JobStatus, blob, data_url, queue, store, thumbnail
 from nfx.app.gallery import gallery_filter, label_cards
 from nfx.errors import InputError
@@ -234,11 +234,11 @@ def part_sheet(part: GridPart, rows: str, columns: str, cell_size: int = 192) ->
     cells = {where: load_image(thumbnail(cell.image_sha256) if cell_size <= THUMBNAIL_EDGE
                                else blob(cell.image_sha256))
              for where, cell in part.cells.items()}
-    image = grid.contact_sheet(cells, part.rows, part.columns, cell_size=cell_size,
+    image = sheets.contact_sheet(cells, part.rows, part.columns, cell_size=cell_size,
                                row_title=field_label(rows),
                                column_title=field_label(columns) if columns else "",
                                title=part.title, notes=part.notes)
-    return Sheet(part.title, grid.png(image), part.shown, part.empty)
+    return Sheet(part.title, sheets.png(image), part.shown, part.empty)
 
 
 def batch_grids(batch_id: int, rows: str, columns: str = NO_AXIS, split: str = NO_AXIS,
@@ -251,9 +251,9 @@ def batch_grids(batch_id: int, rows: str, columns: str = NO_AXIS, split: str = N
 def grid_png(batch_id: int, rows: str, columns: str = NO_AXIS, split: str = NO_AXIS,
              cell_size: int = 256) -> bytes:
     """The whole layout as one labelled PNG: the grids of a split one under another."""
-    sheets = [load_image(s.png) for s in batch_grids(batch_id, rows, columns, split,
+    images = [load_image(s.png) for s in batch_grids(batch_id, rows, columns, split,
                                                      cell_size)]
-    return grid.png(grid.stack(sheets))
+    return sheets.png(sheets.stack(images))
 
 
 def grid_file_name(batch_id: int) -> str:

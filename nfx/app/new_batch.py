@@ -22,7 +22,7 @@ from nfx.planning.budget import check_fits
 from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
-from nfx.labels import batch_ref, plural, run_text, stem, styles_text
+from nfx.labels import batch_ref, inputs_text, plural, run_text, stem, styles_text
 from nfx.queue.records import BatchRecord
 from nfx.settings import Settings, settings_text
 from nfx.store.records import ImageRecord, ResultRecord
@@ -86,6 +86,11 @@ class StyleEntry:
 
     def label(self, names: dict[int, str]) -> str:
         return styles_text([names[i] for i in self.style_ids], self.blend)
+
+
+def cell_label(content_name: str, entry: StyleEntry, style_names: dict[int, str]) -> str:
+    """'chelsea × the_scream': a grid cell's pairing."""
+    return inputs_text(content_name, [style_names[i] for i in entry.style_ids], entry.blend)
 
 
 def parse_mix(style_ids: Sequence[int], weights_text: str) -> StyleEntry:

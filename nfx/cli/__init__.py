@@ -15,7 +15,8 @@ from typing import NoReturn
 
 from nfx.errors import NFXError
 
-COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.queue_cmds", "nfx.cli.app_cmd")
+COMMAND_MODULES = ("nfx.cli.engine_cmds", "nfx.cli.sheet_cmd", "nfx.cli.queue_cmds",
+                   "nfx.cli.app_cmd")
 
 
 class Parser(argparse.ArgumentParser):

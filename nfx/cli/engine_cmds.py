@@ -11,7 +11,8 @@ from PIL import Image
 from nfx.cli.options import add_db_option, add_settings_options, settings_changes
 from nfx.errors import InputError
 from nfx.images import load_image
-from nfx.run_record import InputRef, StoredRun, read_run_png, run_png
+from nfx.feedforward.runs import feedforward_run
+from nfx.run_record import InputRef, RunRecord, StoredRun, read_run_png, run_png
 from nfx.settings import Settings
 from nfx.store import Store, db, open_store
 
@@ -122,6 +123,20 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
     if not output.parent.exists():
         raise InputError(f"{output.parent}: output folder does not exist")
 
+    if settings.method == "feedforward":  # a second, no VGG: nothing to watch
+        run = feedforward_run(content[1], [s[1] for s in styles], settings)
+    else:
+        run = _optimise(args, content[1], [s[1] for s in styles], settings)
+    output.write_bytes(run_png(run, content[0], [s[0] for s in styles]))
+    if not args.quiet:
+        print(f"wrote {output} ({run.image.width}x{run.image.height}, "
+              f"{run.seconds:.1f} s on {run.device}/{run.precision})")
+    return 0
+
+
+def _optimise(args: argparse.Namespace, content: Image.Image, styles: list[Image.Image],
+              settings: Settings) -> RunRecord:
+    """The engine's run, with a progress bar."""
     from tqdm import tqdm  # imported late: `--help` stays fast
 
     from nfx.planning.budget import OPTIMISER_NAMES
@@ -143,9 +158,4 @@ def _stylize(args: argparse.Namespace, content: Picture, styles: list[Picture],
                 refresh=False)
             bar.update(progress.fraction - bar.n)
 
-        run = engine.stylize(content[1], [s[1] for s in styles], settings, on_progress)
-    output.write_bytes(run_png(run, content[0], [s[0] for s in styles]))
-    if not args.quiet:
-        print(f"wrote {output} ({run.image.width}x{run.image.height}, "
-              f"{run.seconds:.1f} s on {run.device}/{run.precision})")
-    return 0
+        return engine.stylize(content, styles, settings, on_progress)

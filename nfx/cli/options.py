@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nfx.errors import InputError
@@ -27,13 +27,14 @@ def _option_type(spec: FieldSpec) -> Callable[[str], Any]:  # Any: the setting's
     return parse
 
 
-def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
-    """One --option per setting, with help showing default and range.
+def add_settings_options(parser: argparse.ArgumentParser, *, defaults: bool = True,
+                         names: Sequence[str] | None = None) -> None:
+    """One --option per setting (or per one of `names`), with help showing default and range.
 
     defaults=False leaves every option unset (None) unless given: for `rerun`, where the
     defaults come from the stored settings instead."""
     group = parser.add_argument_group("settings")
-    for spec in FIELDS.values():
+    for spec in (FIELDS[name] for name in (names or FIELDS)):
         shown = f" (default: {spec.format(spec.default) or 'none'}"
         shown += f"; range {spec.describe_range()})" if spec.describe_range() else ")"
         group.add_argument(spec.option, dest=spec.name, type=_option_type(spec),

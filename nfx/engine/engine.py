@@ -12,6 +12,7 @@ optimisation of one scale (nfx.engine.optimize).
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ from PIL import Image
 
 from nfx.engine import color
 from nfx.engine.devices import autocast, pick_device, resolve_precision
+from nfx.engine.losses import vgg_features
 from nfx.engine.memory import keep_freed_memory
 from nfx.engine.optimize import Optimizer, optimize
 from nfx.engine.targets import FeatureCache, Keys, Targets, image_key
 from nfx.engine.tensors import to_image, to_pixels
 from nfx.engine.vgg import VGG19Features, load_vgg
+from nfx import feedforward
 from nfx.errors import Canceled, InputError
 from nfx.images import size_for_long_edge
 from nfx.planning import budget
@@ -41,6 +44,9 @@ CALIBRATION_EDGES = (64, 256)  # small and mid-sized: fixed costs dominate one, 
 CALIBRATION_ROUNDS = 3  # interleaved; the fastest of each is kept (see Engine.calibrate)
 
 PREVIEW_EDGE = 512  # px, long edge of progress previews: for watching, not keeping
+# px: `init: preview` renders the feed-forward start at most this large (a start, not the
+# result: the optimiser draws the detail, and larger renders cost seconds and gigabytes)
+PREVIEW_INIT_EDGE = 2048
 
 
 @dataclass
@@ -79,9 +85,18 @@ class Engine:
 
     def __init__(self, device: str = "auto", weights: str | None = None) -> None:
         self.device = pick_device(device)
+        self.weights = weights
         keep_freed_memory()  # CPU buffers are reused across iterations, not page-faulted in
-        self.model: VGG19Features = self._model(weights)
-        self.targets = Targets(self.model, self.device)
+
+    @functools.cached_property
+    def model(self) -> VGG19Features:
+        """VGG-19, loaded at first use: a worker that only renders feed-forward previews
+        never spends the memory and seconds it takes."""
+        return self._model(self.weights)
+
+    @functools.cached_property
+    def targets(self) -> Targets:
+        return Targets(self.model, self.device)
 
     @property
     def cache(self) -> FeatureCache:
@@ -101,6 +116,13 @@ class Engine:
             pixels = self.targets.pixels(content, size)
         elif s.init == "style":
             pixels = self.targets.pixels(styles[0], size)
+        elif s.init == "preview":
+            # rendered at the output's size (so its brush marks are the final picture's),
+            # then brought to this scale's
+            preview = feedforward.stylize(content, styles, size=min(s.size, PREVIEW_INIT_EDGE),
+                                          style_scale=s.style_scale, blend=s.style_blend,
+                                          preserve_color=s.preserve_color)
+            pixels = self.targets.pixels(preview, size)
         else:
             generator = torch.Generator().manual_seed(s.seed)
             mean = to_pixels(content).mean(dim=(2, 3), keepdim=True)
@@ -243,6 +265,13 @@ class Engine:
         return WorkModel(per_megapixel_iteration=slope,
                          per_iteration=max(steps[e1] - slope * m1, 0.0),
                          per_scale=max(min(setup.values()), 0.0))
+
+    def features(self, image: Image.Image, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """{layer: fp32 activation} of an image at its own size, for judging results (the
+        benchmarks' evaluator, the copy score), not for optimising."""
+        with torch.no_grad():
+            return vgg_features(self.model, to_pixels(image.convert("RGB"), self.device),
+                                layers, "max")
 
     def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
                  settings: Settings) -> dict[str, float]:

@@ -284,8 +284,8 @@ def plan_run(sizes: Sequence[tuple[int, int]], s: Settings, precision: str,
 def check_fits(content_size: tuple[int, int], s: Settings) -> None:
     """Refuse, when a batch is planned, a job that its set memory budget cannot fit (the same
     one line the worker would fail it with). An automatic budget (0) is the worker's
-    machine's to judge, when it runs."""
-    if not s.memory_budget:
+    machine's to judge, when it runs; a feed-forward run has no memory plan."""
+    if not s.memory_budget or s.method == "feedforward":
         return
     final = size_for_long_edge(content_size, s.size)
     plan_run(scale_sizes(final, s.scales), s, "fp32" if s.precision == "fp32" else "bf16",

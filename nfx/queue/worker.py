@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from nfx.errors import Canceled, NFXError
+from nfx.feedforward.runs import feedforward_run
 from nfx.images import color_profile, load_image, thumbnail_bytes
 from nfx.run_record import ScaleImage, run_png
 from nfx.planning.work import WorkModel
@@ -177,10 +178,13 @@ class JobRun:
         heartbeat = Heartbeat(self)
         heartbeat.start()
         try:
-            run = self.engine.stylize(content, styles, self.claim.settings,
-                                      on_progress=self.on_progress,
-                                      preview_every=self.options.preview_every, resume=resume,
-                                      on_scale_done=self.on_scale_done)
+            if self.claim.settings.method == "feedforward":  # a second: no VGG, no progress
+                run = feedforward_run(content, styles, self.claim.settings)
+            else:
+                run = self.engine.stylize(content, styles, self.claim.settings,
+                                          on_progress=self.on_progress,
+                                          preview_every=self.options.preview_every,
+                                          resume=resume, on_scale_done=self.on_scale_done)
         except Canceled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
