@@ -106,12 +106,39 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+@dataclass(frozen=True)
+class Picture:
+    """An input decoded (and converted to sRGB), with the profile it was converted from."""
+
+    image: Image.Image
+    profile: str | None
+
+
+class Pictures:
+    """The worker's last few inputs, decoded: a batch of previews reuses its photos and
+    paintings job after job, and reading and decoding them again cost as much as a
+    feed-forward render (bench/bench_previews.py). Keyed by sha256, so never stale."""
+
+    def __init__(self, queue: Queue, keep: int = 16) -> None:
+        self.queue, self.keep = queue, keep
+        self.decoded: dict[str, Picture] = {}
+
+    def get(self, sha256: str, role: str) -> Picture:
+        if sha256 not in self.decoded:
+            data = self.queue.store.blob(sha256)
+            if len(self.decoded) >= self.keep:
+                self.decoded.pop(next(iter(self.decoded)))
+            self.decoded[sha256] = Picture(load_image(data, role), color_profile(data))
+        return self.decoded[sha256]
+
+
 class JobRun:
     """One claimed job through the engine and into the store."""
 
     def __init__(self, queue: Queue, engine: Engine, claim: Claim, options: WorkerOptions,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, pictures: Pictures | None = None) -> None:
         self.queue, self.engine, self.claim = queue, engine, claim
+        self.pictures = pictures or Pictures(queue)
         self.options, self.stop = options, stop
         self.state = Ownership.OWNED
         self.last_write = 0.0
@@ -164,13 +191,13 @@ class JobRun:
         stopping: back in the queue) or LOST."""
         queue = self.queue
         try:
-            blob = self.queue.store.blob
-            pictures = [blob(ref.sha256) for ref in (self.claim.content, *self.claim.styles)]
-            content = load_image(pictures[0], "content image")
-            styles = [load_image(data, "style image") for data in pictures[1:]]
+            inputs = [self.pictures.get(ref.sha256, role) for ref, role in
+                      [(self.claim.content, "content image")]
+                      + [(ref, "style image") for ref in self.claim.styles]]
+            content, styles = inputs[0].image, [picture.image for picture in inputs[1:]]
             # what the PNG's record says of each input: the colour profile converted
-            refs = [replace(ref, profile=color_profile(data)) for ref, data in
-                    zip((self.claim.content, *self.claim.styles), pictures)]
+            refs = [replace(ref, profile=picture.profile) for ref, picture in
+                    zip((self.claim.content, *self.claim.styles), inputs)]
             resume = self._resume_point()
         except NFXError as exc:
             queue.fail(self.claim, error_message(exc))
@@ -262,6 +289,7 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     queue.worker_ready(name, str(engine.device), work)
     log(f"nfx worker {name}: {queue.store!r} on {engine.device}")
     outcomes: dict[str, int] = {}
+    pictures = Pictures(queue)
     finished = 0
     try:
         while not stop.is_set() and (options.max_jobs is None or finished < options.max_jobs):
@@ -275,7 +303,7 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
             resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
                        if claim.checkpoint else "")
             log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
-            outcome = JobRun(queue, engine, claim, options, stop).run()
+            outcome = JobRun(queue, engine, claim, options, stop, pictures).run()
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
             finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
             log(f"nfx worker {name}: job {claim.job_id} {outcome}")
