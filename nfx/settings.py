@@ -37,7 +37,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Method = Field(
-        "gatys", json_schema_extra=_meta("Method", indexed=True, methods=BOTH),
+        "gatys", json_schema_extra=_meta("Output", indexed=True, methods=BOTH),
         description="'gatys' optimises the image against VGG-19 features (Gatys et al. "
                     "2016): a minute a picture, the best match of the painting. "
                     "'feedforward' renders it in one pass of a network trained for any "

@@ -143,7 +143,7 @@ def preview_grid(contents, entries, style_records, base, sweep) -> None:
     rows = previews.grid_cells([(r.id, r.sha256) for r in contents], entries, shas)
     shown = rows[:previews.MAX_ROWS]
     for row_index, row in enumerate(shown):
-        columns = st.columns(min(len(row), previews.MAX_COLUMNS))
+        columns = st.columns(previews.MAX_COLUMNS)  # a lone cell stays a cell's size
         for index, (cell, column) in enumerate(zip(row, columns)):
             label = new_batch.cell_label(contents[row_index].name, cell.entry, names)
             try:
