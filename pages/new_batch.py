@@ -120,7 +120,8 @@ if not any(new_batch.library_counts().values()):
 
 left, right = st.columns(2)
 with left, st.container(border=True):
-    content_ids = image_picker("content", "Content images", new_batch.library("content"))
+    content_records = new_batch.library("content")
+    content_ids = image_picker("content", "Content images", content_records)
 with right, st.container(border=True):
     style_records = new_batch.library("style")
     style_ids = image_picker("style", "Style images", style_records)
@@ -176,7 +177,7 @@ if content_ids and entries:
     st.caption(f"Each pairing as the feed-forward network draws it ({previews.PREVIEW_EDGE} px, "
                "in a moment): a first look, not the result. **Optimise** queues that cell's "
                "full optimisation.")
-    by_id = {r.id: r for r in new_batch.library("content")}
+    by_id = {r.id: r for r in content_records}
     preview_grid([by_id[i] for i in content_ids if i in by_id], entries, style_records,
                  form.base if form.ok else forms.default_settings(), form.sweep if form.ok else {})
 

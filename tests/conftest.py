@@ -80,6 +80,16 @@ def add_pair(store, seed: int = 1) -> tuple[int, int]:
     return content, style
 
 
+def queue_one(store, settings, seed: int = 1) -> int:
+    """One job of a fresh pair (add_pair) with `settings`, queued: its id."""
+    from nfx.queue import Queue
+
+    queue = Queue(store)
+    content, style = add_pair(store, seed)
+    queue.create_batch([content], [style], settings)
+    return queue.list_jobs()[0].id
+
+
 def result_count(store) -> int:
     from nfx.store.models import Result
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import (TINY, image_bytes, make_image, run_nfx, start_worker, synthetic_run,
+from conftest import (TINY, make_image, queue_one, run_nfx, start_worker, synthetic_run,
                       wait_exit)
 from nfx.images import INFO_KEY, SETTINGS_KEY, read_png_info, read_png_settings
 from nfx.queue import Queue
@@ -194,14 +194,6 @@ def test_cli_batch_list_export(tmp_path, sqlite_url, capsys):
     assert len([n for n in zipfile.ZipFile(out).namelist() if n.endswith(".png")]) == 1
     assert main(["export", "7", "-o", str(tmp_path / "none.zip"), "--db", sqlite_url]) == 2
     assert not (tmp_path / "none.zip").exists()
-
-
-def queue_one(store, settings, seed: int = 1) -> int:
-    queue = Queue(store)
-    content = store.add_image(image_bytes(make_image(48, 32, seed)), "c.png", "content").id
-    style = store.add_image(image_bytes(make_image(40, 40, seed + 1)), "s.png", "style").id
-    queue.create_batch([content], [style], settings)
-    return queue.list_jobs()[0].id
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from conftest import (ENV, ROOT, TINY, add_pair, image_bytes, make_image, result_count,
-                      start_worker, synthetic_run, wait_exit, wait_for)
+from conftest import (ENV, ROOT, TINY, add_pair, image_bytes, make_image, queue_one,
+                      result_count, start_worker, synthetic_run, wait_exit, wait_for)
 from postgres_fixture import free_port
 from nfx.errors import InputError
 from nfx.planning.work import WorkModel
@@ -324,14 +324,6 @@ def test_engine_error_and_cancel_touch_only_their_job(sqlite_url):
     (done,) = queue.list_jobs(batch_id=good.id)
     assert done.status == "done" and done.losses["total"] > 0 and done.seconds > 0
     assert queue.list_workers()[0].jobs_done == 1
-
-
-def queue_one(store, settings, seed: int = 1) -> int:
-    queue = Queue(store)
-    content = store.add_image(image_bytes(make_image(48, 32, seed)), "c.png", "content").id
-    style = store.add_image(image_bytes(make_image(40, 40, seed + 1)), "s.png", "style").id
-    queue.create_batch([content], [style], settings)
-    return queue.list_jobs()[0].id
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ class Cell:
     style_shas: tuple[str, ...]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=16)  # a form's worth of full-size pictures, not a library's
 def _picture(sha256: str) -> Any:  # a PIL image; decoded once per process
     return load_image(blob(sha256))
 

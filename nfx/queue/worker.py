@@ -106,6 +106,9 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+KEEP_PIXELS = 4_000_000  # inputs larger than this are decoded per job, not kept
+
+
 @dataclass(frozen=True)
 class Picture:
     """An input decoded (and converted to sRGB), with the profile it was converted from."""
@@ -124,12 +127,15 @@ class Pictures:
         self.decoded: dict[str, Picture] = {}
 
     def get(self, sha256: str, role: str) -> Picture:
-        if sha256 not in self.decoded:
-            data = self.queue.store.blob(sha256)
+        if sha256 in self.decoded:
+            return self.decoded[sha256]
+        data = self.queue.store.blob(sha256)
+        picture = Picture(load_image(data, role), color_profile(data))
+        if picture.image.width * picture.image.height <= KEEP_PIXELS:  # big ones: once
             if len(self.decoded) >= self.keep:
                 self.decoded.pop(next(iter(self.decoded)))
-            self.decoded[sha256] = Picture(load_image(data, role), color_profile(data))
-        return self.decoded[sha256]
+            self.decoded[sha256] = picture
+        return picture
 
 
 class JobRun:
