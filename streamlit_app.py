@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # pages import `nfx` and `pages._widgets` from the repo root
     sys.path.insert(0, str(ROOT))
 
-from pages._widgets import batch_watch  # noqa: E402
+from pages._widgets import batch_watch, outage_notice  # noqa: E402
 
 st.set_page_config(page_title="NFX style transfer", page_icon="🎨", layout="wide")
 
@@ -28,4 +28,5 @@ PAGES = [
 
 page = st.navigation(PAGES, position="top")  # the sidebar is the gallery's filters
 batch_watch()  # draws nothing but toasts: no space taken
-page.run()
+with outage_notice():  # the database away: a warning that retries, not a traceback
+    page.run()

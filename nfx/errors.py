@@ -11,3 +11,13 @@ class InputError(NFXError):
 
 class Canceled(NFXError):
     """A run stopped because its progress callback asked for it."""
+
+
+class DatabaseUnavailable(NFXError):
+    """The database cannot be reached now (a server restart, a cut connection, a write lock
+    held too long): nothing was written; the same call may succeed later."""
+
+
+class StorageRefused(NFXError):
+    """The database is reachable but refuses to store: its disk is full, or it is read-only.
+    Nothing was written; it will not go away by itself, only when someone frees the disk."""

@@ -36,6 +36,7 @@ class WorkerState(str, Enum):
     CALIBRATING = "calibrating"  # measuring its device's speed, once per host and device
     IDLE = "idle"  # waiting for work
     WORKING = "working"  # running a job
+    PAUSED = "paused"  # the database refused to store its result (full disk): retrying
 
     def __str__(self) -> str:
         return self.value

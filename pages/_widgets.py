@@ -12,13 +12,15 @@ import json
 import math
 import runpy
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from nfx.app import forms, new_batch, queue as queue_view, result as view
-from nfx.app.context import data_url
+from nfx.app.context import OUTAGES, data_url, database_reachable, outage_text
 
 ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 THUMB_CSS = """<style>
@@ -30,6 +32,28 @@ THUMB_CSS = """<style>
   border-radius: 0.4rem; display: block;}
 [class*="st-key-thumb-"] button p {margin: 0;}
 </style>"""
+
+
+OUTAGE_RETRY_SECONDS = 3
+
+
+@contextmanager
+def outage_notice(retry: bool = True) -> Iterator[None]:
+    """Around a page or a fragment: a database that is away (or refuses to store) is a
+    warning, never a traceback; with `retry`, the page reruns once the database answers
+    (a fragment that runs every few seconds retries by itself). Also a decorator."""
+    try:
+        yield
+    except OUTAGES as exc:
+        st.warning(outage_text(exc), icon=":material/cloud_off:")
+        if retry:
+            _rerun_when_back()
+
+
+@st.fragment(run_every=OUTAGE_RETRY_SECONDS)
+def _rerun_when_back() -> None:
+    if database_reachable():
+        st.rerun(scope="app")
 
 
 def through_app_navigation() -> None:
@@ -358,6 +382,7 @@ PERMISSION_BUTTON = """<button id="nfx-notify" type="button" style="border:1px s
 
 
 @st.fragment(run_every=WATCH_SECONDS)
+@outage_notice(retry=False)
 def batch_watch() -> None:
     """On every page: when a batch this session saw with work left finishes, say so (a
     toast, and a browser notification if the user allowed them)."""

@@ -6,7 +6,7 @@ import streamlit as st
 
 from nfx.app import gallery
 from nfx.labels import plural
-from pages._widgets import (KEEP, LAST_RESULT, result_dialog_if_open,
+from pages._widgets import (outage_notice, KEEP, LAST_RESULT, result_dialog_if_open,
                             through_app_navigation, thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
@@ -66,6 +66,7 @@ with st.sidebar:
         ranges, choices = setting_filters()
 
 @st.fragment(run_every=gallery.REFRESH_SECONDS)
+@outage_notice(retry=False)
 def cards_grid(filters: dict) -> None:
     """The count, the ZIP, the order and the cards: refreshed as results arrive, keeping
     the filters (in the sidebar, outside) and the page."""

@@ -4,7 +4,7 @@ queue them. The form keeps its state for the session (persist_state)."""
 import streamlit as st
 
 from nfx.app import forms, new_batch, previews
-from pages._widgets import (FORM, KEEP, MIXES, add_samples_button, field_error,
+from pages._widgets import (outage_notice, FORM, KEEP, MIXES, add_samples_button, field_error,
                             sample_previews, settings_inputs, through_app_navigation)
 
 through_app_navigation()
@@ -136,6 +136,7 @@ form = forms.check_form(values, sweep_texts)
 
 
 @st.fragment
+@outage_notice(retry=False)
 def preview_grid(contents, entries, style_records, base, sweep) -> None:
     """Every content × style entry as the feed-forward network renders it, at once; a
     cell's button queues its full optimisation. A fragment: a click redraws the grid only."""
@@ -190,6 +191,7 @@ if form.ok:
     except new_batch.InputError as exc:
         problem = str(exc)
 @st.fragment(run_every="3s")
+@outage_notice(retry=False)
 def estimate_and_jobs(content_ids, entries, base, sweep) -> None:
     """The count, the estimate and the table of jobs: redrawn as the worker measures this
     machine and finished jobs refine its speed, without touching the form."""

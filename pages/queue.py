@@ -4,7 +4,7 @@ opens), queued jobs to cancel or reorder, failures to retry (with changed settin
 import streamlit as st
 
 from nfx.app import queue
-from pages._widgets import (fill_batch_form, notification_button, result_dialog_if_open,
+from pages._widgets import (outage_notice, fill_batch_form, notification_button, result_dialog_if_open,
                             settings_inputs, through_app_navigation, thumbnail_button,
                             thumbnail_styles)
 
@@ -72,6 +72,7 @@ def recently_finished() -> None:
 
 
 @st.fragment(run_every="2s")
+@outage_notice(retry=False)
 def live_queue() -> None:
     snapshot = queue.queue_snapshot(SHOWN)
     if snapshot.warning:

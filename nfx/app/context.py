@@ -12,18 +12,22 @@ import base64
 import os
 from functools import lru_cache
 
+from nfx.errors import DatabaseUnavailable, StorageRefused
 from nfx.planning.batch import PlannedJob, sweep_variants  # the one place views import them
 from nfx.queue import LISTED, STATUSES, JobStatus, Queue, WorkerState
 from nfx.store import Store, open_store
 
 __all__ = ["store", "queue", "blob", "thumbnail", "data_url", "STATUSES", "LISTED", "JobStatus",
-           "WorkerState", "PlannedJob",
-           "sweep_variants"]
+           "WorkerState", "PlannedJob", "sweep_variants", "OUTAGES", "database_reachable",
+           "outage_text"]
+
+APP_PATIENCE_SECONDS = 2.0  # a page waits this long for the database, then says it is away
+OUTAGES = (DatabaseUnavailable, StorageRefused)  # a page shows these and retries
 
 
 @lru_cache(maxsize=16)
 def _open_store(url: str | None) -> Store:
-    return open_store(url)
+    return open_store(url, patience=APP_PATIENCE_SECONDS)
 
 
 def store() -> Store:
@@ -49,6 +53,23 @@ def blob(sha256: str) -> bytes:
 def thumbnail(sha256: str) -> bytes:
     """The thumbnail of a library image or result, by the full image's sha256."""
     return store().thumbnail(sha256)
+
+
+def database_reachable() -> bool:
+    """Whether a read goes through now (the page's outage notice polls this)."""
+    try:
+        queue().queue_counts()
+    except OUTAGES:
+        return False
+    return True
+
+
+def outage_text(exc: Exception) -> str:
+    """What a page says while the database is away or refuses to store."""
+    if isinstance(exc, StorageRefused):
+        return (f"The database refuses to store anything: {exc}. Workers pause and retry; "
+                "free disk space or make the database writable.")
+    return f"Database unreachable, retrying: {exc}"
 
 
 def data_url(jpeg_or_png: bytes) -> str:

@@ -19,11 +19,11 @@ record name the optimiser.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nfx import host_memory
 from nfx.errors import InputError
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
@@ -194,20 +194,17 @@ def estimate(width: int, height: int, s: Settings, precision: str, tile: int | N
 
 def available(device: torch.device | None) -> int:
     """Bytes this process may grow to: what it holds now plus a safe fraction of what is
-    free (RAM's MemAvailable, or the GPU's free memory)."""
+    free (RAM's MemAvailable, or what its container's cgroup limit leaves, whichever is less;
+    or the GPU's free memory)."""
     if device is not None and device.type == "cuda":
         import torch  # only here: the plan itself is arithmetic, used without torch by the app
 
         free, _ = torch.cuda.mem_get_info(device)
         return int(torch.cuda.memory_reserved(device) + BUDGET_FRACTION * free)
-    fields = {}
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            name, value = line.split(":")
-            fields[name] = int(value.split()[0]) * 1024
-    with open("/proc/self/status") as status:
-        held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
-    return int(held + BUDGET_FRACTION * fields["MemAvailable"])
+    left, held = host_memory.available(), host_memory.rss_bytes()
+    if left is None or held is None:
+        return 1 << 62  # no way to know (macOS, Windows): no limit
+    return int(held + BUDGET_FRACTION * left)
 
 
 def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
@@ -215,8 +212,6 @@ def budget_bytes(s: Settings, device: torch.device | None = None) -> int:
     default this machine's RAM) has free."""
     if s.memory_budget:
         return int(s.memory_budget * GIB)
-    if (device is None or device.type == "cpu") and not os.path.exists("/proc/meminfo"):
-        return 1 << 62  # no way to know (macOS, Windows): no limit
     return available(device)
 
 

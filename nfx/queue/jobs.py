@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
+from nfx.queue import deaths
 from nfx.planning.batch import input_digest
 from nfx.run_record import InputRef, RunRecord
 from nfx.settings import Settings
@@ -78,7 +79,8 @@ def run_fields_reset(*, keep_checkpoint: bool) -> dict[str, Any]:
     to resume there) and for a retry or cancel (which start over)."""
     values: dict[str, Any] = dict(worker=None, lease_until=None, heartbeat_at=None,
                                   started_at=None, progress=0.0, iteration=0, preview_png=None,
-                                  seconds_left=None, cancel_requested=False)
+                                  seconds_left=None, cancel_requested=False, rss_bytes=None,
+                                  memory_limit_bytes=None, available_bytes=None)
     if not keep_checkpoint:
         values.update(checkpoint_scales=0, checkpoint_sha256=None, checkpoint_history=None)
     return values
@@ -170,6 +172,7 @@ def retry(session: Session, job_id: int, changes: dict[str, Any] | None = None) 
         _set_settings(job, settings)
     _reset(session, job, keep_checkpoint=False)
     job.status, job.attempts, job.error, job.finished_at = JobStatus.QUEUED, 0, None, None
+    job.blamed_deaths = 0
     if changes and not job.force and (result := finished_result(session, job.input_digest)):
         mark_reused(job, result)
     return job
@@ -198,22 +201,47 @@ def move_to_front(session: Session, job_id: int) -> Job:
 # --- lost workers -----------------------------------------------------------------------------
 
 
-def _lost(session: Session, job: Job, why: str, now: datetime) -> None:
-    """The job's worker is gone: back to the queue (keeping its checkpoint), or failed when
-    it has used every attempt, since a job that kills its worker every time would otherwise
-    kill every worker in turn."""
+def _lost(session: Session, job: Job, why: str, now: datetime, signal: str | None = None,
+          oom_kills: int | None = None) -> None:
+    """The job's worker is gone: judge the death on its evidence (nfx.queue.deaths) and
+    record it with the job. Bad luck (an outside kill) requeues it, keeping its checkpoint,
+    however often it happens. A death the evidence blames on the job counts against it: a
+    memory death requeues it with a smaller memory budget; after `max_attempts` such deaths
+    it fails, with the evidence, since a job that kills its worker every time would
+    otherwise kill every worker in turn."""
     session.execute(update(Worker).values(current_job_id=None)
                     .where(Worker.name == job.worker, Worker.current_job_id == job.id))
+    settings = Settings.from_json(job.settings_json)
+    evidence = deaths.Evidence(
+        cause=why, signal=signal, oom_kills=oom_kills, rss=job.rss_bytes,
+        limit=job.memory_limit_bytes, available=job.available_bytes, iteration=job.iteration,
+        scale=min(job.iteration // max(settings.steps, 1), settings.scales - 1))
+    verdict = deaths.judge(evidence)
+    changes: dict[str, Any] = {}
+    if verdict.blames_job:
+        job.blamed_deaths = (job.blamed_deaths or 0) + 1
+        if verdict.out_of_memory and settings.method == "gatys":
+            changes = {"memory_budget": deaths.smaller_budget(settings, evidence)}
+    job.deaths = [*(job.deaths or []),
+                  deaths.record(evidence, verdict, now.isoformat(timespec="seconds"),
+                                job.worker, changes)]
+    iteration = job.iteration
     if job.cancel_requested:  # the user wanted it stopped anyway
         _close(session, job, JobStatus.CANCELED, f"canceled (its worker was lost: {why})")
-    elif job.attempts >= job.max_attempts:
+    elif verdict.blames_job and job.blamed_deaths >= job.max_attempts:
         _close(session, job, JobStatus.FAILED,
-               f"worker died {job.attempts} times on this job (last: {why}); giving up")
+               f"its worker died {job.blamed_deaths} times on this job, each time with the "
+               f"evidence against the job (last: {why} at iteration {iteration}; "
+               f"{verdict.reason}); giving up")
     else:
-        iteration = job.iteration
         _reset(session, job, keep_checkpoint=True)
         job.status = JobStatus.QUEUED
-        job.error = f"worker lost at iteration {iteration} ({why}); requeued"
+        remedy = ""
+        if changes:  # tiles give the same image: the checkpoint stays valid
+            _set_settings(job, settings.with_changes(**changes))
+            remedy = f"; retrying with a memory budget of {changes['memory_budget']:g} GiB"
+        job.error = f"worker lost at iteration {iteration} ({why}: {verdict.reason}); " + (
+            f"requeued{remedy}" if verdict.blames_job else "requeued, not counted against it")
 
 
 def _locked(session: Session, query: Select[Job]) -> Sequence[Job]:
@@ -234,13 +262,15 @@ def requeue_expired(session: Session) -> int:
     return len(jobs)
 
 
-def requeue_worker_jobs(session: Session, worker: str, why: str) -> list[int]:
-    """A worker is known dead (its supervisor saw it exit): its running jobs go back at once,
-    without waiting for their leases. Returns their ids."""
+def requeue_worker_jobs(session: Session, worker: str, why: str, signal: str | None = None,
+                        oom_kills: int | None = None) -> list[int]:
+    """A worker is known dead (its supervisor saw it exit, with its signal and the cgroup's
+    OOM kills): its running jobs go back at once, without waiting for their leases. Returns
+    their ids."""
     jobs = _locked(session, select(Job).where(Job.status == JobStatus.RUNNING,
                                               Job.worker == worker))
     for job in jobs:
-        _lost(session, job, why, utcnow())
+        _lost(session, job, why, utcnow(), signal, oom_kills)
     return [job.id for job in jobs]
 
 
@@ -337,7 +367,7 @@ def save_checkpoint(session: Session, claim: Claim, scales_done: int, png: bytes
 def _worker_idle(session: Session, claim: Claim, **values: Any) -> None:
     session.execute(update(Worker).where(Worker.name == claim.worker)
                     .values(current_job_id=None, last_seen=utcnow(), state=WorkerState.IDLE,
-                            **values))
+                            problem=None, **values))
 
 
 def _end(session: Session, claim: Claim, status: JobStatus, error: str) -> bool:
@@ -357,15 +387,18 @@ def canceled(session: Session, claim: Claim) -> bool:
     return _end(session, claim, JobStatus.CANCELED, "canceled while running")
 
 
-def release(session: Session, claim: Claim) -> bool:
-    """Put a job back in the queue (its worker is stopping); the attempt is not counted
-    against it, and it resumes from its last finished scale."""
+def release(session: Session, claim: Claim, reason: str | None = None) -> bool:
+    """Put a job back in the queue (its worker is stopping, or the database would not store
+    its result: `reason`); the attempt is not counted against it, and it resumes from its
+    last finished scale."""
     job = _owned_job(session, claim)
     _worker_idle(session, claim)
     if job is None:
         return False
     _reset(session, job, keep_checkpoint=True)
     job.status, job.attempts = JobStatus.QUEUED, job.attempts - 1
+    if reason:
+        job.error = f"released: {reason}; it runs again when the database can store it"
     return True
 
 

@@ -238,9 +238,9 @@ class Queue:
         with self.store.write() as session:
             return jobs.canceled(session, claim)
 
-    def release(self, claim: Claim) -> bool:
+    def release(self, claim: Claim, reason: str | None = None) -> bool:
         with self.store.write() as session:
-            return jobs.release(session, claim)
+            return jobs.release(session, claim, reason)
 
     def requeue_expired(self) -> int:
         with self.store.write() as session:
@@ -263,13 +263,14 @@ class Queue:
             workers.ready(session, name, device, work)
 
     def worker_seen(self, name: str, *, stopped: bool = False,
-                    state: WorkerState | None = None) -> None:
+                    state: WorkerState | None = None, problem: str | None = None) -> None:
         with self.store.write() as session:
-            workers.seen(session, name, stopped=stopped, state=state)
+            workers.seen(session, name, stopped=stopped, state=state, problem=problem)
 
-    def worker_exited(self, host: str, pid: int, cause: str) -> list[int]:
+    def worker_exited(self, host: str, pid: int, cause: str, signal: str | None = None,
+                      oom_kills: int | None = None) -> workers.Exit:
         with self.store.write() as session:
-            return workers.exited(session, host, pid, cause)
+            return workers.exited(session, host, pid, cause, signal, oom_kills)
 
     def calibrated(self, host: str | None = None, device: str | None = None
                    ) -> WorkModel | None:
@@ -358,4 +359,5 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         cancel_requested=job.cancel_requested, max_attempts=job.max_attempts,
         heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
         checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left,
-        source_result_id=job.source_result_id)
+        source_result_id=job.source_result_id, blamed_deaths=job.blamed_deaths or 0,
+        deaths=tuple(job.deaths or ()))

@@ -56,6 +56,8 @@ class JobRecord:
     checkpoint_scales: int = 0  # scales finished and kept: a requeued job resumes after them
     seconds_left: float | None = None  # the running attempt's own estimate (see the worker)
     source_result_id: int | None = None  # a re-run: the result it started from
+    blamed_deaths: int = 0  # worker deaths the evidence blamed on it (nfx.queue.deaths)
+    deaths: tuple[dict[str, Any], ...] = ()  # every worker death while it ran: evidence
 
 
 @dataclass(frozen=True)
@@ -72,4 +74,5 @@ class WorkerRecord:
     current_job_id: int | None  # only while alive: a dead worker's last job is history
     exit_cause: str | None = None  # "was killed by SIGKILL", "exited with code 1", ...
     stopped_at: datetime | None = None
-    state: str | None = None  # while alive: starting, calibrating, idle or working
+    state: str | None = None  # while alive: starting, calibrating, idle, working or paused
+    problem: str | None = None  # while paused: why (a full disk, a read-only database)

@@ -2,14 +2,21 @@
 
 One job's trouble stays with that job: an engine error (out of memory, an unreadable image)
 marks it failed and the loop goes on. SIGTERM/SIGINT stop the engine between iterations and
-put the running job back in the queue. A heartbeat thread extends the job's lease; if this
-process dies, its supervisor (`nfx app`, `nfx workers`) requeues the job at once, and
-otherwise any process that looks at the queue does once the lease runs out. Each finished
-scale is kept with the job, so a requeued job resumes at the next scale.
+put the running job back in the queue. A heartbeat thread extends the job's lease and reports
+the worker's memory (the evidence if it dies: nfx.queue.deaths); if this process dies, its
+supervisor (`nfx app`, `nfx workers`) requeues the job at once, and otherwise any process that
+looks at the queue does once the lease runs out. Each finished scale is kept with the job, so
+a requeued job resumes at the next scale.
+
+The database's trouble is waited out, never a job's failure: while it is unreachable (a
+server restart, a long write lock) a running job keeps running and every call into the queue
+is retried (`Patience`); when it refuses to store a result (a full disk, read-only) the job is
+released with the reason and the worker pauses, then tries again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -24,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from nfx.errors import Canceled, NFXError
+from nfx import host_memory
+from nfx.errors import Canceled, DatabaseUnavailable, NFXError, StorageRefused
 from nfx.feedforward.runs import feedforward_run
 from nfx.images import color_profile, load_image, thumbnail_bytes
 from nfx.run_record import ScaleImage, run_png
@@ -52,6 +60,53 @@ class WorkerOptions:
 
 LOG = logging.getLogger("nfx.worker")
 LOST = "lost"  # how a job ends for a worker whose lease ran out: it went on elsewhere
+RELEASED = "released"  # the database would not store the result: back in the queue
+OUTAGE_FIRST_SECONDS, OUTAGE_MAX_SECONDS = 0.5, 10.0  # retries while the database is away
+PAUSE_FIRST_SECONDS, PAUSE_MAX_SECONDS = 2.0, 60.0  # pauses while it refuses to store
+
+
+def memory_reading() -> dict[str, int | None]:
+    """This process's memory, for the job's heartbeat columns."""
+    return {"rss_bytes": host_memory.rss_bytes(), "memory_limit_bytes":
+            host_memory.memory_limit(), "available_bytes": host_memory.available()}
+
+
+class Patience:
+    """Calls into the queue that wait out an unreachable database: retried with backoff
+    until they go through (or the worker is asked to stop), said once when the outage
+    starts and once when it ends."""
+
+    def __init__(self, log: Callable[[str], None], stop: threading.Event) -> None:
+        self.log, self.stop = log, stop
+        self.lock = threading.Lock()  # the heartbeat thread and the loop share the notice
+        self.down_since: float | None = None
+
+    def __call__(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        pause = OUTAGE_FIRST_SECONDS
+        while True:
+            try:
+                value = call(*args, **kwargs)
+            except DatabaseUnavailable as exc:
+                self.failed(exc)
+                if self.stop.wait(pause):
+                    raise
+                pause = min(pause * 2, OUTAGE_MAX_SECONDS)
+                continue
+            self.worked()
+            return value
+
+    def failed(self, exc: DatabaseUnavailable) -> None:
+        with self.lock:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                self.log(f"nfx worker: {exc}; retrying (a running job keeps running)")
+
+    def worked(self) -> None:
+        with self.lock:
+            if self.down_since is not None:
+                self.log(f"nfx worker: the database is back after "
+                         f"{time.monotonic() - self.down_since:.1f} s")
+                self.down_since = None
 
 
 def default_name() -> str:
@@ -86,20 +141,20 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         interval = max(self.run_.options.lease / 4, 0.05)
-        failing = False
+        patience = self.run_.patience
         while not self.stopped.wait(interval):
             try:
                 self.run_.state = self.run_.queue.heartbeat(self.run_.claim,
-                                                            self.run_.options.lease)
-            except Exception as exc:  # a busy database: try again next beat (lease has slack)
-                if not failing:  # said once per run of failures, not every beat
-                    LOG.warning("heartbeat of job %s failed (%s); retrying every %.1f s",
-                                self.run_.claim.job_id, error_message(exc), interval)
-                failing = True
+                                                            self.run_.options.lease,
+                                                            **memory_reading())
+            except DatabaseUnavailable as exc:  # try again next beat (the lease has slack)
+                patience.failed(exc)
                 continue
-            if failing:
-                LOG.warning("heartbeat of job %s works again", self.run_.claim.job_id)
-            failing = False
+            except Exception as exc:  # never let the beat die: the lease would run out
+                LOG.warning("heartbeat of job %s failed (%s); retrying every %.1f s",
+                            self.run_.claim.job_id, error_message(exc), interval)
+                continue
+            patience.worked()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -142,14 +197,17 @@ class JobRun:
     """One claimed job through the engine and into the store."""
 
     def __init__(self, queue: Queue, engine: Engine, claim: Claim, options: WorkerOptions,
-                 stop: threading.Event, pictures: Pictures | None = None) -> None:
+                 stop: threading.Event, pictures: Pictures | None = None,
+                 patience: Patience | None = None) -> None:
         self.queue, self.engine, self.claim = queue, engine, claim
         self.pictures = pictures or Pictures(queue)
+        self.patience = patience or Patience(print, stop)
         self.options, self.stop = options, stop
         self.state = Ownership.OWNED
         self.last_write = 0.0
         self.pending_preview: Image.Image | None = None
         self.first_progress: tuple[float, float] | None = None  # (time, fraction) this attempt
+        self.refusal: str | None = None  # why the database would not store the result
 
     def seconds_left(self, fraction: float, now: float) -> float | None:
         """This attempt's pace so far, applied to the work left (None until it has one)."""
@@ -176,28 +234,41 @@ class JobRun:
             if self.pending_preview is not None:
                 values["preview_png"] = plain_png(self.pending_preview)
                 self.pending_preview = None
-            self.state = self.queue.heartbeat(self.claim, self.options.lease, **values)
+            try:
+                self.state = self.queue.heartbeat(self.claim, self.options.lease,
+                                                  **values, **memory_reading())
+            except DatabaseUnavailable as exc:  # run on; the heartbeat thread keeps trying
+                self.patience.failed(exc)
+            else:
+                self.patience.worked()
             self.last_write = time.monotonic()
         return self.stop.is_set() or self.state is not Ownership.OWNED
 
     def on_scale_done(self, scale: ScaleImage) -> None:
-        """Keep the finished scale with the job: after a crash it resumes from here."""
-        self.queue.save_checkpoint(self.claim, scale.scales_done, plain_png(scale.image),
-                                         scale.history)
+        """Keep the finished scale with the job: after a crash it resumes from here (a
+        checkpoint the database cannot take now is skipped: it only saves time)."""
+        try:
+            self.queue.save_checkpoint(self.claim, scale.scales_done, plain_png(scale.image),
+                                       scale.history)
+        except (DatabaseUnavailable, StorageRefused) as exc:
+            LOG.warning("job %s: scale %d not kept (%s)", self.claim.job_id, scale.scales_done,
+                        exc)
 
     def _resume_point(self) -> ScaleImage | None:
         checkpoint = self.claim.checkpoint
         if checkpoint is None:
             return None
-        image = load_image(self.queue.store.blob(checkpoint.image_sha256), "checkpoint")
+        image = load_image(self.patience(self.queue.store.blob, checkpoint.image_sha256),
+                           "checkpoint")
         return ScaleImage(checkpoint.scales_done, image, checkpoint.history)
 
     def run(self) -> JobStatus | str:
         """How the job ended for this worker: done, failed, canceled, queued (this worker is
-        stopping: back in the queue) or LOST."""
-        queue = self.queue
+        stopping: back in the queue), RELEASED (the database would not store the result) or
+        LOST."""
+        queue, patience = self.queue, self.patience
         try:
-            inputs = [self.pictures.get(ref.sha256, role) for ref, role in
+            inputs = [patience(self.pictures.get, ref.sha256, role) for ref, role in
                       [(self.claim.content, "content image")]
                       + [(ref, "style image") for ref in self.claim.styles]]
             content, styles = inputs[0].image, [picture.image for picture in inputs[1:]]
@@ -205,8 +276,10 @@ class JobRun:
             refs = [replace(ref, profile=picture.profile) for ref, picture in
                     zip((self.claim.content, *self.claim.styles), inputs)]
             resume = self._resume_point()
+        except (DatabaseUnavailable, StorageRefused):
+            raise
         except NFXError as exc:
-            queue.fail(self.claim, error_message(exc))
+            patience(queue.fail, self.claim, error_message(exc))
             return JobStatus.FAILED
         heartbeat = Heartbeat(self)
         heartbeat.start()
@@ -221,13 +294,21 @@ class JobRun:
         except Canceled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
-            queue.fail(self.claim, error_message(exc))
+            patience(queue.fail, self.claim, error_message(exc))
             _free_device_memory()
             return JobStatus.FAILED
         finally:
             heartbeat.stop()
         png = run_png(run, refs[0], refs[1:], job_id=self.claim.job_id)
-        result_id = queue.finish(self.claim, run, png, thumbnail_bytes(run.image))
+        try:
+            result_id = patience(queue.finish, self.claim, run, png, thumbnail_bytes(run.image))
+        except StorageRefused as exc:  # nothing was written: the job goes back, with why
+            self.refusal = str(exc)
+            try:
+                patience(queue.release, self.claim, self.refusal)
+            except StorageRefused:  # not even that: its lease runs out and requeues it
+                pass
+            return RELEASED
         return JobStatus.DONE if result_id is not None else LOST
 
     def _stopped(self) -> JobStatus | str:
@@ -263,7 +344,9 @@ def install_stop_signals(stop: threading.Event) -> None:
 def work_model(queue: Queue, engine: Engine, name: str, log: Callable[[str], None]
                ) -> WorkModel | None:
     """This device's speed for time estimates: measured once per host and device (a few
-    seconds of real runs), then reused by the workers that start after."""
+    seconds of real runs), then reused by the workers that start after. Measured when the
+    worker first finds nothing to do, not at start: a worker restarted into a busy queue
+    works at once, and a measurement cut short by a kill is not redone on every restart."""
     known = queue.calibrated(socket.gethostname(), str(engine.device))
     if known is not None:
         return known
@@ -283,37 +366,57 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     jobs ended each way."""
     stop = stop or threading.Event()
     queue = open_queue(url)
+    patience = Patience(log, stop)
     name = options.name or default_name()
     # Registered before the network loads, so the Queue page says "starting", not that no
     # worker runs, for the seconds that loading and calibrating take.
-    queue.register_worker(name, socket.gethostname(), os.getpid(), options.device,
-                          options.lease, state=WorkerState.STARTING)
+    patience(queue.register_worker, name, socket.gethostname(), os.getpid(), options.device,
+             options.lease, state=WorkerState.STARTING)
     from nfx.engine import Engine  # torch: seconds to import
 
     engine = Engine(options.device)
-    work = work_model(queue, engine, name, log) if options.calibrate else None
-    queue.worker_ready(name, str(engine.device), work)
+    patience(queue.worker_ready, name, str(engine.device), None)
     log(f"nfx worker {name}: {queue.store!r} on {engine.device}")
     outcomes: dict[str, int] = {}
     pictures = Pictures(queue)
-    finished = 0
+    finished, calibrate = 0, options.calibrate
+    pause = PAUSE_FIRST_SECONDS
     try:
         while not stop.is_set() and (options.max_jobs is None or finished < options.max_jobs):
-            claim = queue.claim_next(name, options.lease)
+            claim = patience(queue.claim_next, name, options.lease)
             if claim is None:
-                if options.once and not queue.work_remaining():
+                if calibrate:  # idle: the moment to measure the device, once
+                    calibrate = False
+                    work = patience(work_model, queue, engine, name, log)
+                    patience(queue.worker_ready, name, str(engine.device), work)
+                    continue
+                if options.once and not patience(queue.work_remaining):
                     break
-                queue.worker_seen(name)
+                patience(queue.worker_seen, name)
                 stop.wait(options.poll)
                 continue
             resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
                        if claim.checkpoint else "")
             log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
-            outcome = JobRun(queue, engine, claim, options, stop, pictures).run()
+            run = JobRun(queue, engine, claim, options, stop, pictures, patience)
+            outcome = run.run()
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
             finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
             log(f"nfx worker {name}: job {claim.job_id} {outcome}")
+            if outcome == RELEASED:  # a full disk: say so, wait, then try again
+                log(f"nfx worker {name}: the database would not store job {claim.job_id}'s "
+                    f"result ({run.refusal}); paused {pause:g} s")
+                with contextlib.suppress(StorageRefused):
+                    patience(queue.worker_seen, name, state=WorkerState.PAUSED,
+                             problem=f"{run.refusal}"[:500])
+                stop.wait(pause)
+                pause = min(pause * 2, PAUSE_MAX_SECONDS)
+            else:
+                pause = PAUSE_FIRST_SECONDS
+    except DatabaseUnavailable:  # asked to stop while the database was away
+        pass
     finally:
-        queue.worker_seen(name, stopped=True)
+        with contextlib.suppress(NFXError):
+            queue.worker_seen(name, stopped=True)
         queue.store.close()
     return outcomes

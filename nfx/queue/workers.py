@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,26 +46,41 @@ def ready(session: Session, name: str, device: str, work: WorkModel | None) -> N
 
 
 def seen(session: Session, name: str, *, stopped: bool = False,
-         state: WorkerState | None = None) -> None:
+         state: WorkerState | None = None, problem: str | None = None) -> None:
+    """The worker is alive (in `state`, paused by `problem` if given)."""
     values: dict[str, Any] = {"last_seen": utcnow()}  # Any: columns of their own types
     if state is not None:
-        values["state"] = state
+        values["state"], values["problem"] = state, problem
     if stopped:
         values.update(stopped_at=utcnow(), current_job_id=None, state=None)
     session.execute(update(Worker).where(Worker.name == name).values(**values))
 
 
-def exited(session: Session, host: str, pid: int, cause: str) -> list[int]:
+@dataclass(frozen=True)
+class Exit:
+    """What the table knew of a worker when its supervisor saw it exit."""
+
+    requeued: list[int]  # the jobs it held: back in the queue (or failed, if to blame)
+    worked: bool  # it had got going (loaded its engine, or claimed a job): not a crash loop
+
+
+def exited(session: Session, host: str, pid: int, cause: str, signal: str | None = None,
+           oom_kills: int | None = None) -> Exit:
     """A worker process is known to have died (its supervisor saw the exit): record why, and
-    requeue its running job at once. Returns the requeued (or failed) job ids."""
+    requeue its running job at once, judged on the evidence (`signal`, the OOM kills in its
+    cgroup while it lived; see nfx.queue.deaths)."""
     worker = session.scalar(select(Worker).where(Worker.host == host, Worker.pid == pid,
                                                  Worker.stopped_at.is_(None))
                             .order_by(Worker.started_at.desc()).limit(1))
     if worker is None:  # it died before it registered
-        return []
+        return Exit([], False)
+    worked = (worker.current_job_id is not None or worker.jobs_done > 0
+              or worker.state in (WorkerState.IDLE, WorkerState.WORKING))
     worker.stopped_at, worker.exit_cause = utcnow(), cause[:255]
     worker.current_job_id, worker.state = None, None
-    return requeue_worker_jobs(session, worker.name, f"its worker {cause}")
+    requeued = requeue_worker_jobs(session, worker.name, f"its worker {cause}", signal,
+                                   oom_kills)
+    return Exit(requeued, worked or bool(requeued))
 
 
 def calibrated(session: Session, host: str | None = None, device: str | None = None
@@ -89,7 +105,8 @@ def records(session: Session) -> list[WorkerRecord]:
                          started_at=w.started_at, last_seen=w.last_seen, jobs_done=w.jobs_done,
                          current_job_id=w.current_job_id if _alive(w, now) else None,
                          alive=_alive(w, now), exit_cause=w.exit_cause, stopped_at=w.stopped_at,
-                         state=_state(w) if _alive(w, now) else None)
+                         state=_state(w) if _alive(w, now) else None,
+                         problem=w.problem if _alive(w, now) else None)
             for w in session.scalars(select(Worker).order_by(Worker.last_seen.desc()))]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer,
-                        LargeBinary, String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index,
+                        Integer, LargeBinary, String, Text, UniqueConstraint)
 from sqlalchemy.orm import (DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column,
                             relationship)
 from sqlalchemy.types import TypeEngine
@@ -124,6 +124,13 @@ class Job(Base):
     checkpoint_scales: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     checkpoint_history: Mapped[list[Any] | None] = mapped_column()
+    # the running attempt's last memory reading: its RSS, its limit (cgroup or RAM), the
+    # machine's memory left; what a worker death is judged by (nfx.queue.deaths)
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    available_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    deaths: Mapped[list[Any] | None] = mapped_column()  # each worker death: evidence, verdict
+    blamed_deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     content: Mapped[Image] = relationship(lazy="joined")
@@ -190,6 +197,7 @@ class Worker(Base):
     current_job_id: Mapped[int | None] = mapped_column(Integer)
     exit_cause: Mapped[str | None] = mapped_column(String(255))  # why it stopped, if it died
     state: Mapped[str | None] = mapped_column(String(16))  # WORKER_STATES, as it reports it
+    problem: Mapped[str | None] = mapped_column(String(500))  # why it paused (a full disk)
     # the engine's speed on this worker's device, measured at start (nfx.planning.work.WorkModel)
     work_per_megapixel_iteration: Mapped[float | None] = mapped_column(Float)
     work_per_iteration: Mapped[float | None] = mapped_column(Float)

@@ -9,39 +9,44 @@ SQLite takes the write lock at BEGIN.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
-from nfx.errors import InputError, NFXError
+from nfx.errors import DatabaseUnavailable, InputError, NFXError
 from nfx.labels import result_ref, varying_fields
 from nfx.planning import batch as planner
 from nfx.settings import Settings
 from nfx.status import JobStatus
-from nfx.store import db, export, gallery
+from nfx.store import db, export, gallery, outages
 from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_sha
 from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, utcnow
 from nfx.store.records import GalleryCard, ImageRecord, ResultRecord
 
 ROLES = ("content", "style")
+PATIENCE_SECONDS = 5.0  # how long one transaction waits for an unreachable database
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.1, 2.0
 THUMBNAIL_SIZE = 256
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, patience: float = PATIENCE_SECONDS) -> Store:
     """Open (creating and migrating as needed) the gallery at `url`, $NFX_DATABASE_URL, or the
-    project's data/nfx.db."""
-    return Store(db.resolve_url(url))
+    project's data/nfx.db; `patience`: seconds one transaction waits out an outage."""
+    return Store(db.resolve_url(url), patience=patience)
 
 
 class Store:
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
-        self.url = url
+    def __init__(self, url: str, *, migrate: bool = True,
+                 patience: float = PATIENCE_SECONDS) -> None:
+        self.url, self.patience = url, patience
         # "database", not "engine": in NFX the engine is the style-transfer one
         self.database: sqlalchemy.Engine = db.create_db_engine(url)
         self._writer = db.writer(self.database)
@@ -51,8 +56,9 @@ class Store:
             except OperationalError as exc:  # unreachable server, unwritable file, ...
                 self.database.dispose()
                 reason = " ".join(str(exc.orig).split()) if exc.orig else str(exc)
-                raise NFXError(f"cannot open database "
-                               f"{self.database.url.render_as_string()}: {reason}") from None
+                raise DatabaseUnavailable(
+                    f"cannot open database {self.database.url.render_as_string()}: "
+                    f"{reason}") from None
 
     def close(self) -> None:
         self.database.dispose()
@@ -64,14 +70,49 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.database, expire_on_commit=False) as session, session.begin():
+        with self._transaction(self.database) as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any error."""
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+        with self._transaction(self._writer) as session:
             yield session
+
+    @contextmanager
+    def _transaction(self, bind: sqlalchemy.Engine) -> Iterator[Session]:
+        """A transaction whose connection is taken at once, retried for `patience` seconds
+        while the database is away (a server restart, SQLite's write lock held by another
+        process); an outage that lasts raises DatabaseUnavailable, a full disk or read-only
+        database StorageRefused (nfx.store.outages), nothing written either way."""
+        deadline, pause = time.monotonic() + self.patience, RETRY_FIRST_SECONDS
+        while True:
+            session = Session(bind, expire_on_commit=False)
+            try:
+                transaction = session.begin()
+                session.connection()  # connect (pre-pinged) and BEGIN now, where it is safe
+                break                 # to retry: nothing has run yet
+            except DBAPIError as exc:
+                session.close()
+                outage = outages.classify(exc)
+                if not isinstance(outage, DatabaseUnavailable) or time.monotonic() > deadline:
+                    raise (outage or exc) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_SECONDS)
+        try:
+            with session:
+                try:
+                    yield session
+                except BaseException:
+                    with contextlib.suppress(DBAPIError):  # a dead connection cannot roll back
+                        transaction.rollback()
+                    raise
+                transaction.commit()
+        except DBAPIError as exc:
+            outage = outages.classify(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     # --- images --------------------------------------------------------------------------
 
