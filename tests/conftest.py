@@ -35,7 +35,7 @@ LEASE = "1.5"  # a worker's lease in tests: short, so that a killed worker's job
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that uses the PostgreSQL server is marked `postgres`."""
     for item in items:
-        if "postgres_server" in getattr(item, "fixturenames", ()):
+        if {"postgres_server", "own_postgres"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
 
 

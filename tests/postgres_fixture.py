@@ -62,7 +62,10 @@ class PostgresServer:
         subprocess.run(_as_user([str(self.bin / "initdb"), "-D", str(self.data), "-U",
                                  "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]),
                        check=True, capture_output=True)
-        self.log = open(self.root / "server.log", "wb")
+        self.log = open(self.root / "server.log", "ab")
+        self._launch()
+
+    def _launch(self) -> None:
         self.process = subprocess.Popen(
             _as_user([str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
                       "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1",
@@ -79,15 +82,8 @@ class PostgresServer:
             time.sleep(0.2)
         raise RuntimeError("postgres did not start: " + (self.root / "server.log").read_text())
 
-    def create_database(self, name: str) -> str:
-        import psycopg
-
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
+    def _halt(self) -> None:
+        """Stop the server at once (every connection is cut), keeping its data."""
         if self.process and self.process.poll() is None:
             # a throwaway cluster: no shutdown checkpoint needed
             stop = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
@@ -98,11 +94,38 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """What an operator's restart (or a crash and recovery) does to the clients: every
+        connection cut, the server away for `down_seconds`, then back on the same port."""
+        self._halt()
+        time.sleep(down_seconds)
+        self._launch()
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self._halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_postgres():
+    """A server of the test's own, for tests that stop or restart it."""
     server = PostgresServer()
     server.start()
     yield server

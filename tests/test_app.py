@@ -861,7 +861,20 @@ def test_a_resumed_job_starts_at_its_checkpoint_not_at_zero(gallery_url):
     assert job.iteration == 2 and job.losses["total"] == 0.5, "the checkpoint's, not 0 and 99"
     from nfx.app import queue as view
     (row,) = view.job_rows([job])
-    assert "attempt 2 of 3" in row.runs
+    assert "attempt 2" in row.runs and "blamed" not in row.runs  # an outside kill: not its fault
+
+
+def test_queue_page_says_why_a_worker_paused(monkeypatch, gallery_url):
+    from nfx.status import WorkerState
+    queue = Queue(open_store(gallery_url))
+    queue.register_worker("full", "host", 5, "cpu", 60.0)
+    problem = "the database's disk is full: database or disk is full"
+    queue.worker_seen("full", state=WorkerState.PAUSED, problem=problem)
+    at = open_page(monkeypatch, gallery_url, "pages/queue.py")
+    assert not at.exception
+    assert f"Worker full has paused: {problem}" in at.warning[0].value
+    frame = at.dataframe[0].value.set_index("worker")
+    assert frame.loc["full", "state"] == "paused" and frame.loc["full", "problem"] == problem
 
 
 def test_downloads_and_zips_are_named_by_the_result(monkeypatch, gallery_url):

@@ -126,7 +126,7 @@ def test_expired_leases_requeue_and_only_evidence_against_the_job_fails_it(store
             assert "retrying with a memory budget" in job.error
             claim = queue.claim_next(f"w{attempt}", lease=SHORT_LEASE)
             assert claim.settings.memory_budget == budgets[-1]
-    assert budgets[0] == 0.47 and budgets[1] == 0.23  # half of the RSS, then half again
+    assert budgets == [0.7, 0.49, 0.49]  # 70% of the limit, then of that budget
     assert job.status == "failed" and job.blamed_deaths == 3
     assert job.error.startswith("its worker died 3 times on this job, each time with the "
                                 "evidence against the job")

@@ -131,12 +131,15 @@ def progress_text(job: JobRecord, content_size: tuple[int, int] | None) -> str:
 
 
 def attempt_text(job: JobRecord) -> str:
-    """' · attempt 2 of 3' for a job that has run before: a running job's attempt is the
-    one under way, a queued job's the one it will make next."""
+    """' · attempt 2' for a job that has run before (a running job's attempt is the one
+    under way, a queued job's the one it will make next), with the worker deaths the
+    evidence blamed on it: after `max_attempts` of those it fails (nfx.queue.deaths)."""
+    blamed = (f" · {job.blamed_deaths} of {job.max_attempts} worker deaths blamed on it"
+              if job.blamed_deaths else "")
     if job.status == JobStatus.RUNNING and job.attempts > 1:
-        return f" · attempt {job.attempts} of {job.max_attempts}"
+        return f" · attempt {job.attempts}{blamed}"
     if job.status == JobStatus.QUEUED and job.attempts:
-        return f" · attempt {job.attempts + 1} of {job.max_attempts} next"
+        return f" · attempt {job.attempts + 1} next{blamed}"
     return ""
 
 
@@ -174,6 +177,11 @@ def worker_notice(workers: Sequence[WorkerRecord], waiting: bool, now: datetime
     being restarted; a notice while a worker starts, measures its device, or was just lost
     and is being restarted by its supervisor."""
     alive = [w for w in workers if w.alive]
+    paused = [w for w in alive if w.state == WorkerState.PAUSED and w.problem]
+    if paused:
+        return (f"Worker {paused[0].name} has paused: {paused[0].problem}. Its job is back "
+                "in the queue; the worker retries by itself once the database can store "
+                "results again (free disk space, or make the database writable)."), None
     if alive:
         busy = [w for w in alive if w.state in (WorkerState.IDLE, WorkerState.WORKING)]
         if busy:
@@ -244,7 +252,7 @@ def workers_frame(workers: Sequence[WorkerRecord]) -> pd.DataFrame:
     return pd.DataFrame([{"worker": w.name, "state": str(w.state) if w.alive else "stopped",
                           "device": w.device, "jobs done": w.jobs_done,
                           "current job": job_ref(w.current_job_id) if w.current_job_id else "",
-                          "exit": _exit_text(w),
+                          "exit": _exit_text(w), "problem": w.problem or "",
                           "last seen": w.last_seen} for w in workers])
 
 

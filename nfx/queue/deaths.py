@@ -22,7 +22,7 @@ from nfx.planning.budget import GIB, gib
 from nfx.settings import Settings
 
 NEAR_LIMIT = 0.85  # an RSS at this fraction of the limit counts as "ran out of memory"
-SHRINK = 0.5  # a memory death's next attempt gets this fraction of the memory it died at
+SHRINK = 0.7  # a memory death's next attempt plans for this fraction of the memory it had
 NATIVE_CRASHES = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
 
 
@@ -38,6 +38,7 @@ class Evidence:
     available: int | None = None  # memory left on the machine at that heartbeat
     iteration: int = 0
     scale: int = 0
+    scales_kept: int = 0  # finished scales kept with the job: the next attempt resumes there
 
     def memory_text(self) -> str:
         if self.rss is None:
@@ -69,10 +70,11 @@ def judge(evidence: Evidence) -> Verdict:
 
 
 def smaller_budget(settings: Settings, evidence: Evidence) -> float:
-    """The memory budget in GiB for the attempt after a memory death: SHRINK of the least of
-    what it was given, what it held and what it could hold."""
+    """The memory budget in GiB for the attempt after a memory death: SHRINK of the lesser
+    of what it was planned for and what its worker could hold (a budget over the worker's
+    limit is the usual poison job: planned for more memory than the machine has)."""
     known = [value for value in (settings.memory_budget * GIB if settings.memory_budget
-                                 else None, evidence.limit, evidence.rss) if value]
+                                 else None, evidence.limit) if value]
     ceiling = min(known) if known else 4 * GIB
     return max(round(SHRINK * ceiling / GIB, 2), 0.01)
 

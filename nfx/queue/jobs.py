@@ -215,7 +215,8 @@ def _lost(session: Session, job: Job, why: str, now: datetime, signal: str | Non
     evidence = deaths.Evidence(
         cause=why, signal=signal, oom_kills=oom_kills, rss=job.rss_bytes,
         limit=job.memory_limit_bytes, available=job.available_bytes, iteration=job.iteration,
-        scale=min(job.iteration // max(settings.steps, 1), settings.scales - 1))
+        scale=min(job.iteration // max(settings.steps, 1), settings.scales - 1),
+        scales_kept=job.checkpoint_scales or 0)
     verdict = deaths.judge(evidence)
     changes: dict[str, Any] = {}
     if verdict.blames_job:

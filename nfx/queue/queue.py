@@ -272,6 +272,11 @@ class Queue:
         with self.store.write() as session:
             return workers.exited(session, host, pid, cause, signal, oom_kills)
 
+    def begin_calibration(self, name: str, host: str, device: str
+                          ) -> tuple[WorkModel | None, bool]:
+        with self.store.write() as session:
+            return workers.begin_calibration(session, name, host, device)
+
     def calibrated(self, host: str | None = None, device: str | None = None
                    ) -> WorkModel | None:
         with self.store.write() as session:

@@ -95,7 +95,7 @@ class Patience:
             self.worked()
             return value
 
-    def failed(self, exc: DatabaseUnavailable) -> None:
+    def failed(self, exc: NFXError) -> None:
         with self.lock:
             if self.down_since is None:
                 self.down_since = time.monotonic()
@@ -147,8 +147,8 @@ class Heartbeat(threading.Thread):
                 self.run_.state = self.run_.queue.heartbeat(self.run_.claim,
                                                             self.run_.options.lease,
                                                             **memory_reading())
-            except DatabaseUnavailable as exc:  # try again next beat (the lease has slack)
-                patience.failed(exc)
+            except (DatabaseUnavailable, StorageRefused) as exc:  # next beat (the lease has
+                patience.failed(exc)                                 # slack)
                 continue
             except Exception as exc:  # never let the beat die: the lease would run out
                 LOG.warning("heartbeat of job %s failed (%s); retrying every %.1f s",
@@ -237,8 +237,8 @@ class JobRun:
             try:
                 self.state = self.queue.heartbeat(self.claim, self.options.lease,
                                                   **values, **memory_reading())
-            except DatabaseUnavailable as exc:  # run on; the heartbeat thread keeps trying
-                self.patience.failed(exc)
+            except (DatabaseUnavailable, StorageRefused) as exc:  # run on; the heartbeat
+                self.patience.failed(exc)                            # thread keeps trying
             else:
                 self.patience.worked()
             self.last_write = time.monotonic()
@@ -342,21 +342,21 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def work_model(queue: Queue, engine: Engine, name: str, log: Callable[[str], None]
-               ) -> WorkModel | None:
-    """This device's speed for time estimates: measured once per host and device (a few
-    seconds of real runs), then reused by the workers that start after. Measured when the
-    worker first finds nothing to do, not at start: a worker restarted into a busy queue
-    works at once, and a measurement cut short by a kill is not redone on every restart."""
-    known = queue.calibrated(socket.gethostname(), str(engine.device))
-    if known is not None:
-        return known
-    queue.worker_seen(name, state=WorkerState.CALIBRATING)
+               ) -> tuple[WorkModel | None, bool]:
+    """(this device's speed for time estimates, whether that is settled): measured once per
+    host and device (a few seconds of real runs), then reused by the workers that start
+    after. Measured when the worker first finds nothing to do, not at start: a worker
+    restarted into a busy queue works at once, and a measurement cut short by a kill is
+    not redone on every restart. Not settled while another worker here is measuring."""
+    known, measure = queue.begin_calibration(name, socket.gethostname(), str(engine.device))
+    if not measure:
+        return known, known is not None
     log("nfx worker: measuring this device's speed for time estimates (a few seconds)")
     try:
-        return engine.calibrate()
+        return engine.calibrate(), True
     except Exception as exc:  # estimates are a nicety: never a reason not to work
         log(f"nfx worker: could not measure this device's speed: {error_message(exc)}")
-        return None
+        return None, True
 
 
 def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
@@ -381,36 +381,46 @@ def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
     pictures = Pictures(queue)
     finished, calibrate = 0, options.calibrate
     pause = PAUSE_FIRST_SECONDS
+
+    def paused(reason: str) -> None:
+        """The database will not store (a full disk): say so, wait, then try again."""
+        nonlocal pause
+        log(f"nfx worker {name}: {reason}; paused {pause:g} s")
+        with contextlib.suppress(NFXError):  # recorded where the database still can
+            queue.worker_seen(name, state=WorkerState.PAUSED, problem=reason[:500])
+        stop.wait(pause)
+        pause = min(pause * 2, PAUSE_MAX_SECONDS)
+
     try:
         while not stop.is_set() and (options.max_jobs is None or finished < options.max_jobs):
-            claim = patience(queue.claim_next, name, options.lease)
-            if claim is None:
-                if calibrate:  # idle: the moment to measure the device, once
-                    calibrate = False
-                    work = patience(work_model, queue, engine, name, log)
-                    patience(queue.worker_ready, name, str(engine.device), work)
+            try:
+                claim = patience(queue.claim_next, name, options.lease)
+                if claim is None:
+                    if calibrate:  # idle: the moment to measure the device, once
+                        work, settled = patience(work_model, queue, engine, name, log)
+                        if settled:
+                            calibrate = False
+                            patience(queue.worker_ready, name, str(engine.device), work)
+                            continue
+                    if options.once and not patience(queue.work_remaining):
+                        break
+                    patience(queue.worker_seen, name)
+                    stop.wait(options.poll)
                     continue
-                if options.once and not patience(queue.work_remaining):
-                    break
-                patience(queue.worker_seen, name)
-                stop.wait(options.poll)
+                resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
+                           if claim.checkpoint else "")
+                log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
+                run = JobRun(queue, engine, claim, options, stop, pictures, patience)
+                outcome = run.run()
+            except StorageRefused as exc:  # a claim or a job's end could not be written
+                paused(str(exc))
                 continue
-            resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
-                       if claim.checkpoint else "")
-            log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
-            run = JobRun(queue, engine, claim, options, stop, pictures, patience)
-            outcome = run.run()
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
             finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
             log(f"nfx worker {name}: job {claim.job_id} {outcome}")
-            if outcome == RELEASED:  # a full disk: say so, wait, then try again
-                log(f"nfx worker {name}: the database would not store job {claim.job_id}'s "
-                    f"result ({run.refusal}); paused {pause:g} s")
-                with contextlib.suppress(StorageRefused):
-                    patience(queue.worker_seen, name, state=WorkerState.PAUSED,
-                             problem=f"{run.refusal}"[:500])
-                stop.wait(pause)
-                pause = min(pause * 2, PAUSE_MAX_SECONDS)
+            if outcome == RELEASED:
+                paused(f"the database would not store job {claim.job_id}'s result "
+                       f"({run.refusal})")
             else:
                 pause = PAUSE_FIRST_SECONDS
     except DatabaseUnavailable:  # asked to stop while the database was away

@@ -75,7 +75,7 @@ def exited(session: Session, host: str, pid: int, cause: str, signal: str | None
     if worker is None:  # it died before it registered
         return Exit([], False)
     worked = (worker.current_job_id is not None or worker.jobs_done > 0
-              or worker.state in (WorkerState.IDLE, WorkerState.WORKING))
+              or worker.state not in (None, WorkerState.STARTING))
     worker.stopped_at, worker.exit_cause = utcnow(), cause[:255]
     worker.current_job_id, worker.state = None, None
     requeued = requeue_worker_jobs(session, worker.name, f"its worker {cause}", signal,
@@ -97,6 +97,24 @@ def calibrated(session: Session, host: str | None = None, device: str | None = N
     assert worker.work_per_megapixel_iteration is not None, "selected for having one"
     return WorkModel(worker.work_per_megapixel_iteration, worker.work_per_iteration or 0.0,
                      worker.work_per_scale or 0.0)
+
+
+def begin_calibration(session: Session, name: str, host: str, device: str
+                      ) -> tuple[WorkModel | None, bool]:
+    """(the model measured on this host and device, whether `name` should measure it now):
+    a worker measures only if none has and no other live worker here is measuring, so a
+    host measures once even when its workers fall idle together."""
+    known = calibrated(session, host, device)
+    if known is not None:
+        return known, False
+    now = utcnow()
+    others = session.scalars(select(Worker).where(
+        Worker.host == host, Worker.name != name, Worker.state == WorkerState.CALIBRATING,
+        Worker.stopped_at.is_(None)))
+    if any(_alive(other, now) for other in others):
+        return None, False
+    seen(session, name, state=WorkerState.CALIBRATING)
+    return None, True
 
 
 def records(session: Session) -> list[WorkerRecord]:
