@@ -387,7 +387,8 @@ def test_queue_page_requeues_a_lost_workers_job_and_says_so(monkeypatch, gallery
     # the page itself noticed the expired lease: no other worker was needed
     assert queue.get_job(lost.job_id).status == "queued"
     queued = next(m.value for m in at.markdown if m.value.startswith(f"J{lost.job_id} "))
-    assert "worker lost at iteration 0 (its worker stopped responding); requeued" in queued
+    assert ("worker lost at iteration 0 (its worker stopped responding: killed from outside"
+            in queued and "requeued, not counted against it" in queued)
     (warning,) = [w.value for w in at.warning if "not responding" in w.value]
     seconds = int(warning.removeprefix("worker not responding: requeued in ").split()[0])
     assert 10 < seconds <= 20 and warning.endswith("unless it comes back")

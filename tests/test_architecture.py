@@ -102,7 +102,8 @@ def test_the_app_and_the_store_never_load_torch():
 EXACT = ("streamlit", "sys", "math", "runpy", "json")  # whole modules a page may import
 
 ALLOWED = ("streamlit.", "nfx.app.", "nfx.labels.", "pages._widgets.", "__future__.",
-           "math.", "runpy.", "pathlib.", "typing.", "sys.", "json.")
+           "math.", "runpy.", "pathlib.", "typing.", "sys.", "json.", "contextlib.",
+           "collections.abc.")
 
 def imported_names(source: str) -> list[str]:
     """Every name a file imports, in full: `from nfx import engine` is 'nfx.engine'."""

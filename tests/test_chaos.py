@@ -6,6 +6,7 @@ and the app's page while the database is away."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -45,6 +46,8 @@ def assert_survived(outcome, kills: int) -> None:
     assert all(j.blamed_deaths == 0 for j in jobs)  # outside kills: never held against a job
     assert max(outcome.scales_redone(), default=0) <= 1.0  # the scale under way, no more
     assert "restarting in" not in outcome.log, "a worker killed while working backed off"
+    deaths = re.findall(r"nfx: worker \d+ \(pid \d+\) (.*?);", outcome.log)
+    assert deaths == ["was killed by SIGKILL"] * len(outcome.heals)  # no other worker died
 
 
 @pytest.mark.slow
@@ -279,3 +282,41 @@ def test_the_queue_page_says_the_database_is_unreachable(own_postgres, monkeypat
     assert not app.exception
     warnings = " ".join(w.value for w in app.warning)
     assert "Database unreachable, retrying" in warnings, warnings
+
+
+def read_only(server, on: bool) -> None:
+    """The whole server read-only (or writable again), for sessions already open too."""
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres",
+                         autocommit=True) as connection:
+        connection.execute("SET default_transaction_read_only = off")
+        connection.execute("ALTER SYSTEM SET default_transaction_read_only = "
+                           + ("on" if on else "off"))
+        connection.execute("SELECT pg_reload_conf()")
+
+
+@pytest.mark.slow
+def test_a_read_only_database_releases_the_job_and_heals(own_postgres, tmp_path):
+    url = own_postgres.create_database("readonly")
+    store = open_store(url)
+    queue = Queue(store)
+    job_id = queue_one(store, TINY.with_changes(size=64, steps=60))
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "nfx", "worker", "--db", url, "--device",
+                               "cpu", "--poll", "0.2", "--lease", "1.5", "--no-calibrate",
+                               "--once", "--name", "w"], cwd=ROOT, env=ENV,
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    wait_for(lambda: queue.get_job(job_id).iteration > 0, 120, "the job to run")
+    read_only(own_postgres, True)
+    try:
+        with pytest.raises(StorageRefused, match="the database is read-only"):
+            store.add_image(image_bytes(make_image(300, 200, 9)), "new.png", "content")
+        wait_for(lambda: "paused" in log.read_text(), 120, "the worker to pause")
+        assert result_count(store) == 0 and queue.get_job(job_id).status != "done"
+    finally:
+        read_only(own_postgres, False)
+    assert worker.wait(timeout=180) == 0, log.read_text()
+    assert "the database is read-only" in log.read_text()
+    job = queue.get_job(job_id)
+    assert job.status == "done" and result_count(store) == 1 and job.blamed_deaths == 0

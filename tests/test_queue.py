@@ -430,24 +430,30 @@ def test_canceling_discards_the_checkpoint(sqlite_url):
 
 
 @pytest.mark.slow
-def test_a_job_that_kills_its_worker_every_time_fails_with_that_reason(sqlite_url):
+def test_outside_kills_never_fail_a_job_crashes_of_its_own_do(sqlite_url):
     store = open_store(sqlite_url)
     queue = Queue(store)
     job_id = queue_one(store, TINY.with_changes(size=64, steps=2000))
-    for attempt in (1, 2, 3):
+    # SIGKILL with no sign of memory trouble, then SIGSEGV (a native crash) three times
+    for attempt, kill in enumerate([signal.SIGKILL] + [signal.SIGSEGV] * 3, start=1):
         worker = start_worker(sqlite_url, "--name", f"w{attempt}")
         wait_for(lambda: (j := queue.get_job(job_id)).attempts == attempt and j.iteration > 0,
                  120, f"attempt {attempt} to run")
-        worker.send_signal(signal.SIGKILL)
+        worker.send_signal(kill)
         worker.wait()
         # what a supervisor does when it sees the exit
-        queue.worker_exited(os.uname().nodename, worker.pid, "was killed by SIGKILL")
+        queue.worker_exited(os.uname().nodename, worker.pid,
+                            f"was killed by {kill.name}", kill.name, 0)
         job = queue.get_job(job_id)
-        if attempt < 3:
+        if attempt < 4:
             assert job.status == JobStatus.QUEUED
-            assert "worker lost at iteration" in job.error and "SIGKILL" in job.error
-    assert job.status == JobStatus.FAILED
-    assert job.error.startswith("worker died 3 times on this job")
+            assert "worker lost at iteration" in job.error and kill.name in job.error
+            assert job.deaths[-1]["rss"] > 100 * 2**20  # the worker's memory, from heartbeats
+    assert [d["blames_job"] for d in job.deaths] == [False, True, True, True]
+    assert job.status == JobStatus.FAILED and job.blamed_deaths == 3
+    assert job.error.startswith("its worker died 3 times on this job, each time with the "
+                                "evidence against the job")
+    assert "it crashed with SIGSEGV" in job.error
 
 
 @pytest.mark.slow

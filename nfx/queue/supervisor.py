@@ -132,7 +132,8 @@ class Supervisor:
         self.log(f"nfx: worker {index + 1} (pid {process.pid}) {cause}{jobs}; {when}")
 
     def stop(self) -> None:
-        """SIGTERM (workers finish or requeue their job), then SIGKILL what is left."""
+        """SIGTERM (workers finish or requeue their job), then SIGKILL what is left, and
+        record those (a worker that stopped cleanly has recorded itself)."""
         running = [s.process for s in self.slots if s.process and s.process.poll() is None]
         for process in running:
             process.terminate()
@@ -142,3 +143,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            try:
+                self.queue.worker_exited(self.host, process.pid,
+                                         exit_cause(process.returncode) + " while stopping",
+                                         exit_signal(process.returncode))
+            except Exception:  # the database is away: the leases will tell
+                pass
