@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,9 @@ from nfx import host_memory
 from nfx.errors import Canceled, DatabaseUnavailable, NFXError, StorageRefused
 from nfx.feedforward.runs import feedforward_run
 from nfx.images import color_profile, load_image, thumbnail_bytes
-from nfx.run_record import ScaleImage, run_png
+from nfx.run_record import InputRef, RunRecord, ScaleImage, run_png
 from nfx.planning.work import WorkModel
+from nfx.queue.patience import Patience
 from nfx.queue.queue import Queue, open_queue
 from nfx.queue.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS, Claim, Ownership
 from nfx.status import JobStatus, WorkerState
@@ -61,7 +63,6 @@ class WorkerOptions:
 LOG = logging.getLogger("nfx.worker")
 LOST = "lost"  # how a job ends for a worker whose lease ran out: it went on elsewhere
 RELEASED = "released"  # the database would not store the result: back in the queue
-OUTAGE_FIRST_SECONDS, OUTAGE_MAX_SECONDS = 0.5, 10.0  # retries while the database is away
 PAUSE_FIRST_SECONDS, PAUSE_MAX_SECONDS = 2.0, 60.0  # pauses while it refuses to store
 
 
@@ -69,44 +70,6 @@ def memory_reading() -> dict[str, int | None]:
     """This process's memory, for the job's heartbeat columns."""
     return {"rss_bytes": host_memory.rss_bytes(), "memory_limit_bytes":
             host_memory.memory_limit(), "available_bytes": host_memory.available()}
-
-
-class Patience:
-    """Calls into the queue that wait out an unreachable database: retried with backoff
-    until they go through (or the worker is asked to stop), said once when the outage
-    starts and once when it ends."""
-
-    def __init__(self, log: Callable[[str], None], stop: threading.Event) -> None:
-        self.log, self.stop = log, stop
-        self.lock = threading.Lock()  # the heartbeat thread and the loop share the notice
-        self.down_since: float | None = None
-
-    def __call__(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        pause = OUTAGE_FIRST_SECONDS
-        while True:
-            try:
-                value = call(*args, **kwargs)
-            except DatabaseUnavailable as exc:
-                self.failed(exc)
-                if self.stop.wait(pause):
-                    raise
-                pause = min(pause * 2, OUTAGE_MAX_SECONDS)
-                continue
-            self.worked()
-            return value
-
-    def failed(self, exc: NFXError) -> None:
-        with self.lock:
-            if self.down_since is None:
-                self.down_since = time.monotonic()
-                self.log(f"nfx worker: {exc}; retrying (a running job keeps running)")
-
-    def worked(self) -> None:
-        with self.lock:
-            if self.down_since is not None:
-                self.log(f"nfx worker: the database is back after "
-                         f"{time.monotonic() - self.down_since:.1f} s")
-                self.down_since = None
 
 
 def default_name() -> str:
@@ -208,6 +171,7 @@ class JobRun:
         self.pending_preview: Image.Image | None = None
         self.first_progress: tuple[float, float] | None = None  # (time, fraction) this attempt
         self.refusal: str | None = None  # why the database would not store the result
+        self.refs: list[InputRef] = []  # the inputs as the PNG's record names them
 
     def seconds_left(self, fraction: float, now: float) -> float | None:
         """This attempt's pace so far, applied to the work left (None until it has one)."""
@@ -266,6 +230,11 @@ class JobRun:
         """How the job ended for this worker: done, failed, canceled, queued (this worker is
         stopping: back in the queue), RELEASED (the database would not store the result) or
         LOST."""
+        rendered = self.render()
+        return self.store(rendered) if isinstance(rendered, RunRecord) else rendered
+
+    def render(self) -> RunRecord | JobStatus | str:
+        """The job's run, or how the job ended without one (failed, canceled, ...)."""
         queue, patience = self.queue, self.patience
         try:
             inputs = [patience(self.pictures.get, ref.sha256, role) for ref, role in
@@ -273,8 +242,8 @@ class JobRun:
                       + [(ref, "style image") for ref in self.claim.styles]]
             content, styles = inputs[0].image, [picture.image for picture in inputs[1:]]
             # what the PNG's record says of each input: the colour profile converted
-            refs = [replace(ref, profile=picture.profile) for ref, picture in
-                    zip((self.claim.content, *self.claim.styles), inputs)]
+            self.refs = [replace(ref, profile=picture.profile) for ref, picture in
+                         zip((self.claim.content, *self.claim.styles), inputs)]
             resume = self._resume_point()
         except (DatabaseUnavailable, StorageRefused):
             raise
@@ -285,12 +254,11 @@ class JobRun:
         heartbeat.start()
         try:
             if self.claim.settings.method == "feedforward":  # a second: no VGG, no progress
-                run = feedforward_run(content, styles, self.claim.settings)
-            else:
-                run = self.engine.stylize(content, styles, self.claim.settings,
-                                          on_progress=self.on_progress,
-                                          preview_every=self.options.preview_every,
-                                          resume=resume, on_scale_done=self.on_scale_done)
+                return feedforward_run(content, styles, self.claim.settings)
+            return self.engine.stylize(content, styles, self.claim.settings,
+                                       on_progress=self.on_progress,
+                                       preview_every=self.options.preview_every,
+                                       resume=resume, on_scale_done=self.on_scale_done)
         except Canceled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
@@ -299,13 +267,19 @@ class JobRun:
             return JobStatus.FAILED
         finally:
             heartbeat.stop()
-        png = run_png(run, refs[0], refs[1:], job_id=self.claim.job_id)
+
+    def store(self, run: RunRecord) -> JobStatus | str:
+        """The run's PNG and thumbnail into the gallery: DONE, LOST (the job went on
+        elsewhere) or RELEASED (the database would not store it: the job goes back, with
+        why; nothing was written)."""
+        png = run_png(run, self.refs[0], self.refs[1:], job_id=self.claim.job_id)
         try:
-            result_id = patience(queue.finish, self.claim, run, png, thumbnail_bytes(run.image))
-        except StorageRefused as exc:  # nothing was written: the job goes back, with why
+            result_id = self.patience(self.queue.finish, self.claim, run, png,
+                                      thumbnail_bytes(run.image))
+        except StorageRefused as exc:
             self.refusal = str(exc)
             try:
-                patience(queue.release, self.claim, self.refusal)
+                self.patience(self.queue.release, self.claim, self.refusal)
             except StorageRefused:  # not even that: its lease runs out and requeues it
                 pass
             return RELEASED
@@ -359,74 +333,143 @@ def work_model(queue: Queue, engine: Engine, name: str, log: Callable[[str], Non
         return None, True
 
 
+class StoreBehind:
+    """Stores a finished feed-forward job (its PNG, thumbnail and transaction) on a second
+    thread while the next job renders: in a batch of previews that overhead is a third of
+    each job (bench/bench_previews.py). One job in flight at a time; an optimisation is
+    stored in line (its store is nothing beside its run, and its image may be large)."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nfx-store")
+        self.pending: tuple[Claim, JobRun, Future[JobStatus | str]] | None = None
+
+    def submit(self, claim: Claim, job: JobRun, run: RunRecord) -> None:
+        assert self.pending is None, "take() the job in flight first"
+        self.pending = (claim, job, self.executor.submit(job.store, run))
+
+    def take(self) -> tuple[Claim, JobRun, JobStatus | str] | None:
+        """The job in flight, once stored (its StorageRefused, DatabaseUnavailable raise
+        here), or None."""
+        if self.pending is None:
+            return None
+        claim, job, future = self.pending
+        self.pending = None
+        return claim, job, future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
 def run_worker(url: str | None = None, options: WorkerOptions = WorkerOptions(),
                stop: threading.Event | None = None, log: Callable[[str], None] = print
                ) -> dict[str, int]:
     """Work the queue until stopped, out of jobs (`once`) or at `max_jobs`; returns how many
     jobs ended each way."""
-    stop = stop or threading.Event()
-    queue = open_queue(url)
-    patience = Patience(log, stop)
-    name = options.name or default_name()
-    # Registered before the network loads, so the Queue page says "starting", not that no
-    # worker runs, for the seconds that loading and calibrating take.
-    patience(queue.register_worker, name, socket.gethostname(), os.getpid(), options.device,
-             options.lease, state=WorkerState.STARTING)
-    from nfx.engine import Engine  # torch: seconds to import
+    return WorkerLoop(url, options, stop or threading.Event(), log).run()
 
-    engine = Engine(options.device)
-    patience(queue.worker_ready, name, str(engine.device), None)
-    log(f"nfx worker {name}: {queue.store!r} on {engine.device}")
-    outcomes: dict[str, int] = {}
-    pictures = Pictures(queue)
-    finished, calibrate = 0, options.calibrate
-    pause = PAUSE_FIRST_SECONDS
 
-    def paused(reason: str) -> None:
-        """The database will not store (a full disk): say so, wait, then try again."""
-        nonlocal pause
-        log(f"nfx worker {name}: {reason}; paused {pause:g} s")
-        with contextlib.suppress(NFXError):  # recorded where the database still can
-            queue.worker_seen(name, state=WorkerState.PAUSED, problem=reason[:500])
-        stop.wait(pause)
-        pause = min(pause * 2, PAUSE_MAX_SECONDS)
+class WorkerLoop:
+    """One worker process's life: register, load the engine, then claim and run jobs, measure
+    the device when first idle, pause while the database will not store."""
 
-    try:
-        while not stop.is_set() and (options.max_jobs is None or finished < options.max_jobs):
-            try:
-                claim = patience(queue.claim_next, name, options.lease)
-                if claim is None:
-                    if calibrate:  # idle: the moment to measure the device, once
-                        work, settled = patience(work_model, queue, engine, name, log)
-                        if settled:
-                            calibrate = False
-                            patience(queue.worker_ready, name, str(engine.device), work)
-                            continue
-                    if options.once and not patience(queue.work_remaining):
+    def __init__(self, url: str | None, options: WorkerOptions, stop: threading.Event,
+                 log: Callable[[str], None]) -> None:
+        self.options, self.stop, self.log = options, stop, log
+        self.queue = open_queue(url)
+        self.patience = Patience(log, stop)
+        self.name = options.name or default_name()
+        self.outcomes: dict[str, int] = {}
+        self.pictures = Pictures(self.queue)
+        self.behind = StoreBehind()
+        self.finished, self.calibrate = 0, options.calibrate
+        self.pause = PAUSE_FIRST_SECONDS
+
+    def run(self) -> dict[str, int]:
+        queue, patience, name, options = self.queue, self.patience, self.name, self.options
+        # Registered before the network loads, so the Queue page says "starting", not that
+        # no worker runs, for the seconds that loading and calibrating take.
+        patience(queue.register_worker, name, socket.gethostname(), os.getpid(),
+                 options.device, options.lease, state=WorkerState.STARTING)
+        from nfx.engine import Engine  # torch: seconds to import
+
+        self.engine = Engine(options.device)
+        patience(queue.worker_ready, name, str(self.engine.device), None)
+        self.log(f"nfx worker {name}: {queue.store!r} on {self.engine.device}")
+        try:
+            while not self.stop.is_set() and not self._at_max_jobs():
+                try:
+                    if not self._step():
                         break
-                    patience(queue.worker_seen, name)
-                    stop.wait(options.poll)
-                    continue
-                resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
-                           if claim.checkpoint else "")
-                log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
-                run = JobRun(queue, engine, claim, options, stop, pictures, patience)
-                outcome = run.run()
-            except StorageRefused as exc:  # a claim or a job's end could not be written
-                paused(str(exc))
-                continue
-            outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
-            finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
-            log(f"nfx worker {name}: job {claim.job_id} {outcome}")
-            if outcome == RELEASED:
-                paused(f"the database would not store job {claim.job_id}'s result "
-                       f"({run.refusal})")
-            else:
-                pause = PAUSE_FIRST_SECONDS
-    except DatabaseUnavailable:  # asked to stop while the database was away
-        pass
-    finally:
-        with contextlib.suppress(NFXError):
-            queue.worker_seen(name, stopped=True)
-        queue.store.close()
-    return outcomes
+                except StorageRefused as exc:  # a claim or a job's end could not be written
+                    self._paused(str(exc))
+        except DatabaseUnavailable:  # asked to stop while the database was away
+            pass
+        finally:
+            with contextlib.suppress(NFXError):
+                self._settle()
+            self.behind.close()
+            with contextlib.suppress(NFXError):
+                queue.worker_seen(name, stopped=True)
+            queue.store.close()
+        return self.outcomes
+
+    def _at_max_jobs(self) -> bool:
+        in_flight = self.behind.pending is not None
+        return self.options.max_jobs is not None and (self.finished + in_flight
+                                                      >= self.options.max_jobs)
+
+    def _step(self) -> bool:
+        """Claim and run one job (or idle a moment); False when it is time to stop."""
+        queue, patience, name = self.queue, self.patience, self.name
+        claim = patience(queue.claim_next, name, self.options.lease)
+        if claim is None:
+            self._settle()  # the job in flight first: the queue must see it done
+            if self.calibrate:  # idle: the moment to measure the device, once
+                work, settled = patience(work_model, queue, self.engine, name, self.log)
+                if settled:
+                    self.calibrate = False
+                    patience(queue.worker_ready, name, str(self.engine.device), work)
+                    return True
+            if self.options.once and not patience(queue.work_remaining):
+                return False
+            patience(queue.worker_seen, name)
+            self.stop.wait(self.options.poll)
+            return True
+        resumed = (f" (resuming after scale {claim.checkpoint.scales_done})"
+                   if claim.checkpoint else "")
+        self.log(f"nfx worker {name}: job {claim.job_id} attempt {claim.attempt}{resumed}")
+        job = JobRun(queue, self.engine, claim, self.options, self.stop, self.pictures,
+                     patience)
+        rendered = job.render()
+        self._settle()
+        if not isinstance(rendered, RunRecord):
+            self._ended(claim, job, rendered)
+        elif claim.settings.method == "feedforward":
+            self.behind.submit(claim, job, rendered)
+        else:
+            self._ended(claim, job, job.store(rendered))
+        return True
+
+    def _settle(self) -> None:
+        """Wait for the job being stored behind, and count how it ended."""
+        stored = self.behind.take()
+        if stored is not None:
+            self._ended(*stored)
+
+    def _ended(self, claim: Claim, job: JobRun, outcome: JobStatus | str) -> None:
+        self.outcomes[str(outcome)] = self.outcomes.get(str(outcome), 0) + 1
+        self.finished += outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELED)
+        self.log(f"nfx worker {self.name}: job {claim.job_id} {outcome}")
+        if outcome == RELEASED:
+            self._paused(f"the database would not store job {claim.job_id}'s result "
+                         f"({job.refusal})")
+        else:
+            self.pause = PAUSE_FIRST_SECONDS
+
+    def _paused(self, reason: str) -> None:
+        """The database will not store (a full disk): say so, wait, then try again."""
+        self.log(f"nfx worker {self.name}: {reason}; paused {self.pause:g} s")
+        with contextlib.suppress(NFXError):  # recorded where the database still can
+            self.queue.worker_seen(self.name, state=WorkerState.PAUSED, problem=reason[:500])
+        self.stop.wait(self.pause)
+        self.pause = min(self.pause * 2, PAUSE_MAX_SECONDS)
