@@ -38,7 +38,7 @@ from nfx.status import JobStatus, WorkerState  # noqa: E402
 from nfx.store import open_store  # noqa: E402
 from nfx.store.models import Result  # noqa: E402
 
-SOAK_JOB = Settings(size=64, scales=2, steps=100, precision="fp32")
+SOAK_JOB = Settings(size=96, scales=2, steps=100, precision="fp32")
 
 
 @dataclass
@@ -164,7 +164,7 @@ def drain_under_fire(url: str, settings: Settings, jobs: int, kills: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=60)
+    parser.add_argument("--jobs", type=int, default=150)
     parser.add_argument("--pause", type=float, nargs=2, default=(2.0, 6.0),
                         metavar=("MIN", "MAX"), help="seconds between kills (uniform)")
     parser.add_argument("--db", help="an empty database (default: SQLite in a temp folder)")
