@@ -143,17 +143,17 @@ def preview_grid(contents, entries, style_records, base, sweep) -> None:
     names = {r.id: r.name for r in style_records}
     shas = {r.id: r.sha256 for r in style_records}
     rows = previews.grid_cells([(r.id, r.sha256) for r in contents], entries, shas)
-    shown = rows[:previews.MAX_ROWS]
+    shown = [row[:previews.MAX_COLUMNS] for row in rows[:previews.MAX_ROWS]]
+    try:
+        jpegs = iter(previews.cell_previews([cell for row in shown for cell in row], base))
+    except new_batch.InputError as exc:
+        st.warning(str(exc), icon=":material/block:")
+        return
     for row_index, row in enumerate(shown):
         columns = st.columns(previews.MAX_COLUMNS)  # a lone cell stays a cell's size
         for index, (cell, column) in enumerate(zip(row, columns)):
             label = new_batch.cell_label(contents[row_index].name, cell.entry, names)
-            try:
-                jpeg = previews.cell_preview(cell, base)
-            except new_batch.InputError as exc:
-                st.warning(str(exc), icon=":material/block:")
-                return
-            column.image(jpeg, caption=label, width="stretch")
+            column.image(next(jpegs), caption=label, width="stretch")
             if column.button("Optimise", key=f"nbb:cell:{row_index}:{index}",
                              icon=":material/playlist_add:", width="stretch",
                              help=f"Queue the full optimisation of {label} with the "
@@ -175,7 +175,7 @@ def preview_grid(contents, entries, style_records, base, sweep) -> None:
 
 if content_ids and entries:
     st.subheader("Previews")
-    st.caption(f"Each pairing as the feed-forward network draws it ({previews.PREVIEW_EDGE} px, "
+    st.caption(f"Each pairing as the feed-forward network draws it ({previews.CELL_EDGE} px, "
                "in a moment): a first look, not the result. **Optimise** queues that cell's "
                "full optimisation.")
     by_id = {r.id: r for r in content_records}

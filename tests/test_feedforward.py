@@ -17,6 +17,7 @@ from nfx import color
 from nfx.app import samples
 from nfx.errors import InputError
 from nfx.feedforward import check_models, render, style_vector, stylize
+from nfx.feedforward.network import forget_style_vectors
 from nfx.feedforward.models import MODELS_ENV, PACKAGE, SHA256, TRANSFORMER_FILE, model_directory
 from nfx.images import resize, size_for_long_edge
 
@@ -231,3 +232,17 @@ def test_matched_luminance_takes_the_contents_mean_and_spread():
     matched = color.match_luminance(style, content)
     assert np.isclose(matched.mean(), content.mean(), atol=0.1)
     assert np.isclose(matched.std(), content.std(), rtol=1e-3)
+
+
+def test_style_vectors_are_kept_by_picture_and_a_changed_picture_gets_its_own(painting):
+    """The preview grid renders each painting with several photos: its vector is computed
+    once; a painting that differs by one pixel is another painting."""
+    first = style_vector(painting)
+    assert style_vector(painting.copy()) is first  # same pixels: the kept vector
+    changed = painting.copy()
+    changed.putpixel((0, 0), tuple(255 - v for v in changed.getpixel((0, 0))))
+    other = style_vector(changed)
+    assert other is not first
+    forget_style_vectors()
+    again = style_vector(painting)
+    assert again is not first and np.allclose(again, first)  # computed afresh, the same
