@@ -268,9 +268,10 @@ class Queue:
             workers.seen(session, name, stopped=stopped, state=state, problem=problem)
 
     def worker_exited(self, host: str, pid: int, cause: str, signal: str | None = None,
-                      oom_kills: int | None = None) -> workers.Exit:
+                      oom_kills: int | None = None, memory_limit: int | None = None
+                      ) -> workers.Exit:
         with self.store.write() as session:
-            return workers.exited(session, host, pid, cause, signal, oom_kills)
+            return workers.exited(session, host, pid, cause, signal, oom_kills, memory_limit)
 
     def begin_calibration(self, name: str, host: str, device: str
                           ) -> tuple[WorkModel | None, bool]:
