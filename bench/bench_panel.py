@@ -289,9 +289,9 @@ def main() -> None:
     main_loss, others = args.losses[0], args.losses[1:]
     short = {"gram": "gram", "wasserstein": "W2"}
     print(f"\npastiche s: the cached time x {pace:.2f} (this run's pace against the cache's)")
-    print(f"| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
-          f"style ratio | pastiche content | NFX content | content ratio | pastiche copy | "
-          f"NFX copy | NFX roughness |"
+    print("| pair | pastiche s | NFX s | time ratio | pastiche style | NFX style | "
+          "style ratio | pastiche content | NFX content | content ratio | pastiche copy | "
+          "NFX copy | NFX roughness |"
           + "".join(f" {short[l]} style | {short[l]} content | {short[l]} s |" for l in others))
     print("| --- |" + " ---: |" * (12 + 3 * len(others)))
     met = {"style": [], "content": [], "time": [], "copy": []}

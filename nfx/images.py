@@ -3,6 +3,7 @@ their full settings so any result can be re-run from the file alone."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import warnings
@@ -138,6 +139,12 @@ def size_for_area(size: tuple[int, int], area: float) -> tuple[int, int]:
     width, height = size
     scale = (area / (width * height)) ** 0.5
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def image_key(image: Image.Image) -> str:
+    """A decoded picture's identity for in-process caches (the engine's targets, the
+    feed-forward style vectors): a hash of its pixels and its size."""
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
 
 
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:

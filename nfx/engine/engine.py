@@ -25,12 +25,13 @@ from nfx.engine.devices import autocast, pick_device, resolve_precision
 from nfx.engine.losses import vgg_features
 from nfx.engine.memory import keep_freed_memory
 from nfx.engine.optimize import Optimizer, optimize
-from nfx.engine.targets import FeatureCache, Keys, Targets, image_key
+from nfx.engine.targets import Keys, Targets
 from nfx.engine.tensors import to_image, to_pixels
 from nfx.engine.vgg import VGG19Features, load_vgg
 from nfx import feedforward
+from nfx.caches import BoundedCache
 from nfx.errors import Canceled, InputError
-from nfx.images import size_for_long_edge
+from nfx.images import image_key, size_for_long_edge
 from nfx.planning import budget
 from nfx.planning.run_plan import ScalePlan, plan_scales
 from nfx.planning.work import WorkModel
@@ -99,7 +100,7 @@ class Engine:
         return Targets(self.model, self.device)
 
     @property
-    def cache(self) -> FeatureCache:
+    def cache(self) -> BoundedCache:
         return self.targets.cache
 
     def _model(self, weights: str | None) -> VGG19Features:

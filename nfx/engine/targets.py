@@ -7,14 +7,12 @@ same pictures computes each once (a bounded LRU: a target of a large image is bi
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from PIL import Image
 
+from nfx.caches import BoundedCache
 from nfx.engine import color, tiling
 from nfx.engine.devices import autocast
 from nfx.engine.losses import STYLE_LOSSES, ContentLoss, Moments, blend, raw_moments, vgg_features
@@ -28,37 +26,12 @@ from nfx.settings import Settings
 Keys = tuple[str, list[str]]  # the content's and each style's image_key
 
 
-def image_key(image: Image.Image) -> str:
-    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
-
-
-class FeatureCache:
-    """Least-recently-used cache of target tensors, bounded by count."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple, Any] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        if key in self._items:
-            self.hits += 1
-            self._items.move_to_end(key)
-            return self._items[key]
-        self.misses += 1
-        value = compute()
-        self._items[key] = value
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return value
-
-
 class Targets:
     """Targets and objectives for one network on one device."""
 
     def __init__(self, model: VGG19Features, device: torch.device) -> None:
         self.model, self.device = model, device
-        self.cache = FeatureCache()
+        self.cache = BoundedCache()
 
     def pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         """An image at `size`, as the engine's 0-255 pixels on its device."""

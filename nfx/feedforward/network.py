@@ -36,9 +36,7 @@ What each setting means here:
 
 from __future__ import annotations
 
-import hashlib
 import typing
-from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -46,9 +44,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from nfx import color
+from nfx.caches import BoundedCache
 from nfx.errors import InputError
 from nfx.feedforward.models import (CONTENT_INPUT, PAINTING_INPUT, STYLE_INPUT, load_models)
-from nfx.images import resize, size_for_area, size_for_long_edge
+from nfx.images import image_key, resize, size_for_area, size_for_long_edge
 from nfx.settings import Settings
 
 StyleVector = npt.NDArray[np.float32]  # (1, 1, 1, 100)
@@ -83,12 +82,7 @@ def predictor_size(painting: tuple[int, int], style_scale: float) -> tuple[int, 
     return width, height
 
 
-def _picture_key(image: Image.Image) -> str:
-    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}{image.mode}"
-
-
-_VECTORS: OrderedDict[tuple, StyleVector] = OrderedDict()
-VECTORS_KEPT = 64  # 400 bytes each: a grid's paintings and photos many times over
+_VECTORS = BoundedCache(64)  # 400 bytes each: a grid's paintings and photos many times over
 
 
 def forget_style_vectors() -> None:
@@ -106,20 +100,18 @@ def style_vector(painting: Image.Image, style_scale: float = 1.0,
     Vectors are kept by the pictures' hashes (a bounded LRU): a preview grid renders every
     photo with the same few paintings, and a batch of preview jobs reuses them too; hashing a
     painting costs a few milliseconds, the predictor tens."""
-    key = (_picture_key(painting), style_scale,
-           None if match_colors_of is None else _picture_key(match_colors_of))
-    if key in _VECTORS:
-        _VECTORS.move_to_end(key)
-        return _VECTORS[key]
-    pixels = _pixels(resize(painting.convert("RGB"),
-                            predictor_size(painting.size, style_scale)))
-    if match_colors_of is not None:
-        pixels = color.match_color_statistics(pixels, _pixels(match_colors_of))
-    vector: StyleVector = load_models().predictor.run(
-        None, {PAINTING_INPUT: _network_input(pixels)})[0]
-    _VECTORS[key] = vector
-    if len(_VECTORS) > VECTORS_KEPT:
-        _VECTORS.popitem(last=False)
+    def compute() -> StyleVector:
+        pixels = _pixels(resize(painting.convert("RGB"),
+                                predictor_size(painting.size, style_scale)))
+        if match_colors_of is not None:
+            pixels = color.match_color_statistics(pixels, _pixels(match_colors_of))
+        vector: StyleVector = load_models().predictor.run(
+            None, {PAINTING_INPUT: _network_input(pixels)})[0]
+        return vector
+
+    key = (image_key(painting), painting.mode, style_scale,
+           None if match_colors_of is None else image_key(match_colors_of))
+    vector: StyleVector = _VECTORS.get(key, compute)
     return vector
 
 

@@ -202,7 +202,7 @@ def move_to_front(session: Session, job_id: int) -> Job:
 
 
 def _lost(session: Session, job: Job, why: str, now: datetime, signal: str | None = None,
-          oom_kills: int | None = None, memory_limit: int | None = None) -> None:
+          oom_kills: int | None = None) -> None:
     """The job's worker is gone: judge the death on its evidence (nfx.queue.deaths) and
     record it with the job. Bad luck (an outside kill) requeues it, keeping its checkpoint,
     however often it happens. A death the evidence blames on the job counts against it: a
@@ -214,9 +214,7 @@ def _lost(session: Session, job: Job, why: str, now: datetime, signal: str | Non
     settings = Settings.from_json(job.settings_json)
     evidence = deaths.Evidence(
         cause=why, signal=signal, oom_kills=oom_kills, rss=job.rss_bytes,
-        # a worker that died before its first heartbeat left no limit: its supervisor's
-        limit=job.memory_limit_bytes or memory_limit, available=job.available_bytes,
-        iteration=job.iteration,
+        limit=job.memory_limit_bytes, available=job.available_bytes, iteration=job.iteration,
         scale=min(job.iteration // max(settings.steps, 1), settings.scales - 1),
         scales_kept=job.checkpoint_scales or 0)
     verdict = deaths.judge(evidence)
@@ -266,24 +264,28 @@ def requeue_expired(session: Session) -> int:
 
 
 def requeue_worker_jobs(session: Session, worker: str, why: str, signal: str | None = None,
-                        oom_kills: int | None = None, memory_limit: int | None = None
-                        ) -> list[int]:
-    """A worker is known dead (its supervisor saw it exit, with its signal, the cgroup's
-    OOM kills and its memory limit): its running jobs go back at once, without waiting for
-    their leases. Returns their ids."""
+                        oom_kills: int | None = None) -> list[int]:
+    """A worker is known dead (its supervisor saw it exit, with its signal and the cgroup's
+    OOM kills): its running jobs go back at once, without waiting for their leases. Returns
+    their ids."""
     jobs = _locked(session, select(Job).where(Job.status == JobStatus.RUNNING,
                                               Job.worker == worker))
     for job in jobs:
-        _lost(session, job, why, utcnow(), signal, oom_kills, memory_limit)
+        _lost(session, job, why, utcnow(), signal, oom_kills)
     return [job.id for job in jobs]
 
 
 # --- a worker's run of a job ------------------------------------------------------------------
 
 
-def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECONDS
-               ) -> Claim | None:
-    """Take the most urgent queued job (priority, then age) for this worker, atomically."""
+def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECONDS,
+               **memory: int | None) -> Claim | None:
+    """Take the most urgent queued job (priority, then age) for this worker, atomically.
+
+    `memory` is the worker's memory reading (the heartbeat's columns): recorded with the
+    claim, so that a worker killed before its first heartbeat still leaves its memory limit
+    as evidence (nfx.queue.deaths; on a fast machine a job too big for it dies in its first
+    second)."""
     requeue_expired(session)
     while True:
         pick = (select(Job.id).where(Job.status == JobStatus.QUEUED)
@@ -305,6 +307,8 @@ def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECON
         job.lease_until = now + timedelta(seconds=lease)
         job.error, job.progress, job.preview_png = None, 0.0, None
         job.seconds_left = None
+        for column, value in memory.items():
+            setattr(job, column, value)
         session.execute(update(Worker).where(Worker.name == worker)
                         .values(current_job_id=job.id, last_seen=now,
                                 state=WorkerState.WORKING))

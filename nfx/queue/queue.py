@@ -212,10 +212,10 @@ class Queue:
 
     # --- a worker's calls ----------------------------------------------------------------
 
-    def claim_next(self, worker: str, lease: float = jobs.DEFAULT_LEASE_SECONDS
-                   ) -> Claim | None:
+    def claim_next(self, worker: str, lease: float = jobs.DEFAULT_LEASE_SECONDS,
+                   **memory: int | None) -> Claim | None:
         with self.store.write() as session:
-            return jobs.claim_next(session, worker, lease)
+            return jobs.claim_next(session, worker, lease, **memory)
 
     def heartbeat(self, claim: Claim, lease: float, **progress: Any) -> Ownership:
         with self.store.write() as session:
@@ -268,10 +268,9 @@ class Queue:
             workers.seen(session, name, stopped=stopped, state=state, problem=problem)
 
     def worker_exited(self, host: str, pid: int, cause: str, signal: str | None = None,
-                      oom_kills: int | None = None, memory_limit: int | None = None
-                      ) -> workers.Exit:
+                      oom_kills: int | None = None) -> workers.Exit:
         with self.store.write() as session:
-            return workers.exited(session, host, pid, cause, signal, oom_kills, memory_limit)
+            return workers.exited(session, host, pid, cause, signal, oom_kills)
 
     def begin_calibration(self, name: str, host: str, device: str
                           ) -> tuple[WorkModel | None, bool]:

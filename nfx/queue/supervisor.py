@@ -115,7 +115,7 @@ class Supervisor:
         oom_kills = self._new_oom_kills(slot.cgroup) if signal_name == "SIGKILL" else None
         try:
             exit = self.queue.worker_exited(self.host, process.pid, cause, signal_name,
-                                            oom_kills, host_memory.cgroup_limit(slot.cgroup))
+                                            oom_kills)
         except Exception as exc:  # the database is away: the leases will requeue the jobs
             exit = Exit([], False)
             cause = f"{cause} (not recorded: {' '.join(str(exc).split())[:200]})"

@@ -421,7 +421,7 @@ class WorkerLoop:
     def _step(self) -> bool:
         """Claim and run one job (or idle a moment); False when it is time to stop."""
         queue, patience, name = self.queue, self.patience, self.name
-        claim = patience(queue.claim_next, name, self.options.lease)
+        claim = patience(queue.claim_next, name, self.options.lease, **memory_reading())
         if claim is None:
             self._settle()  # the job in flight first: the queue must see it done
             if self.calibrate:  # idle: the moment to measure the device, once

@@ -65,10 +65,10 @@ class Exit:
 
 
 def exited(session: Session, host: str, pid: int, cause: str, signal: str | None = None,
-           oom_kills: int | None = None, memory_limit: int | None = None) -> Exit:
+           oom_kills: int | None = None) -> Exit:
     """A worker process is known to have died (its supervisor saw the exit): record why, and
     requeue its running job at once, judged on the evidence (`signal`, the OOM kills in its
-    cgroup while it lived, the cgroup's `memory_limit`; see nfx.queue.deaths)."""
+    cgroup while it lived; see nfx.queue.deaths)."""
     worker = session.scalar(select(Worker).where(Worker.host == host, Worker.pid == pid,
                                                  Worker.stopped_at.is_(None))
                             .order_by(Worker.started_at.desc()).limit(1))
@@ -79,7 +79,7 @@ def exited(session: Session, host: str, pid: int, cause: str, signal: str | None
     worker.stopped_at, worker.exit_cause = utcnow(), cause[:255]
     worker.current_job_id, worker.state = None, None
     requeued = requeue_worker_jobs(session, worker.name, f"its worker {cause}", signal,
-                                   oom_kills, memory_limit)
+                                   oom_kills)
     return Exit(requeued, worked or bool(requeued))
 
 

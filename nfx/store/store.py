@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
-from nfx.errors import DatabaseUnavailable, InputError, NFXError
+from nfx.errors import DatabaseUnavailable, InputError
 from nfx.labels import result_ref, varying_fields
 from nfx.planning import batch as planner
 from nfx.settings import Settings
