@@ -131,9 +131,13 @@ class Job(Base):
     available_bytes: Mapped[int | None] = mapped_column(BigInteger)
     deaths: Mapped[list[Any] | None] = mapped_column()  # each worker death: evidence, verdict
     blamed_deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # regions (nfx.regions): the mask, a picture like the photo, and each colour's assignment
+    mask_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
+    regions: Mapped[list[Any] | None] = mapped_column()
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
-    content: Mapped[Image] = relationship(lazy="joined")
+    content: Mapped[Image] = relationship(lazy="joined", foreign_keys=[content_id])
+    mask: Mapped[Image | None] = relationship(lazy="joined", foreign_keys=[mask_id])
     styles: Mapped[list[JobStyle]] = relationship(order_by=JobStyle.position, lazy="selectin",
                                                   cascade="all, delete-orphan")
     result: Mapped[Result | None] = relationship(foreign_keys=[result_id])
