@@ -21,3 +21,7 @@ class DatabaseUnavailable(NFXError):
 class StorageRefused(NFXError):
     """The database is reachable but refuses to store: its disk is full, or it is read-only.
     Nothing was written; it will not go away by itself, only when someone frees the disk."""
+
+
+class NotPermitted(NFXError):
+    """A person asked to change what is not theirs (nfx.people): refused, nothing written."""

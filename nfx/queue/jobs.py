@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
 from nfx.queue import deaths
+from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning.batch import input_digest
 from nfx.run_record import InputRef, RunRecord
 from nfx.settings import Settings
@@ -118,15 +119,17 @@ def mark_reused(job: Job, result: Result) -> None:
 
 def add_job(session: Session, *, content: Image, styles: Sequence[Image], settings: Settings,
             batch_id: int | None = None, force: bool = False, priority: int = 0,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job:
-    """Queue one job, or record it as done at once when an identical run already finished."""
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, owner: str = LOCAL_NAME) -> Job:
+    """Queue one job for `owner`, or record it as done at once when an identical run already
+    finished."""
     if content.role != "content" or any(s.role != "style" for s in styles):
         raise InputError("jobs take one content image and style images")
     digest = input_digest(content.sha256, [s.sha256 for s in styles], settings)
     job = Job(batch_id=batch_id, content=content, settings_json=settings.to_json(),
               input_digest=digest, force=force, priority=priority, max_attempts=max_attempts,
               status=JobStatus.QUEUED, attempts=0, total_iterations=0, losses={},
-              reused=False, created_at=utcnow(), **run_fields_reset(keep_checkpoint=False),
+              reused=False, created_at=utcnow(), owner=owner,
+              **run_fields_reset(keep_checkpoint=False),
               **setting_values(settings))
     job.styles = [JobStyle(position=i, image=s) for i, s in enumerate(styles)]
     if not force and (result := finished_result(session, digest)) is not None:
@@ -138,17 +141,20 @@ def add_job(session: Session, *, content: Image, styles: Sequence[Image], settin
 # --- user actions -----------------------------------------------------------------------------
 
 
-def _get(session: Session, job_id: int) -> Job:
+def _get(session: Session, job_id: int, person: Person, verb: str) -> Job:
+    """The job a person acts on; InputError if there is none, NotPermitted unless they may
+    (nfx.people: their own jobs, or anyone's for an admin)."""
     job = session.get(Job, job_id)
     if job is None:
         raise InputError(f"no job with id {job_id}")
+    person.check(job.owner, f"job {job_id}", verb)
     return job
 
 
-def cancel(session: Session, job_id: int) -> Job:
+def cancel(session: Session, job_id: int, person: Person = LOCAL) -> Job:
     """Queued: canceled now (its checkpoint goes). Running: the worker is asked to stop
     within a few iterations."""
-    job = _get(session, job_id)
+    job = _get(session, job_id, person, "cancel")
     if job.status == JobStatus.QUEUED:
         _close(session, job, JobStatus.CANCELED, "canceled")
     elif job.status == JobStatus.RUNNING:
@@ -159,11 +165,12 @@ def cancel(session: Session, job_id: int) -> Job:
     return job
 
 
-def retry(session: Session, job_id: int, changes: dict[str, Any] | None = None) -> Job:
+def retry(session: Session, job_id: int, changes: dict[str, Any] | None = None,
+          person: Person = LOCAL) -> Job:
     """Failed or canceled → queued, from the start, with a fresh count of attempts; with
     `changes`, under the changed settings (and re-using an identical finished run's result,
     as a new job would)."""
-    job = _get(session, job_id)
+    job = _get(session, job_id, person, "retry")
     if job.status not in RETRYABLE:
         raise InputError(f"job {job_id} is {job.status}; only failed or canceled jobs can be "
                          "retried")
@@ -187,9 +194,9 @@ def _set_settings(job: Job, settings: Settings) -> None:
         setattr(job, name, value)
 
 
-def move_to_front(session: Session, job_id: int) -> Job:
+def move_to_front(session: Session, job_id: int, person: Person = LOCAL) -> Job:
     """Raise a queued job's priority above every other queued job."""
-    job = _get(session, job_id)
+    job = _get(session, job_id, person, "reorder")
     if job.status != JobStatus.QUEUED:
         raise InputError(f"job {job_id} is {job.status}; only queued jobs can move")
     top = session.scalar(select(func.max(Job.priority)).where(
@@ -423,7 +430,7 @@ def finish(session: Session, claim: Claim, run: RunRecord, png: bytes,
                     loss_total=run.losses.get("total"), history=run.history,
                     seconds=run.seconds, device=run.device, precision=run.precision,
                     resumed_from_scale=run.resumed_from_scale,
-                    iterations_run=run.iterations_run, created_at=utcnow(), favourite=False)
+                    iterations_run=run.iterations_run, created_at=utcnow())
     session.add(result)
     session.flush()
     _close(session, job, JobStatus.DONE, None)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
+from nfx.labels import plural
+from nfx.people import LOCAL, Person
 from nfx.planning import batch as planner
 from nfx.planning import budget
 from nfx.planning.budget import work_factors
@@ -39,8 +41,11 @@ def open_queue(url: str | None = None) -> Queue:
 
 
 class Queue:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_queued_per_person: int | None = None) -> None:
+        """`max_queued_per_person`: how many queued jobs one person may have at once (the
+        app's cap on a shared server); None or 0: no cap (the command line's)."""
         self.store = store
+        self.max_queued = max_queued_per_person or None
 
     def __repr__(self) -> str:
         return f"Queue({self.store!r})"
@@ -50,30 +55,37 @@ class Queue:
     def create_batch(self, content_ids: Sequence[int], style_ids: Sequence[int],
                      base: Settings, sweep: Mapping[str, Sequence[Any]] | None = None,
                      name: str | None = None, force: bool = False,
-                     priority: int = 0, submission: str | None = None) -> BatchRecord:
-        """contents × styles × sweep as one batch; jobs identical to a finished one reuse its
-        result unless `force`. A `submission` key makes it idempotent: the same key again
-        returns the batch it made (`resubmitted`), queueing nothing."""
+                     priority: int = 0, submission: str | None = None,
+                     person: Person = LOCAL) -> BatchRecord:
+        """contents × styles × sweep as one batch, `person`'s; jobs identical to a finished
+        one reuse its result unless `force`. A `submission` key makes it idempotent: the same
+        key again returns the batch it made (`resubmitted`), queueing nothing."""
         plan = planner.plan_batch(content_ids, style_ids, base, sweep)
-        return self.create_planned_batch(plan, base, sweep, name, force, priority, submission)
+        return self.create_planned_batch(plan, base, sweep, name, force, priority, submission,
+                                         person=person)
 
     def create_batch_from_uploads(self, contents: Sequence[tuple[str, bytes]],
                                   styles: Sequence[tuple[str, bytes]], base: Settings,
                                   sweep: Mapping[str, Sequence[Any]] | None = None,
                                   name: str | None = None, force: bool = False,
-                                  priority: int = 0) -> BatchRecord:
+                                  priority: int = 0, person: Person = LOCAL) -> BatchRecord:
         """Uploads and the batch in one transaction: a bad file leaves nothing behind."""
         planner.plan_batch([0] * len(contents), [0] * len(styles), base, sweep)  # validate
         with self.store.write() as session:
             content_ids = [add_image_row(session, d, n, "content").id for n, d in contents]
             style_ids = [add_image_row(session, d, n, "style").id for n, d in styles]
             plan = planner.plan_batch(content_ids, style_ids, base, sweep)
-            return _create_batch(session, plan, base, sweep, name, force, priority, None)
+            batch = _create_batch(session, plan, base, sweep, name, force, priority, None,
+                                  person.name)
+            self._check_cap(session, person.name, batch.counts.get(JobStatus.QUEUED, 0))
+            return batch
 
     def rerun(self, result_id: int, changes: dict[str, Any] | None = None, *,
-              force: bool | None = None, priority: int = 0) -> JobRecord:
-        """A new queued job from a result's settings with `changes`. With no changes it is
-        forced (the user asked to run it again); with changes it may reuse an identical run."""
+              force: bool | None = None, priority: int = 0,
+              person: Person = LOCAL) -> JobRecord:
+        """A new queued job of `person`'s from a result's settings with `changes` (anyone's
+        result: re-running it takes nothing from its owner). With no changes it is forced
+        (the user asked to run it again); with changes it may reuse an identical run."""
         changes = dict(changes or {})
         with self.store.write() as session:
             result = get_row(session, Result, result_id, "result")
@@ -84,15 +96,17 @@ class Queue:
             job = jobs.add_job(session, content=source.content,
                                 styles=[s.image for s in source.styles], settings=settings,
                                 force=not changes if force is None else force,
-                                priority=priority)
+                                priority=priority, owner=person.name)
             job.source_result_id = result_id
             session.flush()
+            self._check_cap(session, person.name, int(job.status == JobStatus.QUEUED))
             return _job_record(session, job)
 
     def create_planned_batch(self, plan: Sequence[planner.PlannedJob], base: Settings,
                              sweep: Mapping[str, Sequence[Any]] | None = None,
                              name: str | None = None, force: bool = False,
-                             priority: int = 0, submission: str | None = None) -> BatchRecord:
+                             priority: int = 0, submission: str | None = None,
+                             person: Person = LOCAL) -> BatchRecord:
         """A batch of jobs planned by the caller: for entries `plan_batch` cannot express,
         such as a style mix (several styles and their blend weights in one job). See
         create_batch for `submission`."""
@@ -102,8 +116,10 @@ class Queue:
             with self.store.write() as session:
                 if (earlier := _submitted(session, submission)) is not None:
                     return earlier
-                return _create_batch(session, list(plan), base, sweep, name, force, priority,
-                                     submission)
+                batch = _create_batch(session, list(plan), base, sweep, name, force,
+                                      priority, submission, person.name)
+                self._check_cap(session, person.name, batch.counts.get(JobStatus.QUEUED, 0))
+                return batch
         except IntegrityError:  # the same submission committed meanwhile (PostgreSQL)
             with self.store.read() as session:
                 if (earlier := _submitted(session, submission)) is not None:
@@ -157,25 +173,44 @@ class Queue:
         with self.store.read() as session:
             return _job_record(session, get_row(session, Job, job_id, "job"))
 
-    def cancel_job(self, job_id: int) -> JobRecord:
+    def cancel_job(self, job_id: int, person: Person = LOCAL) -> JobRecord:
         """Queued: canceled now. Running: the worker is asked to stop (within a few
-        iterations)."""
-        return self._job_action(jobs.cancel, job_id)
+        iterations). Only the job's owner or an admin may (NotPermitted); so for the rest."""
+        return self._job_action(lambda session, i: jobs.cancel(session, i, person), job_id)
 
-    def move_to_front(self, job_id: int) -> JobRecord:
+    def move_to_front(self, job_id: int, person: Person = LOCAL) -> JobRecord:
         """Raise a queued job's priority above every other queued job."""
-        return self._job_action(jobs.move_to_front, job_id)
+        return self._job_action(lambda session, i: jobs.move_to_front(session, i, person),
+                                job_id)
 
-    def retry_job(self, job_id: int, changes: dict[str, Any] | None = None) -> JobRecord:
+    def retry_job(self, job_id: int, changes: dict[str, Any] | None = None,
+                  person: Person = LOCAL) -> JobRecord:
         """Failed or canceled → queued, from the start, with a fresh count of attempts; with
         `changes`, under those settings (a memory budget that fits, fewer steps, ...)."""
-        return self._job_action(lambda session, i: jobs.retry(session, i, changes), job_id)
+        def retry(session: Session, i: int) -> Job:
+            job = jobs.retry(session, i, changes, person)
+            session.flush()
+            self._check_cap(session, job.owner, int(job.status == JobStatus.QUEUED))
+            return job
+        return self._job_action(retry, job_id)
 
     def _job_action(self, action: Callable[[Session, int], Job], job_id: int) -> JobRecord:
         with self.store.write() as session:
             job = action(session, job_id)
             session.flush()
             return _job_record(session, job)
+
+    def _check_cap(self, session: Session, owner: str, added: int) -> None:
+        """Refuse, in one line (the transaction rolls back), what takes `owner` over the
+        cap on queued jobs a person may have."""
+        if self.max_queued is None or not added:
+            return
+        queued = session.scalar(select(func.count()).select_from(Job).where(
+            Job.owner == owner, Job.status == JobStatus.QUEUED)) or 0
+        if queued > self.max_queued:
+            raise InputError(f"{owner} has {plural(queued - added, 'job')} queued and may "
+                             f"have at most {self.max_queued}: this would queue "
+                             f"{added} more. Wait for some to run, or cancel some.")
 
     def queue_counts(self) -> dict[JobStatus, int]:
         with self.store.read() as session:
@@ -307,7 +342,7 @@ def _submitted(session: Session, submission: str | None) -> BatchRecord | None:
 
 def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settings,
                   sweep: Mapping[str, Sequence[Any]] | None, name: str | None, force: bool,
-                  priority: int, submission: str | None) -> BatchRecord:
+                  priority: int, submission: str | None, owner: str) -> BatchRecord:
     ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
     images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(ids)))}
     missing = sorted(ids - set(images))
@@ -318,13 +353,14 @@ def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settin
         budget.check_fits((content.width, content.height), p.settings)
     batch = Batch(name=name or f"batch {utcnow():%Y-%m-%d %H:%M:%S}",
                   base_settings_json=base.to_json(), created_at=utcnow(),
-                  sweep={k: list(v) for k, v in (sweep or {}).items()}, submission=submission)
+                  sweep={k: list(v) for k, v in (sweep or {}).items()}, submission=submission,
+                  owner=owner)
     session.add(batch)
     session.flush()
     for p in plan:
         jobs.add_job(session, content=images[p.content_id],
                       styles=[images[s] for s in p.style_ids], settings=p.settings,
-                      batch_id=batch.id, force=force, priority=priority)
+                      batch_id=batch.id, force=force, priority=priority, owner=owner)
     session.flush()
     return _batch_record(session, batch)
 
@@ -338,7 +374,7 @@ def _batch_record(session: Session, batch: Batch) -> BatchRecord:
     return BatchRecord(id=batch.id, name=batch.name, created_at=batch.created_at,
                        job_count=sum(counts.values()), reused_count=reused, counts=counts,
                        base=Settings.from_json(batch.base_settings_json),
-                       sweep=dict(batch.sweep or {}))
+                       sweep=dict(batch.sweep or {}), owner=batch.owner)
 
 
 def _job_records(session: Session, jobs: Sequence[Job]) -> list[JobRecord]:
@@ -365,4 +401,4 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
         checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left,
         source_result_id=job.source_result_id, blamed_deaths=job.blamed_deaths or 0,
-        deaths=tuple(job.deaths or ()))
+        deaths=tuple(job.deaths or ()), owner=job.owner)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nfx.people import LOCAL_NAME
 from nfx.settings import Settings
 from nfx.status import JobStatus
 
@@ -21,6 +22,7 @@ class BatchRecord:
     resubmitted: bool = False  # this form submission had queued it already: nothing new
     base: Settings | None = None  # the settings it was planned from
     sweep: dict[str, list[Any]] = field(default_factory=dict)  # and the values swept
+    owner: str = LOCAL_NAME  # who queued it (nfx.people)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class JobRecord:
     source_result_id: int | None = None  # a re-run: the result it started from
     blamed_deaths: int = 0  # worker deaths the evidence blamed on it (nfx.queue.deaths)
     deaths: tuple[dict[str, Any], ...] = ()  # every worker death while it ran: evidence
+    owner: str = LOCAL_NAME  # who queued it (nfx.people)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ finds the results its re-using jobs point to. "Date" is when a result was made (
 not sort before newer work.
 
 Every filter is a WHERE clause on an indexed column (status/date, content, style, tag,
-favourite, and the `INDEXED_FIELDS` setting columns), so the first page stays fast with tens of
+the viewer's stars, who queued it, and the `INDEXED_FIELDS` setting columns), so the first page stays fast with tens of
 thousands of results.
 """
 
@@ -22,8 +22,9 @@ from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, 
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from nfx.errors import InputError
+from nfx.people import LOCAL_NAME
 from nfx.settings import INDEXED_FIELDS
-from nfx.store.models import Job, JobStyle, Result, ResultTag, Tag, setting_column
+from nfx.store.models import Job, JobStyle, Result, ResultTag, Star, Tag, setting_column
 from nfx.status import JobStatus
 
 SORTS = ("newest", "loss", "seconds", "id") + INDEXED_FIELDS
@@ -36,7 +37,9 @@ class GalleryFilter:
     batch_ids: tuple[int, ...] = ()
     statuses: tuple[str, ...] = (JobStatus.DONE,)  # empty: every status
     tags: tuple[str, ...] = ()  # any of these
-    favourites_only: bool = False
+    favourites_only: bool = False  # the viewer's stars
+    owners: tuple[str, ...] = ()  # queued by any of these people (nfx.people)
+    viewer: str = LOCAL_NAME  # whose stars the cards show and favourites_only means
     date_from: date | datetime | None = None  # when the result was made, inclusive
     date_to: date | datetime | None = None  # inclusive (a date means the whole day)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
@@ -86,7 +89,10 @@ def conditions(flt: GalleryFilter) -> list[ColumnElement[bool]]:
                                        .join(Tag, Tag.id == ResultTag.tag_id)
                                        .where(Tag.name.in_(flt.tags))))
     if flt.favourites_only:
-        where.append(Result.favourite.is_(True))
+        where.append(Job.result_id.in_(select(Star.result_id)
+                                       .where(Star.person == flt.viewer)))
+    if flt.owners:
+        where.append(Job.owner.in_(flt.owners))
     if flt.date_from is not None:
         where.append(made_at() >= _as_datetime(flt.date_from, end=False))
     if flt.date_to is not None:

@@ -16,12 +16,20 @@ from sqlalchemy.orm import (DeclarativeBase, InstrumentedAttribute, Mapped, mapp
                             relationship)
 from sqlalchemy.types import TypeEngine
 
+from nfx.people import LOCAL_NAME
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.status import JobStatus
 
 # Ids are never reused after a delete: "job 12" must not name a different job next week.
 # (PostgreSQL's sequences never reuse ids; SQLite needs AUTOINCREMENT for that.)
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+OWNER_LENGTH = 320  # an email address at its longest
+
+
+def owner_column() -> Mapped[str]:
+    """Who queued a row (nfx.people): the signed-in email, or `local`."""
+    return mapped_column(String(OWNER_LENGTH), default=LOCAL_NAME, server_default=LOCAL_NAME,
+                         index=True)
 
 
 def utcnow() -> datetime:
@@ -68,6 +76,7 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # the form submission that made it: the same submission twice (a double click) is one batch
     submission: Mapped[str | None] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = owner_column()
     jobs: Mapped[list[Job]] = relationship(back_populates="batch")
 
 
@@ -134,6 +143,7 @@ class Job(Base):
     # regions (nfx.regions): the mask, a picture like the photo, and each colour's assignment
     mask_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
     regions: Mapped[list[Any] | None] = mapped_column()
+    owner: Mapped[str] = owner_column()  # a batch's jobs are its owner's; a re-run its own
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     content: Mapped[Image] = relationship(lazy="joined", foreign_keys=[content_id])
@@ -167,9 +177,17 @@ class Result(Base):
     resumed_from_scale: Mapped[int] = mapped_column(Integer, default=0)
     iterations_run: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    favourite: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     tags: Mapped[list[Tag]] = relationship(secondary="result_tags", lazy="selectin",
                                            order_by="Tag.name")
+
+
+class Star(Base):
+    """A person's favourite: stars are each person's own (tags are shared)."""
+
+    __tablename__ = "stars"
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    person: Mapped[str] = mapped_column(String(OWNER_LENGTH), primary_key=True, index=True)
 
 
 class Tag(Base):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nfx.people import LOCAL_NAME
 from nfx.settings import Settings
 from nfx.status import JobStatus
 
@@ -39,12 +40,13 @@ class GalleryCard:
     losses: dict[str, float]
     seconds: float | None
     created_at: datetime
-    favourite: bool
+    favourite: bool  # starred by the person looking (GalleryFilter.viewer)
     tags: tuple[str, ...]
     progress: float
     error: str | None
     made_at: datetime | None = None  # when the result was made (the job's finished_at)
     source_result_id: int | None = None  # a re-run: the result it started from
+    owner: str = LOCAL_NAME  # who queued the job (nfx.people)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class ResultRecord:
     device: str
     precision: str
     created_at: datetime
-    favourite: bool
+    favourite: bool  # starred by the person looking (get_result's viewer)
     tags: tuple[str, ...]
     resumed_from_scale: int = 0  # scales before this one came from a checkpoint
     iterations_run: int | None = None  # None: recorded before runs counted them
     source_result_id: int | None = None  # a re-run: the result it started from
+    owner: str = LOCAL_NAME  # who queued the job that made it (nfx.people)

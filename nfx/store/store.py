@@ -10,6 +10,7 @@ SQLite takes the write lock at BEGIN.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,12 +24,13 @@ from sqlalchemy.orm import Session, selectinload
 from nfx import images as image_io
 from nfx.errors import DatabaseUnavailable, InputError
 from nfx.labels import result_ref, varying_fields
+from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning import batch as planner
 from nfx.settings import Settings
 from nfx.status import JobStatus
 from nfx.store import db, export, gallery, outages
 from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_sha
-from nfx.store.models import Batch, Image, Job, Result, ResultTag, Tag, utcnow
+from nfx.store.models import Batch, Image, Job, Result, ResultTag, Star, Tag, utcnow
 from nfx.store.records import GalleryCard, ImageRecord, ResultRecord
 
 ROLES = ("content", "style")
@@ -197,15 +199,24 @@ class Store:
             rows = session.execute(gallery.gallery_select(flt)
                                    .options(selectinload(Result.tags))
                                    .offset(page * page_size).limit(page_size)).all()
-            return [_card(job, result) for job, result in rows]
+            starred = _starred(session, flt.viewer, [r.id for _, r in rows if r is not None])
+            return [_card(job, result, result is not None and result.id in starred)
+                    for job, result in rows]
 
     def count_gallery(self, flt: gallery.GalleryFilter | None = None) -> int:
         with self.read() as session:
             return session.scalar(gallery.count_select(flt or gallery.GalleryFilter()))
 
-    def get_result(self, result_id: int) -> ResultRecord:
+    def get_result(self, result_id: int, viewer: str = LOCAL_NAME) -> ResultRecord:
+        """A result, with `favourite` meaning the viewer's star."""
         with self.read() as session:
-            return _result_record(session, get_row(session, Result, result_id, "result"))
+            return _result_record(session, get_row(session, Result, result_id, "result"),
+                                  viewer=viewer)
+
+    def owners(self) -> list[str]:
+        """Everyone who has queued something: what the gallery's person filter offers."""
+        with self.read() as session:
+            return list(session.scalars(select(Job.owner).distinct().order_by(Job.owner)))
 
     def find_result(self, image_sha256: str, content_sha256: str | None = None,
                     style_sha256s: Sequence[str] = (), settings: Settings | None = None
@@ -227,9 +238,16 @@ class Store:
             result = get_row(session, Result, result_id, "result")
             return get_blob(session, result.image_sha256)
 
-    def set_favourite(self, result_id: int, favourite: bool = True) -> None:
+    def set_favourite(self, result_id: int, favourite: bool = True,
+                      person: Person = LOCAL) -> None:
+        """Star (or unstar) a result for this person alone: anyone may star anything."""
         with self.write() as session:
-            get_row(session, Result, result_id, "result").favourite = bool(favourite)
+            get_row(session, Result, result_id, "result")
+            star = session.get(Star, (result_id, person.name))
+            if favourite and star is None:
+                session.add(Star(result_id=result_id, person=person.name))
+            elif not favourite and star is not None:
+                session.delete(star)
 
     def set_tags(self, result_id: int, tags: Sequence[str]) -> tuple[str, ...]:
         """Replace a result's tags (trimmed, lower-cased, unique)."""
@@ -260,11 +278,13 @@ class Store:
             return list(session.scalars(select(Job.id).where(Job.result_id == result_id)
                                         .order_by(Job.id)))
 
-    def delete_result(self, result_id: int) -> None:
+    def delete_result(self, result_id: int, person: Person = LOCAL) -> None:
         """Remove a result and the images nothing else uses. The jobs that showed it stay as
-        `deleted` (no picture), so that their batch's grid says "deleted" where they were."""
+        `deleted` (no picture), so that their batch's grid says "deleted" where they were.
+        Only whoever queued the job that made it, or an admin, may (NotPermitted)."""
         with self.write() as session:
             result = get_row(session, Result, result_id, "result")
+            person.check(result_owner(session, result), result_ref(result_id), "delete")
             digests = {result.image_sha256, result.thumb_sha256}
             for job in session.scalars(select(Job).where(Job.result_id == result_id)):
                 job.status, job.result_id, job.preview_png = JobStatus.DELETED, None, None
@@ -318,11 +338,19 @@ def get_row(session: Session, model: Any, key: int, what: str) -> Any:
     return row
 
 
+def picture_name(name: str | None) -> str:
+    """An upload's name as the library keeps it: only ever a label, never a path (what a
+    browser sends may hold folders, '..' or control characters)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(c for c in base if c.isprintable()).strip().lstrip(".")
+    return base[:255] or "image"
+
+
 def add_image_row(session: Session, data: bytes, name: str, role: str) -> Image:
     """Store an upload's bytes and its row, once per picture and role; InputError (nothing
     written) for anything that is not a usable image."""
     role = _role(role)
-    name = (name or "image").strip()[:255] or "image"
+    name = picture_name(name)
     picture = image_io.load_image(data, name)  # InputError for anything unusable
     digest = put_blob(session, data)
     existing = session.scalar(select(Image).where(Image.sha256 == digest, Image.role == role))
@@ -342,7 +370,21 @@ def image_record(image: Image) -> ImageRecord:
                        width=image.width, height=image.height, added_at=image.added_at)
 
 
-def _card(job: Job, result: Result | None) -> GalleryCard:
+def _starred(session: Session, person: str, result_ids: Sequence[int]) -> set[int]:
+    """Which of these results this person has starred."""
+    if not result_ids:
+        return set()
+    return set(session.scalars(select(Star.result_id).where(
+        Star.person == person, Star.result_id.in_(sorted(set(result_ids))))))
+
+
+def result_owner(session: Session, result: Result) -> str:
+    """Who a result belongs to: whoever queued the job that made it."""
+    maker = session.get(Job, result.job_id)
+    return maker.owner if maker is not None else LOCAL_NAME
+
+
+def _card(job: Job, result: Result | None, favourite: bool) -> GalleryCard:
     return GalleryCard(
         job_id=job.id, result_id=result.id if result else None, batch_id=job.batch_id,
         status=job.status, content_id=job.content_id, content_name=job.content.name,
@@ -351,12 +393,14 @@ def _card(job: Job, result: Result | None) -> GalleryCard:
         image_sha256=result.image_sha256 if result else None,
         settings=Settings.from_json(job.settings_json), losses=dict(job.losses or {}),
         seconds=result.seconds if result else None, created_at=job.created_at,
-        favourite=bool(result and result.favourite),
+        favourite=favourite,
         tags=tuple(t.name for t in result.tags) if result else (), progress=job.progress,
-        error=job.error, made_at=job.finished_at, source_result_id=job.source_result_id)
+        error=job.error, made_at=job.finished_at, source_result_id=job.source_result_id,
+        owner=job.owner)
 
 
-def _result_record(session: Session, result: Result, job: Job | None = None) -> ResultRecord:
+def _result_record(session: Session, result: Result, job: Job | None = None,
+                   viewer: str = LOCAL_NAME) -> ResultRecord:
     job = job or session.get(Job, result.job_id) or session.scalars(
         select(Job).where(Job.result_id == result.id).limit(1)).first()
     if job is None:
@@ -367,7 +411,9 @@ def _result_record(session: Session, result: Result, job: Job | None = None) -> 
         styles=tuple(image_record(s.image) for s in job.styles),
         settings=Settings.from_json(job.settings_json), losses=dict(result.losses),
         history=list(result.history), seconds=result.seconds, device=result.device,
-        precision=result.precision, created_at=result.created_at, favourite=result.favourite,
+        precision=result.precision, created_at=result.created_at,
+        favourite=bool(_starred(session, viewer, [result.id])),
         tags=tuple(t.name for t in result.tags),
         resumed_from_scale=result.resumed_from_scale or 0,
-        iterations_run=result.iterations_run, source_result_id=job.source_result_id)
+        iterations_run=result.iterations_run, source_result_id=job.source_result_id,
+        owner=result_owner(session, result))
