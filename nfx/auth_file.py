@@ -17,6 +17,8 @@ from typing import Any
 from nfx.errors import InputError
 
 AUTH_FILE_VARIABLE = "NFX_AUTH_FILE"
+# set by `nfx app --insecure-no-auth`: the app, open to anyone, says so on every page
+INSECURE_VARIABLE = "NFX_INSECURE_NO_AUTH"
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from nfx.app import forms, new_batch, queue as queue_view, result as view
+from nfx.app import access, forms, new_batch, queue as queue_view, result as view
 from nfx.app.context import OUTAGES, data_url, database_reachable, outage_text
 
 ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
@@ -35,6 +35,52 @@ THUMB_CSS = """<style>
 
 
 OUTAGE_RETRY_SECONDS = 3
+
+
+# --- who is signed in -----------------------------------------------------------------------
+
+
+def signed_out() -> bool:
+    """Sign-in is on and nobody is signed in: the visitor may see the sign-in page only."""
+    return access.sign_in_required() and not st.user.is_logged_in
+
+
+def person() -> access.Person:
+    """Who acts in this session: the signed-in person, or `local` without sign-in. Also
+    called in button callbacks, so each action names who asked for it."""
+    return access.person(st.user.get("email") if st.user.is_logged_in else None)
+
+
+def sign_in_page() -> None:
+    """All a signed-out visitor sees: what this is and how to sign in; nothing from the
+    gallery (no thumbnail, name, link or count)."""
+    st.title("NFX · neural style transfer")
+    st.markdown("This NFX workbench is shared by a team: sign in to see its gallery and "
+                "queue work.")
+    for provider, label in access.sign_in_buttons():
+        st.button(label, on_click=st.login, args=(provider,) if provider else (),
+                  type="primary", icon=":material/login:", key=f"login:{provider or ''}")
+
+
+def account_bar() -> None:
+    """On every page: who is signed in, and signing out (or, without sign-in on purpose,
+    that the app is open to anyone). A signed-in account without an email stops here."""
+    if (notice := access.insecure_notice()) is not None:
+        st.warning(notice, icon=":material/lock_open:")
+    if not access.sign_in_required():
+        return
+    try:
+        who = person()
+    except access.InputError as exc:
+        st.error(str(exc), icon=":material/no_accounts:")
+        st.button("Sign out", on_click=st.logout, icon=":material/logout:")
+        st.stop()
+    with st.container(horizontal=True, horizontal_alignment="right",
+                      vertical_alignment="center", key="account"):
+        shown = who.name.replace("@", "\\@")  # a name, not a mailto: link
+        st.caption(f"Signed in as **{shown}**" + (" · admin" if who.admin else ""))
+        st.button("Sign out", on_click=st.logout, type="tertiary", icon=":material/logout:",
+                  key="logout")
 
 
 @contextmanager
@@ -259,7 +305,7 @@ def result_dialog(result_id: int) -> None:
     """Everything about one result, what you can do with it, and its neighbours (← and →
     page through the list it was opened from, every page of it; Esc closes)."""
     try:
-        record = view.result(result_id)
+        record = view.result(result_id, person())
     except view.InputError as exc:
         st.info(str(exc))
         return
@@ -294,8 +340,9 @@ def result_dialog(result_id: int) -> None:
             close_result()
             fill_batch_form(view.draft(result_id))
         st.toggle("Favourite", value=record.favourite, key=f"fav:{result_id}",
+                  help="Your own star: everyone has theirs; tags are shared.",
                   on_change=lambda: view.set_favourite(
-                      result_id, st.session_state[f"fav:{result_id}"]))
+                      result_id, st.session_state[f"fav:{result_id}"], person()))
         st.multiselect("Tags", sorted(set(view.all_tags()) | set(record.tags)),
                        default=list(record.tags), accept_new_options=True,
                        key=f"tags:{result_id}",
@@ -318,7 +365,7 @@ def result_dialog(result_id: int) -> None:
         values, _ = settings_inputs(f"rerun:{result_id}", record.settings)
         if st.button("Queue re-run", type="primary", icon=":material/replay:"):
             try:
-                job = view.rerun(result_id, values)
+                job = view.rerun(result_id, values, person())
             except view.InputError as exc:
                 st.error(str(exc))
             else:
@@ -326,8 +373,11 @@ def result_dialog(result_id: int) -> None:
 
 
 def delete_with_confirmation(result_id: int) -> None:
-    """Delete asks first and says what goes with the result."""
-    asking = f"delete:{result_id}"
+    """Delete asks first and says what goes with the result; deleting someone else's result
+    is refused in one line (unless you are an admin)."""
+    asking, refusal = f"delete:{result_id}", f"delete:{result_id}:refused"
+    if refused := st.session_state.pop(refusal, None):
+        st.error(refused, icon=":material/block:")
     if not st.session_state.get(asking):
         if st.button("Delete result…", icon=":material/delete:", type="tertiary",
                      key=f"dlg:delete:{result_id}"):
@@ -337,8 +387,11 @@ def delete_with_confirmation(result_id: int) -> None:
     st.warning(view.delete_summary(result_id), icon=":material/warning:")
     yes, no = st.columns(2)
     if yes.button("Delete for good", type="primary", key=f"dlg:delete-yes:{result_id}"):
-        view.delete_result(result_id)
+        refused = view.delete_result(result_id, person())
         st.session_state.pop(asking, None)
+        if refused:
+            st.session_state[refusal] = refused
+            st.rerun()
         ids = [i for i in st.session_state.get(RESULT_LIST, []) if i != result_id]
         st.session_state[RESULT_LIST] = ids
         close_result()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from nfx.app import gallery
 from nfx.labels import plural
-from pages._widgets import (outage_notice, KEEP, LAST_RESULT, result_dialog_if_open,
+from pages._widgets import (outage_notice, KEEP, LAST_RESULT, person, result_dialog_if_open,
                             through_app_navigation, thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
@@ -58,8 +58,11 @@ with st.sidebar:
     statuses = st.multiselect("Status", gallery.STATUSES, default=[gallery.JobStatus.DONE],
                               key="g:status", persist_state=KEEP,
                               help="Queued, running and failed jobs can be shown too.")
+    people = st.multiselect("Queued by", options.people, key="g:people", persist_state=KEEP,
+                            help="Who queued the job that made a result.")
     tags = st.multiselect("Tags", options.tags, key="g:tags", persist_state=KEEP)
-    favourites_only = st.toggle("Favourites only", key="g:fav", persist_state=KEEP)
+    favourites_only = st.toggle("Favourites only", key="g:fav", persist_state=KEEP,
+                                help="The results you starred (everyone has their own).")
     dates = st.date_input("Date", value=(), key="g:dates", persist_state=KEEP,
                           help="When the result was made: a day or a range of days.")
     with st.expander("Settings"):
@@ -79,7 +82,8 @@ def cards_grid(filters: dict) -> None:
     page_size = size_box.selectbox("Per page", gallery.PAGE_SIZES, index=1, key="g:size",
                                    persist_state=KEEP)
     try:
-        query = gallery.gallery_filter(**filters, sort=sort, descending=descending)
+        query = gallery.gallery_filter(**filters, sort=sort, descending=descending,
+                                       viewer=person())
     except gallery.InputError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -116,6 +120,8 @@ def cards_grid(filters: dict) -> None:
                 else:
                     st.progress(card.card.progress, text=card.card.status)
                 st.caption(("★ " if card.card.favourite else "") + card.label)
+                if card.owner:
+                    st.caption(f":gray[{card.owner}]")
                 if card.card.error:
                     st.caption(f":red[{card.card.error}]")
                 if result_id:
@@ -128,5 +134,6 @@ def cards_grid(filters: dict) -> None:
 thumbnail_styles()
 cards_grid(dict(content_ids=content_ids, style_ids=style_ids, batch_ids=batch_ids,
                 statuses=statuses, tags=tags, favourites_only=favourites_only, dates=dates,
+                people=people,
                 ranges=ranges, choices=choices))
 result_dialog_if_open()

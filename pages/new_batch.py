@@ -5,7 +5,7 @@ import streamlit as st
 
 from nfx.app import forms, new_batch, previews
 from pages._widgets import (outage_notice, FORM, KEEP, MIXES, add_samples_button, field_error,
-                            sample_previews, settings_inputs, through_app_navigation)
+                            person, sample_previews, settings_inputs, through_app_navigation)
 
 through_app_navigation()
 
@@ -162,7 +162,7 @@ def preview_grid(contents, entries, style_records, base, sweep) -> None:
                 submission = new_batch.submission_key(token, [cell.content_id], [cell.entry],
                                                       base, sweep, f"cell {label}")
                 try:
-                    batch = previews.queue_cell(cell, base, sweep, submission)
+                    batch = previews.queue_cell(cell, base, sweep, submission, person())
                 except new_batch.InputError as exc:
                     st.error(str(exc))
                 else:
@@ -225,7 +225,7 @@ if st.button("Queue batch", type="primary", icon=":material/playlist_add:",
              disabled=plan is None or not len(plan), key="nbb:queue"):
     try:
         batch = new_batch.queue_batch(content_ids, entries, form.base, form.sweep, name,
-                                      submission=submission)
+                                      submission=submission, person=person())
     except new_batch.InputError as exc:
         st.error(str(exc))
     else:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from nfx.app import png_info
 from nfx.labels import result_ref
-from pages._widgets import (open_result, result_dialog_if_open, settings_inputs,
+from pages._widgets import (open_result, person, result_dialog_if_open, settings_inputs,
                             through_app_navigation)
 
 through_app_navigation()
@@ -47,7 +47,7 @@ if not found.missing:
     values, _ = settings_inputs("pi", found.settings)
     if st.button("Queue again", type="primary", icon=":material/replay:"):
         try:
-            st.success(png_info.queue_again(found, values))
+            st.success(png_info.queue_again(found, values, person()))
         except png_info.InputError as exc:
             st.error(str(exc))
 

@@ -4,9 +4,9 @@ opens), queued jobs to cancel or reorder, failures to retry (with changed settin
 import streamlit as st
 
 from nfx.app import queue
-from pages._widgets import (outage_notice, fill_batch_form, notification_button, result_dialog_if_open,
-                            settings_inputs, through_app_navigation, thumbnail_button,
-                            thumbnail_styles)
+from pages._widgets import (outage_notice, fill_batch_form, notification_button, person,
+                            result_dialog_if_open, settings_inputs, through_app_navigation,
+                            thumbnail_button, thumbnail_styles)
 
 through_app_navigation()
 
@@ -15,8 +15,9 @@ RETRYING = "q:retrying"  # the job whose "Retry with changes" dialog is open
 
 
 def act(action, job_id: int) -> None:
-    """Button callback: a job that changed state meanwhile is a toast, not a traceback."""
-    message = action(job_id)
+    """Button callback, as the signed-in person: a job that changed state meanwhile, or
+    someone else's, is a toast, not a traceback."""
+    message = action(job_id, person=person())
     if message:
         st.toast(message, icon=":material/info:")
 
@@ -27,7 +28,7 @@ def running_job(row) -> None:
         text, preview = st.columns([3, 1])
         with text:
             st.markdown(f"**{row.label}** · on {job.worker or '?'}")
-            st.caption(row.runs)
+            st.caption(row.runs + (f" · {row.owner}" if row.owner else ""))
             if row.note:
                 st.warning(row.note, icon=":material/heart_broken:")
             st.progress(min(max(job.progress, 0.0), 1.0), text=row.progress)
@@ -49,7 +50,8 @@ def batches(rows) -> None:
         st.caption("No batches yet: queue one on *New batch*.")
     for progress in rows:
         bar, duplicate = st.columns([6, 1.4], vertical_alignment="bottom")
-        bar.progress(progress.fraction, text=f"**{progress.label}** · {progress.text}")
+        owner = f" · {progress.owner}" if progress.owner else ""
+        bar.progress(progress.fraction, text=f"**{progress.label}** · {progress.text}{owner}")
         if duplicate.button("Duplicate", key=f"q:dup:{progress.batch.id}",
                             icon=":material/content_copy:", width="stretch",
                             help="Fill the New batch form with this batch's images, settings "
@@ -68,7 +70,7 @@ def recently_finished() -> None:
         with column:
             thumbnail_button(card.card.result_id, card.label, card.thumb,
                              f"q-{card.card.result_id}", ids, in_fragment=True)
-            st.caption(card.label)
+            st.caption(card.label + (f" · {card.owner}" if card.owner else ""))
 
 
 @st.fragment(run_every="2s")
@@ -99,7 +101,8 @@ def live_queue() -> None:
     for row in snapshot.queued:
         label, front, cancel = st.columns([5, 1.4, 1.2], vertical_alignment="center")
         note = f"  \n:orange[{row.note}]" if row.note else ""
-        label.markdown(f"{row.label}  \n:gray[{row.runs}]{note}")
+        owner = f" · {row.owner}" if row.owner else ""
+        label.markdown(f"{row.label}  \n:gray[{row.runs}{owner}]{note}")
         front.button("To front", key=f"q:front:{row.job.id}", on_click=act,
                      args=(queue.move_to_front, row.job.id), icon=":material/vertical_align_top:",
                      width="stretch")
@@ -116,7 +119,8 @@ def live_queue() -> None:
             st.subheader(title)
         for row in rows:
             label, retry, change = st.columns([5.2, 1.2, 1.6], vertical_alignment="center")
-            settings = f"  \n:gray[{row.runs}{' · ' + row.settings if row.settings else ''}]"
+            settings = f"  \n:gray[{row.runs}{' · ' + row.settings if row.settings else ''}"
+            settings += f"{' · ' + row.owner if row.owner else ''}]"
             label.markdown(f"{row.label}{settings}  \n:{colour}[{row.job.error or title.lower()}]")
             retry.button("Retry", key=f"q:retry:{row.job.id}", on_click=act,
                          args=(queue.retry_job, row.job.id), icon=":material/replay:",
@@ -146,7 +150,7 @@ def retry_dialog(job_id: int) -> None:
         st.caption(f":red[{job.error}]")
     values, _ = settings_inputs(f"q:again:{job_id}", job.settings)
     if st.button("Retry with these settings", type="primary", icon=":material/replay:"):
-        message = queue.retry_job(job_id, values)
+        message = queue.retry_job(job_id, values, person=person())
         if message:
             st.error(message)
             return

@@ -203,3 +203,21 @@ def to_srgb_by_hand(pixel, primaries=DISPLAY_P3, gamma: float = 2.2) -> np.ndarr
     linear = (np.asarray(pixel, dtype=float) / 255) ** gamma
     srgb = np.clip(np.linalg.solve(np.array(SRGB_D50).T, np.array(primaries).T @ linear), 0, 1)
     return np.where(srgb <= 0.0031308, 12.92 * srgb, 1.055 * srgb ** (1 / 2.4) - 0.055) * 255
+
+
+def write_auth_file(path: Path, app_port: int = 8501, provider_port: int = 9400,
+                    admins: tuple[str, ...] = (), **changes: str | None) -> Path:
+    """An auth file as the README shows it: Streamlit's [auth] for one OpenID Connect
+    provider on a loopback port, and NFX's admins; `changes` replace (or, None, drop) a key
+    of [auth]."""
+    auth = {"redirect_uri": f"http://127.0.0.1:{app_port}/oauth2callback",
+            "cookie_secret": "a-cookie-secret-for-the-tests-only",
+            "client_id": "nfx", "client_secret": "nfx-test-secret",
+            "server_metadata_url": f"http://127.0.0.1:{provider_port}/.well-known/"
+                                   "openid-configuration"}
+    auth.update(changes)
+    lines = ["[auth]"] + [f'{key} = "{value}"' for key, value in auth.items()
+                          if value is not None]
+    lines += ["", "[nfx]", "admins = [" + ", ".join(f'"{a}"' for a in admins) + "]"]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import (TINY, make_image, queue_one, run_nfx, start_worker, synthetic_run,
-                      wait_exit)
+from conftest import (TINY, add_pair, make_image, queue_one, run_nfx, start_worker,
+                      synthetic_run, wait_exit, write_auth_file)
 from nfx.images import INFO_KEY, SETTINGS_KEY, read_png_info, read_png_settings
 from nfx.queue import Queue
 from nfx.run_record import read_run_png
@@ -273,3 +273,53 @@ def test_init_preview_runs_from_the_command_line(tmp_path):
                    "--size", "48", "--scales", "1", "--steps", "2", "--quiet")
     assert done.returncode == 0, done.stderr
     assert read_png_settings(out).init == "preview"
+
+
+def test_the_app_is_never_exposed_by_accident(tmp_path, sqlite_url):
+    """A non-loopback --host without sign-in is one line and exit code 2, before anything
+    starts; so is an auth file that is missing, not TOML, or lacks what st.login needs."""
+    good = write_auth_file(tmp_path / "auth.toml")
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[auth\nredirect_uri = 1\n")
+    cases = [
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 would open the app to anyone who can reach "
+                                "it: configure sign-in with --auth FILE"),
+        (["--host", "192.0.2.7", "--workers", "0"], "or pass --insecure-no-auth"),
+        (["--auth", str(tmp_path / "missing.toml")], "missing.toml: not found"),
+        (["--auth", str(bad_toml)], "bad.toml: not valid TOML"),
+        (["--auth", str(write_auth_file(tmp_path / "a.toml", cookie_secret=None))],
+         "[auth] lacks cookie_secret"),
+        (["--auth", str(write_auth_file(tmp_path / "b.toml", client_secret=None))],
+         "[auth] lacks client_secret"),
+        (["--auth", str(write_auth_file(tmp_path / "c.toml", redirect_uri="http://x/"))],
+         "redirect_uri must end with /oauth2callback"),
+        (["--auth", str(good), "--max-upload-mb", "0"], "--max-upload-mb must be at least 1"),
+    ]
+    for args, message in cases:
+        done = run_nfx("app", "--db", sqlite_url, *args, timeout=60)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, done.stderr)
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists(), "nothing was started"
+
+
+def test_loopback_addresses_need_no_sign_in():
+    from nfx.cli.app_cmd import is_loopback
+
+    assert all(map(is_loopback, ("127.0.0.1", "127.3.2.1", "localhost", "::1", "[::1]")))
+    assert not any(map(is_loopback, ("0.0.0.0", "::", "192.168.1.4", "nfx.example.org")))
+
+
+def test_the_cli_acts_as_local_who_may_cancel_anyones_job(sqlite_url):
+    """The command line is `local`, an admin: whoever holds the database URL can change
+    any row anyway. `nfx list` says who queued each job."""
+    from nfx.people import signed_in
+
+    store = open_store(sqlite_url)
+    content, style = add_pair(store)
+    Queue(store).create_batch([content], [style], TINY, person=signed_in("alice@example.org"))
+    store.close()
+    listed = json.loads(run_nfx("list", "--db", sqlite_url).stdout)
+    assert [job["owner"] for job in listed] == ["alice@example.org"]
+    done = run_nfx("cancel", str(listed[0]["job_id"]), "--db", sqlite_url)
+    assert done.returncode == 0 and "canceled" in done.stdout, done.stderr

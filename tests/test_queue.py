@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from conftest import (ENV, ROOT, TINY, add_pair, image_bytes, make_image, queue_one,
                       result_count, start_worker, synthetic_run, wait_exit, wait_for)
 from postgres_fixture import free_port
-from nfx.errors import InputError
+from nfx.errors import InputError, NotPermitted
+from nfx.people import LOCAL, signed_in
 from nfx.planning.work import WorkModel
 from nfx.queue import Queue
 from nfx.queue.jobs import Ownership
@@ -496,3 +497,76 @@ def test_a_queued_job_over_budget_fails_with_the_message_and_the_worker_goes_on(
     assert failed.status == "failed" and "memory budget" in failed.error
     (done,) = queue.list_jobs(batch_id=good.id)
     assert done.status == "done"
+
+
+# --- people (#24): who queued what, and who may change it ------------------------------------
+
+ALICE, BOB = signed_in("alice@example.org"), signed_in("Bob@Example.org")
+CAROL = signed_in("carol@example.org", frozenset({"carol@example.org"}))  # an admin
+
+
+def test_each_batch_and_job_records_who_queued_it(store, queue, images):
+    content, style = images
+    mine = queue.create_batch([content], [style], TINY, {"seed": [1, 2]}, person=ALICE)
+    local = queue.create_batch([content], [style], TINY, {"seed": [3]})
+    assert (mine.owner, queue.get_batch(mine.id).owner, local.owner) == (
+        "alice@example.org", "alice@example.org", "local")
+    assert {j.owner for j in queue.list_jobs(batch_id=mine.id)} == {"alice@example.org"}
+    claim = queue.claim_next("w")
+    assert queue.finish(claim, *finished(claim)) is not None
+    rerun = queue.rerun(queue.get_job(claim.job_id).result_id, {"seed": 9}, person=BOB)
+    assert rerun.owner == "bob@example.org"  # a re-run of anyone's result is the re-runner's
+
+
+def test_only_the_owner_or_an_admin_cancels_reorders_retries_and_deletes(store, queue, images):
+    content, style = images
+    queue.create_batch([content], [style], TINY, {"seed": [1, 2, 3]}, person=ALICE)
+    first, second, third = queue.list_jobs(status="queued")
+    for action in (queue.cancel_job, queue.move_to_front, queue.retry_job):
+        with pytest.raises(NotPermitted) as refused:
+            action(first.id, person=BOB)
+        assert "\n" not in str(refused.value)
+        assert str(refused.value).startswith(f"job {first.id} belongs to alice@example.org; "
+                                             "only they or an admin can ")
+    assert queue.get_job(first.id).status == "queued"  # nothing written
+    assert queue.move_to_front(third.id, person=ALICE).priority == 1
+    assert queue.cancel_job(first.id, person=ALICE).status == "canceled"
+    assert queue.cancel_job(second.id, person=CAROL).status == "canceled"  # an admin
+    assert queue.retry_job(second.id, person=CAROL).status == "queued"
+    claim = queue.claim_next("w")
+    result_id = queue.finish(claim, *finished(claim))
+    with pytest.raises(NotPermitted, match=f"R{result_id} belongs to alice@example.org"):
+        store.delete_result(result_id, BOB)
+    assert store.get_result(result_id).owner == "alice@example.org"
+    store.delete_result(result_id, CAROL)
+    with pytest.raises(InputError, match="no result"):
+        store.get_result(result_id)
+    assert queue.cancel_job(second.id, person=LOCAL).status == "canceled"  # the command line
+
+
+def test_a_person_over_the_queued_jobs_cap_is_refused_in_one_line(store, images):
+    content, style = images
+    capped = Queue(store, max_queued_per_person=3)
+    capped.create_batch([content], [style], TINY, {"seed": [1, 2]}, person=ALICE)
+    with pytest.raises(InputError) as refused:
+        capped.create_batch([content], [style], TINY, {"seed": [3, 4]}, person=ALICE)
+    assert str(refused.value) == ("alice@example.org has 2 jobs queued and may have at most "
+                                  "3: this would queue 2 more. Wait for some to run, or "
+                                  "cancel some.")
+    assert len(capped.list_jobs()) == 2  # nothing of the refused batch was written
+    capped.create_batch([content], [style], TINY, {"seed": [3, 4, 5]}, person=BOB)  # his own
+    capped.create_batch([content], [style], TINY, {"seed": [3]}, person=ALICE)  # to the cap
+    first = next(j for j in capped.list_jobs(status="queued") if j.owner == ALICE.name)
+    capped.cancel_job(first.id, person=CAROL)
+    capped.create_batch([content], [style], TINY, {"seed": [6]}, person=ALICE)
+    with pytest.raises(InputError, match="has 3 jobs queued and may have at most 3"):
+        capped.retry_job(first.id, person=CAROL)  # a retry queues it again, for its owner
+    # an identical finished run queues nothing, so it never counts
+    claim = capped.claim_next("w")
+    capped.finish(claim, *finished(claim))
+    done = capped.get_job(claim.job_id)
+    again = capped.create_batch([content], [style], done.settings,
+                                person=signed_in(done.owner))
+    assert again.reused_count == 1
+    assert Queue(store).create_batch([content], [style], TINY, {"seed": [7, 8]},
+                                     person=ALICE).job_count == 2  # no cap: the CLI's queue

@@ -403,3 +403,105 @@ def test_postgres_schema_matches_models(postgres_url):  # noqa: F811
             "result_tags", "workers", "alembic_version"} <= tables
     assert store_db.current_revision(store.database) == store_db.head_revision()
     engine.dispose()
+
+
+# --- people (#24): stars are each person's, the gallery by who queued it ----------------------
+
+
+def test_stars_are_each_persons_own_and_tags_are_shared(store):
+    from nfx.people import signed_in
+
+    alice, bob = signed_in("alice@example.org"), signed_in("bob@example.org")
+    queue = Queue(store)
+    content, style = (store.add_image(png(1), "c.png", "content").id,
+                      store.add_image(png(2, 36, 36), "s.png", "style").id)
+    queue.create_batch([content], [style], TINY, {"seed": [1, 2]}, person=alice)
+    queue.create_batch([content], [style], TINY, {"seed": [3]}, person=bob)
+    while finish_next(store) is not None:
+        pass
+    cards = store.query_gallery(GalleryFilter(sort="id", descending=False))
+    first = cards[0].result_id
+    store.set_favourite(first, person=bob)
+    store.set_tags(first, ["shared"])
+    assert store.get_result(first, viewer=bob.name).favourite
+    assert not store.get_result(first, viewer=alice.name).favourite
+    assert store.get_result(first, viewer=alice.name).tags == ("shared",)
+    assert store.count_gallery(GalleryFilter(favourites_only=True, viewer=bob.name)) == 1
+    assert store.count_gallery(GalleryFilter(favourites_only=True, viewer=alice.name)) == 0
+    shown = store.query_gallery(GalleryFilter(viewer=bob.name, sort="id", descending=False))
+    assert [c.favourite for c in shown] == [True, False, False]
+    assert [c.owner for c in shown] == [alice.name, alice.name, bob.name]
+    assert store.owners() == [alice.name, bob.name]
+    assert store.count_gallery(GalleryFilter(owners=(alice.name,))) == 2
+    assert store.count_gallery(GalleryFilter(owners=(bob.name,))) == 1
+    store.set_favourite(first, False, person=bob)
+    assert store.count_gallery(GalleryFilter(favourites_only=True, viewer=bob.name)) == 0
+
+
+@pytest.mark.parametrize("sent, kept", [("../../etc/passwd.png", "passwd.png"),
+                                        ("C:\\\\Users\\\\me\\\\photo.png", "photo.png"),
+                                        ("..\x00\n.png", "png"), ("/", "image")])
+def test_an_uploads_name_is_a_label_never_a_path(store, sent, kept):
+    assert store.add_image(png(5), sent, "content").name == kept
+
+
+def test_a_database_at_0007_upgrades_with_its_rows_owned_by_local(db_url, tmp_path):
+    engine = store_db.create_db_engine(db_url)
+    store_db.migrate(engine, "0007")
+    data, thumb = png(1), png(9, 8, 8)
+    now = datetime(2026, 1, 5, 9, 0)
+    with engine.begin() as c:  # what NFX wrote at 0007: a star on the result itself
+        for digest, blob in ((store_db_sha(data), data), (store_db_sha(thumb), thumb)):
+            c.execute(text("INSERT INTO blobs (sha256, data, size, created_at) "
+                           "VALUES (:s, :d, :n, :t)"),
+                      dict(s=digest, d=blob, n=len(blob), t=now))
+        for image_id, role in ((1, "content"), (2, "style")):
+            c.execute(text("INSERT INTO images (id, sha256, thumb_sha256, name, role, width, "
+                           "height, added_at) VALUES (:i, :s, :th, :n, :r, 40, 32, :t)"),
+                      dict(i=image_id, s=store_db_sha(data), th=store_db_sha(thumb),
+                           n=f"{role}.png", r=role, t=now))
+        c.execute(text("INSERT INTO batches (id, name, base_settings_json, sweep, created_at) "
+                       "VALUES (1, 'old', :s, '{}', :t)"), dict(s=TINY.to_json(), t=now))
+        for result_id, starred in ((1, True), (2, False)):
+            c.execute(text("INSERT INTO results (id, job_id, image_sha256, thumb_sha256, "
+                           "width, height, losses, history, seconds, device, precision, "
+                           "resumed_from_scale, created_at, favourite) VALUES (:i, :i, :s, "
+                           ":th, 40, 32, '{}', '[]', 1.0, 'cpu', 'fp32', 0, :t, :f)"),
+                      dict(i=result_id, s=store_db_sha(data), th=store_db_sha(thumb), t=now,
+                           f=starred))
+            c.execute(text("INSERT INTO jobs (id, batch_id, content_id, settings_json, "
+                           "input_digest, force, status, priority, attempts, max_attempts, "
+                           "cancel_requested, progress, iteration, total_iterations, losses, "
+                           "created_at, result_id, reused) VALUES (:i, 1, 1, :js, :d, false, "
+                           "'done', 0, 1, 3, false, 1.0, 2, 2, '{}', :t, :i, false)"),
+                      dict(i=result_id, js=TINY.to_json(), d=f"digest{result_id}", t=now))
+            c.execute(text("INSERT INTO job_styles VALUES (:i, 0, 2)"), dict(i=result_id))
+        if engine.dialect.name == "postgresql":  # as if NFX's own inserts had taken the ids
+            for table in ("images", "batches", "jobs", "results"):
+                c.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                               f"(SELECT max(id) FROM {table}))"))
+    engine.dispose()
+
+    store = open_store(db_url)
+    try:
+        queue = Queue(store)
+        assert store_db.current_revision(store.database) == store_db.head_revision()
+        assert queue.get_batch(1).owner == "local"
+        assert {j.owner for j in queue.list_jobs()} == {"local"}
+        assert [store.get_result(i).owner for i in (1, 2)] == ["local", "local"]
+        assert [store.get_result(i).favourite for i in (1, 2)] == [True, False]  # local's star
+        assert not store.get_result(1, viewer="alice@example.org").favourite
+        assert store.count_gallery(GalleryFilter(favourites_only=True)) == 1
+        queue.create_batch([1], [2], TINY.with_changes(seed=5))
+        assert queue.list_batches()[0].id == 2
+        if db_url.startswith("sqlite"):  # the rebuilt results table still never reuses ids
+            raw = sqlite3.connect(store_db.sqlite_path(db_url))
+            (sql,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'results'"
+                                 ).fetchone()
+            assert "AUTOINCREMENT" in sql and "favourite" not in sql
+            raw.close()
+        store.delete_result(2)
+        claim = queue.claim_next("w")
+        assert queue.finish(claim, *synthetic_run(claim)) == 3  # never 2 again
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ import os
 from functools import lru_cache
 
 from nfx.errors import DatabaseUnavailable, StorageRefused
+from nfx.limits import limits_from_environment
 from nfx.planning.batch import PlannedJob, sweep_variants  # the one place views import them
 from nfx.queue import LISTED, STATUSES, JobStatus, Queue, WorkerState
 from nfx.store import Store, open_store
@@ -35,13 +36,13 @@ def store() -> Store:
 
 
 @lru_cache(maxsize=16)
-def _queue(store: Store) -> Queue:
-    return Queue(store)
+def _queue(store: Store, max_queued_per_person: int) -> Queue:
+    return Queue(store, max_queued_per_person=max_queued_per_person)
 
 
 def queue() -> Queue:
-    """The queue over the app's Store."""
-    return _queue(store())
+    """The queue over the app's Store, with the app's cap on each person's queued jobs."""
+    return _queue(store(), limits_from_environment().max_queued_jobs)
 
 
 @lru_cache(maxsize=64)  # full-size PNGs: a dialog's worth, not a gallery's

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from nfx.app.access import owner_text
 from nfx.app.context import LISTED, JobStatus, data_url, queue, store, thumbnail
 from nfx.errors import InputError
 from nfx.labels import batch_label, entry_label, job_ref, plural, result_ref, varying_fields
+from nfx.people import LOCAL, Person
 from nfx.queue.records import BatchRecord
 from nfx.settings import FIELDS, INDEXED_FIELDS
 from nfx.store import SORTS as STORE_SORTS
@@ -38,12 +40,14 @@ class FilterOptions:
     styles: list[ImageRecord]
     batches: list[BatchRecord]
     tags: list[str]
+    people: list[str]  # everyone who has queued something
 
 
 def filter_options() -> FilterOptions:
     return FilterOptions(contents=store().list_images("content"),
                          styles=store().list_images("style"),
-                         batches=queue().list_batches(), tags=store().all_tags())
+                         batches=queue().list_batches(), tags=store().all_tags(),
+                         people=store().owners())
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,11 @@ def gallery_filter(*, content_ids: Iterable[int] = (), style_ids: Iterable[int] 
                    favourites_only: bool = False, dates: Sequence[date] = (),
                    ranges: dict[str, tuple[float, float]] | None = None,
                    choices: dict[str, Sequence[Any]] | None = None, sort: str = "newest",
-                   descending: bool = True) -> GalleryFilter:
-    """A gallery query from the sidebar's values; full-range ranges and empty choices are
-    dropped so they cost nothing; an inverted range is refused in one line."""
+                   descending: bool = True, people: Iterable[str] = (),
+                   viewer: Person = LOCAL) -> GalleryFilter:
+    """A gallery query from the sidebar's values, as `viewer` sees it (their stars);
+    full-range ranges and empty choices are dropped so they cost nothing; an inverted range
+    is refused in one line."""
     for name, (lo, hi) in (ranges or {}).items():
         if lo > hi:
             spec = FIELDS[name]
@@ -118,7 +124,8 @@ def gallery_filter(*, content_ids: Iterable[int] = (), style_ids: Iterable[int] 
                          batch_ids=tuple(batch_ids), statuses=tuple(statuses or STATUSES),
                          tags=tuple(tags), favourites_only=favourites_only,
                          date_from=date_from, date_to=date_to, ranges=narrowed, choices=chosen,
-                         sort=sort, descending=descending)
+                         sort=sort, descending=descending, owners=tuple(people),
+                         viewer=viewer.name)
 
 
 def gallery_count(flt: GalleryFilter) -> int:
@@ -130,6 +137,11 @@ class Card:
     card: GalleryCard
     label: str  # 'R12 · tubingen × starry_night · Style weight 1e+04' (J17 until done)
     thumb: bytes | None
+
+    @property
+    def owner(self) -> str:
+        """'queued by alice@example.org' (nothing for local without sign-in)."""
+        return owner_text(self.card.owner)
 
     @property
     def thumb_url(self) -> str | None:

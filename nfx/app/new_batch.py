@@ -23,6 +23,8 @@ from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import batch_ref, inputs_text, plural, run_text, stem, styles_text
+from nfx.limits import limits_from_environment
+from nfx.people import LOCAL, Person
 from nfx.queue.records import BatchRecord
 from nfx.settings import Settings, settings_text
 from nfx.store.records import ImageRecord, ResultRecord
@@ -50,11 +52,16 @@ def add_uploads(files: Iterable[tuple[str, bytes]], role: str
                 ) -> tuple[list[ImageRecord], list[str]]:
     """Store each uploaded file; returns (records added, one error line per refused file).
 
-    A bad file never stops the good ones."""
+    A bad file never stops the good ones; a file over the app's upload cap is refused
+    before it is decoded (Streamlit's server.maxUploadSize stops it first in a browser)."""
     added: list[ImageRecord] = []
     errors: list[str] = []
+    cap = limits_from_environment().max_upload_mb
     for name, data in files:
         try:
+            if len(data) > cap * 1024 * 1024:
+                raise InputError(f"{name}: {len(data) / 2 ** 20:.1f} MB, over the {cap} MB "
+                                 "a file this app takes")
             added.append(store().add_image(data, name=name, role=role))
         except NFXError as exc:
             errors.append(str(exc) if name in str(exc) else f"{name}: {exc}")
@@ -207,14 +214,15 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
 
 def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
                 sweep: dict[str, list[Any]], name: str | None = None,
-                submission: str | None = None) -> BatchRecord:
-    """Queue the planned batch (once per `submission`); InputError when nothing is picked or
-    a job cannot fit its memory budget."""
+                submission: str | None = None, person: Person = LOCAL) -> BatchRecord:
+    """Queue the planned batch as `person`'s (once per `submission`); InputError when
+    nothing is picked, a job cannot fit its memory budget, or it takes the person over the
+    cap on queued jobs."""
     if not content_ids or not entries:
         raise InputError("Pick at least one content image and one style (or mix).")
     return queue().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
                                         sweep=sweep or None, name=name or None,
-                                        submission=submission)
+                                        submission=submission, person=person)
 
 
 def queued_message(batch: BatchRecord) -> str:

@@ -16,6 +16,7 @@ from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info
 from nfx.labels import batch_ref, format_duration, inputs_text, job_ref, plural, result_ref
+from nfx.people import LOCAL, Person
 from nfx.run_record import InputRef, read_run_png
 from nfx.settings import Settings
 from nfx.store.records import ImageRecord
@@ -124,8 +125,9 @@ def same_run_note(found: PngInputs) -> str | None:
             "something new.")
 
 
-def queue_again(found: PngInputs, values: dict[str, Any]) -> str:
-    """Queue the PNG's run with the widget values that changed; the message to show."""
+def queue_again(found: PngInputs, values: dict[str, Any], person: Person = LOCAL) -> str:
+    """Queue the PNG's run, as `person`'s, with the widget values that changed; the message
+    to show."""
     if found.missing:
         raise InputError(found.missing[0])
     content, styles = found.content, [s for s in found.styles if s is not None]
@@ -134,7 +136,7 @@ def queue_again(found: PngInputs, values: dict[str, Any]) -> str:
     settings = found.settings.with_changes(**changes)
     batch = queue().create_planned_batch(
         [PlannedJob(content.id, tuple(s.id for s in styles), settings)], settings,
-        name=f"again: {found.title}", force=not changes)
+        name=f"again: {found.title}", force=not changes, person=person)
     (job,) = queue().list_jobs(batch_id=batch.id, limit=1)
     if job.status == JobStatus.DONE:
         return f"Same as an earlier run: {job_ref(job.id)} re-uses its result."

@@ -18,6 +18,7 @@ from nfx.app.context import blob
 from nfx.app.new_batch import StyleEntry, queue_batch
 from nfx.feedforward import stylize
 from nfx.images import load_image, thumbnail_bytes
+from nfx.people import LOCAL, Person
 from nfx.queue.records import BatchRecord
 from nfx.settings import Settings
 
@@ -69,12 +70,13 @@ def cell_previews(cells: Sequence[Cell], settings: Settings) -> list[bytes]:
 
 
 def queue_cell(cell: Cell, base: Settings, sweep: dict[str, list[Any]],
-               submission: str | None = None) -> BatchRecord:
+               submission: str | None = None, person: Person = LOCAL) -> BatchRecord:
     """Queue the full optimisation of one cell (for every swept value but the method's),
     named after it."""
     optimise = base.with_changes(method="gatys")
     sweep = {name: values for name, values in sweep.items() if name != "method"}
-    return queue_batch([cell.content_id], [cell.entry], optimise, sweep, submission=submission)
+    return queue_batch([cell.content_id], [cell.entry], optimise, sweep, submission=submission,
+                       person=person)
 
 
 def grid_cells(contents: Sequence[tuple[int, str]], entries: Sequence[StyleEntry],

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from nfx.app.access import owner_text
 from nfx.app.context import LISTED, JobStatus, WorkerState, queue, store
 from nfx.app.forms import changed_values
 from nfx.app.gallery import Card, gallery_cards, gallery_filter
@@ -19,6 +20,7 @@ from nfx.errors import NFXError
 from nfx.images import size_for_long_edge
 from nfx.labels import (batch_label, batch_ref, entry_label, format_duration, job_ref,
                         run_text, settings_summary)
+from nfx.people import LOCAL, Person
 from nfx.planning.pyramid import scale_sizes
 from nfx.queue.records import BatchRecord, JobRecord, WorkerRecord
 from nfx.settings import Settings
@@ -47,6 +49,7 @@ class JobRow:
     note: str = ""  # what happened to its worker, if anything: never a frozen "Running"
     progress: str = ""  # 'scale 3 of 3 (4096×3072) · iteration 150 of 210 · about 40 min left'
     settings: str = ""  # the settings that differ from the defaults (failed rows show them)
+    owner: str = ""  # 'queued by alice@example.org' (nothing for local without sign-in)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class BatchProgress:
 
     batch: BatchRecord
     label: str
+
+    @property
+    def owner(self) -> str:
+        """'queued by alice@example.org' (nothing for local without sign-in)."""
+        return owner_text(self.batch.owner)
 
     def count(self, status: JobStatus) -> int:
         return self.batch.counts.get(status, 0)
@@ -167,7 +175,7 @@ def job_rows(jobs: Sequence[JobRecord]) -> list[JobRow]:
                            run_text(job.settings, size) + attempt_text(job),
                            job_note(job, now),
                            progress_text(job, size) if job.status == JobStatus.RUNNING else "",
-                           settings_text_of(job.settings)))
+                           settings_text_of(job.settings), owner_text(job.owner)))
     return rows
 
 
@@ -276,21 +284,22 @@ def _action(action: Callable[[int], object], job_id: int) -> str | None:
     return None
 
 
-def cancel_job(job_id: int) -> str | None:
-    """None when done, else why not (in one line)."""
-    return _action(queue().cancel_job, job_id)
+def cancel_job(job_id: int, person: Person = LOCAL) -> str | None:
+    """None when done, else why not, in one line (it has ended; it is someone else's)."""
+    return _action(lambda i: queue().cancel_job(i, person), job_id)
 
 
-def move_to_front(job_id: int) -> str | None:
-    return _action(queue().move_to_front, job_id)
+def move_to_front(job_id: int, person: Person = LOCAL) -> str | None:
+    return _action(lambda i: queue().move_to_front(i, person), job_id)
 
 
-def retry_job(job_id: int, values: dict[str, Any] | None = None) -> str | None:
+def retry_job(job_id: int, values: dict[str, Any] | None = None,
+              person: Person = LOCAL) -> str | None:
     """Queue a failed or canceled job again; with widget `values`, under the settings that
     changed. None when done, else why not (in one line)."""
     def retry(i: int) -> JobRecord:
         changes = changed_values(values, queue().get_job(i).settings) if values else None
-        return queue().retry_job(i, changes)
+        return queue().retry_job(i, changes, person)
     return _action(retry, job_id)
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nfx.app.access import owner_text
 from nfx.app.charts import LossChart, loss_chart
 from nfx.app.context import JobStatus, blob, queue, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
 from nfx.app.new_batch import BatchDraft, draft_from_result
-from nfx.errors import InputError
+from nfx.errors import InputError, NotPermitted
 from nfx.labels import entry_label, file_stem, job_ref, result_ref
+from nfx.people import LOCAL, Person
 from nfx.queue.records import JobRecord
 from nfx.settings import Settings
 from nfx.store.records import ResultRecord
@@ -22,8 +24,9 @@ __all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption
            "rerun", "rerun_message", "draft", "BatchDraft"]
 
 
-def result(result_id: int) -> ResultRecord:
-    return store().get_result(result_id)
+def result(result_id: int, person: Person = LOCAL) -> ResultRecord:
+    """A result as `person` sees it: `favourite` is their own star."""
+    return store().get_result(result_id, viewer=person.name)
 
 
 def image_bytes(sha256: str) -> bytes:
@@ -56,7 +59,8 @@ def caption(record: ResultRecord) -> str:
                if record.resumed_from_scale else "")
     return (f"{record.width}×{record.height} · {record.seconds:.1f} s on {record.device} "
             f"({record.precision}) · {record.created_at:%Y-%m-%d %H:%M} · "
-            f"made by {job_ref(record.job_id)}{resumed}")
+            f"made by {job_ref(record.job_id)}{resumed}"
+            + (f" · {owner}" if (owner := owner_text(record.owner)) else ""))
 
 
 def neighbours(result_id: int, ids: Sequence[int]) -> tuple[int | None, int | None]:
@@ -93,8 +97,9 @@ def all_tags() -> list[str]:
     return store().all_tags()
 
 
-def set_favourite(result_id: int, favourite: bool) -> None:
-    store().set_favourite(result_id, favourite)
+def set_favourite(result_id: int, favourite: bool, person: Person = LOCAL) -> None:
+    """Star or unstar for this person alone (tags, below, are everyone's)."""
+    store().set_favourite(result_id, favourite, person)
 
 
 def set_tags(result_id: int, tags: Sequence[str]) -> None:
@@ -115,14 +120,20 @@ def delete_summary(result_id: int) -> str:
     return text + " The content and style images stay in the library. This cannot be undone."
 
 
-def delete_result(result_id: int) -> None:
-    store().delete_result(result_id)
+def delete_result(result_id: int, person: Person = LOCAL) -> str | None:
+    """None when deleted, else why not, in one line (someone else's result)."""
+    try:
+        store().delete_result(result_id, person)
+    except NotPermitted as exc:
+        return str(exc)
+    return None
 
 
-def rerun(result_id: int, values: dict[str, Any]) -> JobRecord:
-    """Queue a new job from a result's settings with the widget values that changed."""
+def rerun(result_id: int, values: dict[str, Any], person: Person = LOCAL) -> JobRecord:
+    """Queue a new job of `person`'s from a result's settings with the widget values that
+    changed."""
     changes = changed_values(values, result(result_id).settings)
-    return queue().rerun(result_id, changes)
+    return queue().rerun(result_id, changes, person=person)
 
 
 def rerun_message(job: JobRecord) -> str:

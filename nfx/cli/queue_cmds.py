@@ -120,7 +120,8 @@ def jobs_table(jobs: Iterable[JobRecord]) -> pd.DataFrame:
         row = {"job_id": job.id, "batch_id": job.batch_id, "status": job.status,
                "priority": job.priority, "attempts": job.attempts, "content": job.content_name,
                "styles": ";".join(job.style_names), "result_id": job.result_id,
-               "reused": job.reused, "seconds": job.seconds, "error": job.error}
+               "reused": job.reused, "seconds": job.seconds, "error": job.error,
+               "owner": job.owner}
         values = job.settings.model_dump(mode="json")
         row.update({name: values[name] for name in FIELDS})
         row.update(loss_columns(job.losses))
