@@ -48,6 +48,8 @@ def signed_out() -> bool:
 def person() -> access.Person:
     """Who acts in this session: the signed-in person, or `local` without sign-in. Also
     called in button callbacks, so each action names who asked for it."""
+    if not access.sign_in_required():
+        return access.LOCAL  # st.user knows nothing then
     return access.person(st.user.get("email") if st.user.is_logged_in else None)
 
 
@@ -77,8 +79,7 @@ def account_bar() -> None:
         st.stop()
     with st.container(horizontal=True, horizontal_alignment="right",
                       vertical_alignment="center", key="account"):
-        shown = who.name.replace("@", "\\@")  # a name, not a mailto: link
-        st.caption(f"Signed in as **{shown}**" + (" · admin" if who.admin else ""))
+        st.caption(f"Signed in as **{who.name}**" + (" · admin" if who.admin else ""))
         st.button("Sign out", on_click=st.logout, type="tertiary", icon=":material/logout:",
                   key="logout")
 

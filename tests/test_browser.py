@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from conftest import make_image
+from conftest import make_image, start_worker, wait_exit, write_auth_file
 from nfx.queue import open_queue
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -65,12 +66,17 @@ def wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: float
 @pytest.fixture
 def app_server(tmp_path):
     """The app and its worker in their own process group, killed as a group at the end."""
-    port, log = free_port(), tmp_path / "app.log"
+    yield from serve_app(tmp_path, free_port())
+
+
+def serve_app(tmp_path: Path, port: int, *options: str):
+    """`python -m nfx app` with `options` on `port`: yields (base URL, database URL)."""
+    log = tmp_path / "app.log"
     url = f"sqlite:///{tmp_path / 'e2e.db'}"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "nfx", "app", "--db", url, "--port", str(port),
-             "--device", "cpu"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+             "--device", "cpu", *options], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -366,5 +372,202 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             batch = open_queue(url).list_batches()[0]  # the cell, for each swept seed
             assert (batch.id, batch.job_count) == (4, 2)
             no_exception(page)
+        finally:
+            browser.close()
+
+
+# --- sign-in (#24): a real OpenID Connect provider, people and what each may do ---------------
+
+ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"  # carol: admin
+
+
+@pytest.fixture
+def provider():
+    """A real OpenID Connect provider on a loopback port (oidc-provider-mock: a server made
+    for tests, whose sign-in page offers these three people): its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port),
+         *[arg for person in (ALICE, BOB, CAROL) for arg in ("--user", person)]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = f"http://127.0.0.1:{port}/.well-known/openid-configuration"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(metadata, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("the OpenID Connect provider did not start")
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def shared_app(tmp_path, provider):
+    """The app with sign-in by that provider (carol an admin), no worker of its own: the
+    test runs one when it wants jobs done, so that jobs wait to be canceled first."""
+    port = free_port()
+    auth = write_auth_file(tmp_path / "auth.toml", port, provider, admins=(CAROL,))
+    yield from serve_app(tmp_path, port, "--auth", str(auth), "--workers", "0")
+
+
+def sign_in(browser, base: str, email: str) -> Page:
+    """A person of their own (a browser context: their own cookies) through the provider's
+    sign-in page, back on the app's Home page."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(base)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name=email, exact=True).click()  # the provider's own form
+    expect(page.get_by_text(f"Signed in as {email}")).to_be_visible(timeout=60_000)
+    settle(page)
+    return page
+
+
+PICTURES = [r"data:image/(png|jpeg)", r"(?<!static)/media/"]  # thumbnails, Streamlit's media
+
+
+def only_the_sign_in_page(page: Page, base: str, path: str, secrets: list[str]) -> None:
+    """The page at `path` is the sign-in page, and its HTML holds no picture and none of
+    `secrets` (patterns)."""
+    page.goto(f"{base}/{path}")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+    settle(page)
+    expect(page.get_by_role("link", name="Gallery", exact=True)).to_have_count(0)
+    expect(page.get_by_test_id("stMetric")).to_have_count(0)
+    html = page.content()
+    leaked = [s for s in secrets + PICTURES if re.search(s, html)]
+    assert not leaked, f"/{path} shows {leaked} to a signed-out visitor"
+
+
+def open_page_as(page: Page, url: str) -> int:
+    """The HTTP status of `url` fetched with this person's cookies."""
+    return page.context.request.get(url).status
+
+
+def toast(page: Page, text: str) -> None:
+    expect(page.get_by_test_id("stToast").filter(has_text=text)).to_be_visible(timeout=30_000)
+
+
+def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path):
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    content, style = tmp_path / "alices-photo.png", tmp_path / "alices-painting.png"
+    make_image(64, 48, seed=31).save(content)
+    make_image(48, 48, seed=32).save(style)
+    base, url = shared_app
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            visitor = browser.new_context(viewport=VIEWPORT).new_page()
+            only_the_sign_in_page(visitor, base, "", [])
+            shot(visitor, "sign-in")
+
+            # alice queues a batch of three seeds; with no worker yet they wait
+            alice = sign_in(browser, base, ALICE)
+            shot(alice, "signed-in-home")
+            visit(alice, base, "new_batch", "Style images")
+            alice.locator("input[type=file]").nth(0).set_input_files(content)
+            expect(alice.get_by_text("alices-photo.png").first).to_be_visible(timeout=30_000)
+            settle(alice)
+            alice.locator("input[type=file]").nth(1).set_input_files(style)
+            expect(alice.get_by_text("alices-painting.png").first).to_be_visible(timeout=30_000)
+            settle(alice)
+            set_number(alice, "Size", 32)
+            set_number(alice, "Scales", 1)
+            sweep = alice.get_by_role("combobox", name="Sweep these settings")
+            sweep.click()
+            sweep.fill("Seed")
+            sweep.press("Enter")
+            settle(alice)
+            alice.keyboard.press("Escape")
+            seeds = alice.get_by_label("Seed (sweep)", exact=True)
+            seeds.fill("0 1 2")
+            seeds.press("Enter")
+            settle(alice)
+            alice.get_by_role("tab", name="Optimiser").click()
+            set_number(alice, "Steps", 2)
+            alice.get_by_role("button", name="Queue batch").click()
+            expect(alice.get_by_text("Queued batch B1: 3 jobs")).to_be_visible(timeout=30_000)
+            assert {j.owner for j in open_queue(url).list_jobs()} == {ALICE}
+
+            # bob sees her jobs with her name; his cancel is refused in one line
+            bob = sign_in(browser, base, BOB)
+            go(bob, "Queue", "Workers")
+            expect(bob.get_by_text(f"queued by {ALICE}").first).to_be_visible()
+            shot(bob, "queue-signed-in")
+            bob.locator(".st-key-q-cancel-1 button").click()
+            toast(bob, f"J1 belongs to {ALICE}; only they or an admin can cancel it")
+            bob.locator(".st-key-q-front-3 button").click()
+            toast(bob, f"J3 belongs to {ALICE}; only they or an admin can reorder it")
+            assert [j.status for j in open_queue(url).list_jobs()] == ["queued"] * 3
+
+            # carol, an admin, may
+            carol = sign_in(browser, base, CAROL)
+            expect(carol.get_by_text(f"Signed in as {CAROL} · admin")).to_be_visible()
+            go(carol, "Queue", "Workers")
+            carol.locator(".st-key-q-cancel-3 button").click()
+            canceled = carol.get_by_test_id("stMetric").filter(has_text="Canceled")
+            expect(canceled.get_by_test_id("stMetricValue")).to_have_text("1", timeout=30_000)
+            assert open_queue(url).get_job(3).status == "canceled"
+
+            wait_exit(start_worker(url, "--once"), 300)  # J1 and J2 run: R1, R2
+
+            # bob sees alice's results under her name, stars one for himself, and his
+            # delete of her result is refused in one line
+            go(bob, "Gallery", "Filters")
+            expect(bob.get_by_text("2 results", exact=True)).to_be_visible(timeout=60_000)
+            expect(bob.get_by_text(f"queued by {ALICE}")).to_have_count(2)
+            shot(bob, "gallery-signed-in")
+            bob.get_by_role("button", name=re.compile(r"^R1 · alices-photo")).click()
+            dialog = bob.get_by_role("dialog")
+            expect(dialog.get_by_text(f"queued by {ALICE}")).to_be_visible(timeout=30_000)
+            settle(bob)
+            media = dialog.get_by_test_id("stImage").first.locator("img").get_attribute("src")
+            dialog.get_by_text("Favourite").click()
+            settle(bob)
+            shot(bob, "result-dialog-signed-in")
+            dialog.get_by_role("button", name="Delete result…").click()
+            settle(bob)
+            dialog.get_by_role("button", name="Delete for good").click()
+            expect(dialog.get_by_text(f"R1 belongs to {ALICE}; only they or an admin can "
+                                      "delete it")).to_be_visible(timeout=30_000)
+            settle(bob)
+            shot(bob, "delete-refused")
+            store = open_queue(url).store
+            assert store.get_result(1).owner == ALICE
+            assert store.get_result(1, viewer=BOB).favourite  # his star, not hers
+            assert not store.get_result(1, viewer=ALICE).favourite
+
+            # carol deletes it
+            go(carol, "Gallery", "Filters")
+            expect(carol.get_by_text("2 results", exact=True)).to_be_visible(timeout=60_000)
+            carol.get_by_role("button", name=re.compile(r"^R1 · alices-photo")).click()
+            dialog = carol.get_by_role("dialog")
+            dialog.get_by_role("button", name="Delete result…").click()
+            settle(carol)
+            dialog.get_by_role("button", name="Delete for good").click()
+            toast(carol, "Result deleted.")
+            assert store.count_results() == 1
+
+            # signed out: every page is the sign-in page, and none shows the gallery's data
+            secrets = ["alices-photo", "alices-painting", ALICE, "R2 ·", "B1", "queued by",
+                       "Results"]
+            for path in ("", "gallery", "queue", "new_batch", "compare", "png_info"):
+                only_the_sign_in_page(visitor, base, path, secrets)
+            assert media and media.startswith(f"{base}/media/"), media
+            with pytest.raises(urllib.error.HTTPError) as refused:  # no cookie: no picture
+                urllib.request.urlopen(media)
+            assert refused.value.code == 403
+            assert open_page_as(bob, media) == 200  # his own cookie: the same URL serves
+            alice.get_by_role("button", name="Sign out").click()
+            alice.get_by_role("button", name="End session").click()  # the provider's too
+            expect(alice.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+            only_the_sign_in_page(alice, base, "gallery", secrets)
         finally:
             browser.close()

@@ -31,6 +31,8 @@ from nfx.errors import InputError
 from nfx.limits import DEFAULT_MAX_QUEUED_JOBS, DEFAULT_MAX_UPLOAD_MB, AppLimits, checked_limits
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+# Streamlit's server over APP_SCRIPT, which keeps media from signed-out visitors
+SERVER_SCRIPT = APP_SCRIPT.parent / "app_server.py"
 SUPERVISE_EVERY_SECONDS = 0.5
 
 
@@ -134,7 +136,7 @@ def streamlit_command(port: int, host: str = LOOPBACK, auth: AuthFile | None = N
                       limits: AppLimits | None = None) -> list[str]:
     """`streamlit run` of the app; the auth file is its only secrets file (st.login reads
     [auth] there), and Streamlit's own upload limit is the app's."""
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+    command = [sys.executable, "-m", "streamlit", "run", str(SERVER_SCRIPT),
                "--server.headless", "true", "--server.address", host,
                "--server.port", str(port),
                "--server.maxUploadSize", str((limits or AppLimits()).max_upload_mb)]
