@@ -441,7 +441,7 @@ def batch_watch() -> None:
     """On every page: when a batch this session saw with work left finishes, say so (a
     toast, and a browser notification if the user allowed them)."""
     followed = st.session_state.get(FOLLOWED)
-    active, finished = queue_view.batch_notices(followed or set())
+    active, finished = queue_view.batch_notices(followed or set(), person())
     st.session_state[FOLLOWED] = active
     for progress in finished:
         text = queue_view.finished_notice(progress)

@@ -1095,3 +1095,54 @@ def test_a_feedforward_batch_runs_through_a_worker_and_reruns(monkeypatch, galle
                    "--quiet")
     assert done.returncode == 0, done.stderr
     assert read_run_png(tmp_path / "again.png").settings.method == "feedforward"
+
+
+# --- people and limits (#24) ----------------------------------------------------------------
+
+PAGES = ["pages/home.py", "pages/gallery.py", "pages/new_batch.py", "pages/queue.py",
+         "pages/compare.py", "pages/png_info.py"]
+
+
+def test_an_app_open_on_purpose_says_so_on_every_page(monkeypatch, gallery_url):
+    monkeypatch.setenv("NFX_INSECURE_NO_AUTH", "1")
+    at = open_page(monkeypatch, gallery_url)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert any("--insecure-no-auth" in w.value for w in at.warning), page
+
+
+def test_without_sign_in_everything_is_locals_and_names_no_one(monkeypatch, gallery_url):
+    at = open_page(monkeypatch, gallery_url, "pages/gallery.py")
+    assert not any("queued by" in c.value for c in at.caption)  # one person: no names
+    assert {j.owner for j in open_queue(gallery_url).list_jobs()} == {"local"}
+    at.multiselect(key="g:people").select("local").run()
+    assert "4 results" in captions(at)
+
+
+def test_an_upload_over_the_cap_is_refused_in_one_line(monkeypatch, gallery_url):
+    monkeypatch.setenv("NFX_MAX_UPLOAD_MB", "1")
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    big = image_bytes(make_image(1000, 800, seed=4), "BMP")  # 2.4 MB of real picture
+    small = ("small.png", image_bytes(make_image(30, 30, seed=9)), "image/png")
+    at.file_uploader(key="nb:content:upload:0").set_value(
+        [("big.bmp", big, "image/bmp"), small]).run()
+    (error,) = at.error
+    assert error.value == "big.bmp: 2.3 MB, over the 1 MB a file this app takes"
+    names = [i.name for i in open_store(gallery_url).list_images("content")]
+    assert "small.png" in names and "big.bmp" not in names
+
+
+def test_the_queued_jobs_cap_is_one_line_on_the_new_batch_page(monkeypatch, gallery_url):
+    monkeypatch.setenv("NFX_MAX_QUEUED_JOBS", "1")
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    store = open_store(gallery_url)
+    at.multiselect(key="nb:content").select(store.list_images("content")[0].id).run()
+    at.multiselect(key="nb:style").select(store.list_images("style")[0].id).run()
+    at.multiselect(key="nb:sweep").select("seed").run()
+    at.text_input(key="nb:seed:values").input("5 6").run()
+    click(at, "Queue batch")
+    assert [e.value for e in at.error] == [
+        "local has 0 jobs queued and may have at most 1: this would queue 2 more. Wait for "
+        "some to run, or cancel some."]
+    assert open_queue(gallery_url).queue_counts()["queued"] == 0

@@ -494,6 +494,8 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             set_number(alice, "Steps", 2)
             alice.get_by_role("button", name="Queue batch").click()
             expect(alice.get_by_text("Queued batch B1: 3 jobs")).to_be_visible(timeout=30_000)
+            settle(alice)
+            shot(alice, "new-batch-signed-in")
             assert {j.owner for j in open_queue(url).list_jobs()} == {ALICE}
 
             # bob sees her jobs with her name; his cancel is refused in one line
@@ -514,6 +516,8 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             carol.locator(".st-key-q-cancel-3 button").click()
             canceled = carol.get_by_test_id("stMetric").filter(has_text="Canceled")
             expect(canceled.get_by_test_id("stMetricValue")).to_have_text("1", timeout=30_000)
+            scroll_to(carol, carol.get_by_text("Canceled", exact=True).last)
+            shot(carol, "queue-admin-canceled")
             assert open_queue(url).get_job(3).status == "canceled"
 
             wait_exit(start_worker(url, "--once"), 300)  # J1 and J2 run: R1, R2
@@ -554,6 +558,11 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             dialog.get_by_role("button", name="Delete for good").click()
             toast(carol, "Result deleted.")
             assert store.count_results() == 1
+            for title, marker, name in (("Compare", "Side by side", "compare-signed-in"),
+                                        ("PNG info", "NFX PNG", "png-info-signed-in")):
+                go(carol, title, marker)
+                no_exception(carol)
+                shot(carol, name)
 
             # signed out: every page is the sign-in page, and none shows the gallery's data
             secrets = ["alices-photo", "alices-painting", ALICE, "R2 ·", "B1", "queued by",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from conftest import (ENV, ROOT, TINY, add_pair, image_bytes, make_image, queue_one,
-                      result_count, start_worker, synthetic_run, wait_exit, wait_for)
+                      result_count, run_nfx, start_worker, synthetic_run, wait_exit, wait_for)
 from postgres_fixture import free_port
 from nfx.errors import InputError, NotPermitted
 from nfx.people import LOCAL, signed_in
@@ -27,6 +28,7 @@ from nfx.queue.jobs import Ownership
 from nfx.run_record import read_run_png
 from nfx.settings import Settings
 from nfx.status import JobStatus
+from nfx.store import db as store_db
 from nfx.store import open_store
 from nfx.store.models import Job, Result
 
@@ -570,3 +572,51 @@ def test_a_person_over_the_queued_jobs_cap_is_refused_in_one_line(store, images)
     assert again.reused_count == 1
     assert Queue(store).create_batch([content], [style], TINY, {"seed": [7, 8]},
                                      person=ALICE).job_count == 2  # no cap: the CLI's queue
+
+
+def readme_worker_grants(database: str, password: str) -> list[str]:
+    """The README's SQL for the workers' role ("Sharing NFX with a team"), one statement a
+    line, for this database: the test runs exactly what the README tells people to run."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", text, re.S)
+    assert block, "the README gives the workers' GRANT statements"
+    lines = (line.split("--")[0].strip() for line in block.group(1).splitlines())
+    return [line.replace("'choose one'", f"'{password}'")
+            .replace("DATABASE nfx ", f'DATABASE "{database}" ') for line in lines if line]
+
+
+def test_a_worker_needs_only_the_queues_rights(own_postgres):
+    """A worker whose role has only the README's grants runs the queue (claims, heartbeats,
+    results); it cannot upgrade the schema (one line: the app, the owner, upgrades first) nor
+    delete results or change batches."""
+    import psycopg
+
+    owner_url = own_postgres.create_database("nfx")
+    old = store_db.create_db_engine(owner_url)
+    store_db.migrate(old, "0007")  # a gallery made by the NFX before this one
+    old.dispose()
+    with psycopg.connect(f"host=127.0.0.1 port={own_postgres.port} user=postgres dbname=nfx",
+                         autocommit=True) as connection:
+        for statement in readme_worker_grants("nfx", "worker-pw"):
+            connection.execute(statement)
+    worker_url = owner_url.replace("postgres@", "nfx_worker:worker-pw@")
+
+    refused = run_nfx("worker", "--db", worker_url, "--once", "--no-calibrate",
+                      "--device", "cpu")
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the database role lacks a privilege" in lines[0], lines
+
+    store = open_store(owner_url)  # the app starts first and upgrades
+    job_id = queue_one(store, TINY)
+    wait_exit(start_worker(worker_url, "--once"), 300)
+    assert Queue(store).get_job(job_id).status == "done"
+    assert result_count(store) == 1
+    with psycopg.connect(f"host=127.0.0.1 port={own_postgres.port} user=nfx_worker "
+                         "password=worker-pw dbname=nfx", autocommit=True) as worker:
+        for statement in ("DELETE FROM results", "UPDATE batches SET name = 'x'",
+                          "DROP TABLE jobs", "DELETE FROM jobs"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                worker.execute(statement)
+    store.close()
+

@@ -218,3 +218,41 @@ def test_labels_and_differences_show_only_what_a_method_reads():
     assert run_text(preview) == "512 px, feed-forward"
     assert [n for n, spec in FIELDS.items() if "feedforward" in spec.methods] == \
         ["method", "size", "style_scale", "style_blend", "preserve_color", "strength"]
+
+
+# --- people and the auth file (#24) ---------------------------------------------------------
+
+
+def test_a_person_may_change_their_own_and_an_admin_anyones():
+    from nfx.errors import NotPermitted
+    from nfx.people import LOCAL, signed_in
+
+    alice = signed_in(" Alice@Example.org ")
+    admin = signed_in("carol@example.org", frozenset({"carol@example.org"}))
+    assert (alice.name, alice.admin, admin.admin) == ("alice@example.org", False, True)
+    assert alice.may_change("alice@example.org") and not alice.may_change("local")
+    assert admin.may_change("alice@example.org") and LOCAL.may_change("alice@example.org")
+    with pytest.raises(NotPermitted, match="^J3 belongs to bob@x.org; only they or an admin "
+                                           "can cancel it$"):
+        alice.check("bob@x.org", "J3", "cancel")
+
+
+def test_the_auth_file_names_its_providers_and_admins(tmp_path):
+    from conftest import write_auth_file
+    from nfx.auth_file import read_auth_file
+
+    one = read_auth_file(write_auth_file(tmp_path / "one.toml", admins=("Carol@Example.org",)))
+    assert (one.providers, one.admins) == (("",), frozenset({"carol@example.org"}))
+    assert one.provider_label("") == "Sign in"
+    named = tmp_path / "named.toml"
+    named.write_text('[auth]\nredirect_uri = "https://nfx.example.org/oauth2callback"\n'
+                     'cookie_secret = "s3cret-s3cret-s3cret"\n'
+                     '[auth.google]\nclient_id = "a"\nclient_secret = "b"\n'
+                     'server_metadata_url = "https://accounts.google.com/.well-known/'
+                     'openid-configuration"\n')
+    found = read_auth_file(named)
+    assert (found.providers, found.admins) == (("google",), frozenset())
+    assert found.provider_label("google") == "Sign in with Google"
+    named.write_text(named.read_text() + '[nfx]\nadmins = "carol@example.org"\n')
+    with pytest.raises(InputError, match=r"\[nfx\] admins must be a list of emails"):
+        read_auth_file(named)

@@ -220,10 +220,14 @@ def followed_batches() -> list[BatchProgress]:
     return batch_progress(active | set(recent))
 
 
-def batch_notices(followed: set[int]) -> tuple[set[int], list[BatchProgress]]:
-    """The batches with work left now, and those of `followed` (the ones that had work
-    left at the last look) that have finished since: a notice for each."""
+def batch_notices(followed: set[int], person: Person = LOCAL
+                  ) -> tuple[set[int], list[BatchProgress]]:
+    """The person's batches with work left now, and those of `followed` (the ones that had
+    work left at the last look) that have finished since: a notice for each. Someone
+    else's batch finishing is not news to this person."""
     active = queue().active_batch_ids()
+    if active and person != LOCAL:
+        active = {b.id for b in queue().batches(sorted(active)) if b.owner == person.name}
     return active, [p for p in batch_progress(followed - active) if p.finished]
 
 

@@ -19,7 +19,11 @@ UNAVAILABLE_STATES = ("08",  # connection exception
                       "40001", "40P01")  # serialization failure, deadlock: run it again
 REFUSED_STATES = {"53100": "the database's disk is full",
                   "53200": "the database server is out of memory",
-                  "25006": "the database is read-only"}
+                  "25006": "the database is read-only",
+                  # a role with only the queue's rights (the README's nfx_worker) asked to
+                  # do more: to upgrade the schema, say, which needs the database's owner
+                  "42501": "the database role lacks a privilege this needs (see the README, "
+                           "“Sharing NFX with a team”)"}
 SQLITE_REFUSED = {"database or disk is full": "the database's disk is full",
                   "readonly database": "the database is read-only"}
 SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error",

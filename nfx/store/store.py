@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, selectinload
 
 from nfx import images as image_io
-from nfx.errors import DatabaseUnavailable, InputError
+from nfx.errors import DatabaseUnavailable, InputError, StorageRefused
 from nfx.labels import result_ref, varying_fields
 from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning import batch as planner
@@ -61,6 +61,11 @@ class Store:
                 raise DatabaseUnavailable(
                     f"cannot open database {self.database.url.render_as_string()}: "
                     f"{reason}") from None
+            except ProgrammingError as exc:  # a role that may not upgrade the schema
+                self.database.dispose()
+                if (refused := outages.classify(exc)) is None:
+                    raise
+                raise StorageRefused(f"cannot upgrade database {self!r}: {refused}") from None
 
     def close(self) -> None:
         self.database.dispose()
