@@ -139,6 +139,30 @@ def set_number(page: Page, label: str, value: int) -> None:
     settle(page)
 
 
+def plan_tiny_seeds(page: Page, base: str, content: Path, style: Path, seeds: str) -> None:
+    """On New batch: upload a content and a style picture, and plan them at 32 px, one scale
+    of 2 steps, sweeping the seed over `seeds` (the sweep's box sits right under it)."""
+    visit(page, base, "new_batch", "Style images")
+    for index, picture in enumerate((content, style)):
+        page.locator("input[type=file]").nth(index).set_input_files(picture)
+        expect(page.get_by_text(picture.name).first).to_be_visible(timeout=30_000)
+        settle(page)
+    set_number(page, "Size", 32)
+    set_number(page, "Scales", 1)
+    sweep = page.get_by_role("combobox", name="Sweep these settings")
+    sweep.click()
+    sweep.fill("Seed")
+    sweep.press("Enter")
+    settle(page)
+    page.keyboard.press("Escape")
+    box = page.get_by_label("Seed (sweep)", exact=True)
+    box.fill(seeds)
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("tab", name="Optimiser").click()
+    set_number(page, "Steps", 2)
+
+
 NOTIFICATIONS = """
 window.__nfxNotifications = [];
 window.Notification = class {
@@ -174,16 +198,27 @@ def scroll_to(page: Page, locator) -> None:
     page.wait_for_timeout(300)
 
 
-def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
+def pictures(folder: Path, prefix: str, seed: int) -> tuple[Path, Path]:
+    """A content (64×48) and a style (48×48) picture to upload, made in code."""
+    content, style = folder / f"{prefix}-content.png", folder / f"{prefix}-style.png"
+    make_image(64, 48, seed=seed).save(content)
+    make_image(48, 48, seed=seed + 1).save(style)
+    return content, style
+
+
+def chromium(playwright):
+    """Debian's Chromium, headless; screenshots go to SHOTS."""
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    content, style = tmp_path / "e2e-content.png", tmp_path / "e2e-style.png"
-    make_image(64, 48, seed=21).save(content)
-    make_image(48, 48, seed=22).save(style)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
+    content, style = pictures(tmp_path, "e2e", 21)
     base, url = app_server
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = chromium(playwright)
         try:
             context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
             context.add_init_script(NOTIFICATIONS)
@@ -200,28 +235,7 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             expect(page.get_by_text("Deploy")).to_have_count(0)  # a viewer's toolbar
             shot(page, "home-empty")
 
-            visit(page, base, "new_batch", "Style images")
-            uploads = page.locator("input[type=file]")
-            uploads.nth(0).set_input_files(content)
-            expect(page.get_by_text("e2e-content.png").first).to_be_visible(timeout=30_000)
-            settle(page)
-            page.locator("input[type=file]").nth(1).set_input_files(style)
-            expect(page.get_by_text("e2e-style.png").first).to_be_visible(timeout=30_000)
-            settle(page)
-            set_number(page, "Size", 32)
-            set_number(page, "Scales", 1)
-            sweep = page.get_by_role("combobox", name="Sweep these settings")
-            sweep.click()
-            sweep.fill("Seed")
-            sweep.press("Enter")
-            settle(page)
-            page.keyboard.press("Escape")
-            seeds = page.get_by_label("Seed (sweep)", exact=True)  # right under the sweep
-            seeds.fill("0 1")  # spaces separate values too
-            seeds.press("Enter")
-            settle(page)
-            page.get_by_role("tab", name="Optimiser").click()
-            set_number(page, "Steps", 2)
+            plan_tiny_seeds(page, base, content, style, "0 1")  # spaces separate values too
             expect(page.get_by_test_id("stMetricValue").first).to_have_text("2")
             cell = page.get_by_test_id("stImage").filter(has_text="e2e-content × e2e-style")
             expect(cell).to_have_count(1)  # the pair's feed-forward preview, drawn at once
@@ -454,15 +468,11 @@ def toast(page: Page, text: str) -> None:
 
 
 def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path):
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    content, style = tmp_path / "alices-photo.png", tmp_path / "alices-painting.png"
-    make_image(64, 48, seed=31).save(content)
-    make_image(48, 48, seed=32).save(style)
+    content, style = pictures(tmp_path, "alices", 31)
     base, url = shared_app
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = chromium(playwright)
         try:
             visitor = browser.new_context(viewport=VIEWPORT).new_page()
             only_the_sign_in_page(visitor, base, "", [])
@@ -471,27 +481,7 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             # alice queues a batch of three seeds; with no worker yet they wait
             alice = sign_in(browser, base, ALICE)
             shot(alice, "signed-in-home")
-            visit(alice, base, "new_batch", "Style images")
-            alice.locator("input[type=file]").nth(0).set_input_files(content)
-            expect(alice.get_by_text("alices-photo.png").first).to_be_visible(timeout=30_000)
-            settle(alice)
-            alice.locator("input[type=file]").nth(1).set_input_files(style)
-            expect(alice.get_by_text("alices-painting.png").first).to_be_visible(timeout=30_000)
-            settle(alice)
-            set_number(alice, "Size", 32)
-            set_number(alice, "Scales", 1)
-            sweep = alice.get_by_role("combobox", name="Sweep these settings")
-            sweep.click()
-            sweep.fill("Seed")
-            sweep.press("Enter")
-            settle(alice)
-            alice.keyboard.press("Escape")
-            seeds = alice.get_by_label("Seed (sweep)", exact=True)
-            seeds.fill("0 1 2")
-            seeds.press("Enter")
-            settle(alice)
-            alice.get_by_role("tab", name="Optimiser").click()
-            set_number(alice, "Steps", 2)
+            plan_tiny_seeds(alice, base, content, style, "0 1 2")
             alice.get_by_role("button", name="Queue batch").click()
             expect(alice.get_by_text("Queued batch B1: 3 jobs")).to_be_visible(timeout=30_000)
             settle(alice)
@@ -528,7 +518,7 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             expect(bob.get_by_text("2 results", exact=True)).to_be_visible(timeout=60_000)
             expect(bob.get_by_text(f"queued by {ALICE}")).to_have_count(2)
             shot(bob, "gallery-signed-in")
-            bob.get_by_role("button", name=re.compile(r"^R1 · alices-photo")).click()
+            bob.get_by_role("button", name=re.compile(r"^R1 · alices-content")).click()
             dialog = bob.get_by_role("dialog")
             expect(dialog.get_by_text(f"queued by {ALICE}")).to_be_visible(timeout=30_000)
             settle(bob)
@@ -551,7 +541,7 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
             # carol deletes it
             go(carol, "Gallery", "Filters")
             expect(carol.get_by_text("2 results", exact=True)).to_be_visible(timeout=60_000)
-            carol.get_by_role("button", name=re.compile(r"^R1 · alices-photo")).click()
+            carol.get_by_role("button", name=re.compile(r"^R1 · alices-content")).click()
             dialog = carol.get_by_role("dialog")
             dialog.get_by_role("button", name="Delete result…").click()
             settle(carol)
@@ -565,7 +555,7 @@ def test_people_sign_in_and_may_change_only_their_own_work(shared_app, tmp_path)
                 shot(carol, name)
 
             # signed out: every page is the sign-in page, and none shows the gallery's data
-            secrets = ["alices-photo", "alices-painting", ALICE, "R2 ·", "B1", "queued by",
+            secrets = ["alices-content", "alices-style", ALICE, "R2 ·", "B1", "queued by",
                        "Results"]
             for path in ("", "gallery", "queue", "new_batch", "compare", "png_info"):
                 only_the_sign_in_page(visitor, base, path, secrets)
