@@ -25,13 +25,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nfx.people import LOCAL_NAME  # noqa: E402
 from nfx.queue import Queue, jobs  # noqa: E402
 from nfx.settings import Settings  # noqa: E402
 from nfx.status import JobStatus  # noqa: E402
 from nfx.store import GalleryFilter, open_store  # noqa: E402
 from nfx.store.blobs import put_blob  # noqa: E402
 from nfx.store.models import Image as ImageRow  # noqa: E402
-from nfx.store.models import Result, ResultTag, Tag, utcnow  # noqa: E402
+from nfx.store.models import Result, ResultTag, Star, Tag, utcnow  # noqa: E402
 
 
 def synthetic_png(rng: np.random.Generator, size: int = 24) -> bytes:
@@ -72,11 +73,12 @@ def seed_gallery(store, count: int) -> dict:
                             thumb_sha256=put_blob(session, thumb), width=24, height=24,
                             losses={"content": 1.0, "style": 2.0, "tv": 0.1, "total": total},
                             loss_total=total, history=[], seconds=float(rng.uniform(5, 60)),
-                            device="cpu", precision="fp32", created_at=job.created_at,
-                            favourite=i % 20 == 0)
+                            device="cpu", precision="fp32", created_at=job.created_at)
             session.add(result)
             session.flush()
             result.job_id = job.id
+            if i % 20 == 0:  # local's stars
+                session.add(Star(result_id=result.id, person=LOCAL_NAME))
             job.status, job.result_id, job.finished_at = JobStatus.DONE, result.id, job.created_at
             if i % 7 == 0:
                 session.add(ResultTag(result_id=result.id, tag_id=tags[i % 4].id))
