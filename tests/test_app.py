@@ -1099,9 +1099,6 @@ def test_a_feedforward_batch_runs_through_a_worker_and_reruns(monkeypatch, galle
 
 # --- people and limits (#24) ----------------------------------------------------------------
 
-PAGES = ["pages/home.py", "pages/gallery.py", "pages/new_batch.py", "pages/queue.py",
-         "pages/compare.py", "pages/png_info.py"]
-
 
 def test_an_app_open_on_purpose_says_so_on_every_page(monkeypatch, gallery_url):
     monkeypatch.setenv("NFX_INSECURE_NO_AUTH", "1")
