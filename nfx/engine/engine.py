@@ -35,6 +35,7 @@ from nfx.images import image_key, size_for_long_edge
 from nfx.planning import budget
 from nfx.planning.run_plan import ScalePlan, plan_scales
 from nfx.planning.work import WorkModel
+from nfx.regions import RegionInput, check as check_regions
 from nfx.run_record import RunRecord, ScaleImage
 from nfx.settings import Settings
 
@@ -136,16 +137,23 @@ class Engine:
     def stylize(self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings,
                 on_progress: Callable[[Progress], bool | None] | None = None,
                 preview_every: int = 10, resume: ScaleImage | None = None,
-                on_scale_done: Callable[[ScaleImage], None] | None = None) -> RunRecord:
+                on_scale_done: Callable[[ScaleImage], None] | None = None,
+                regions: RegionInput | None = None) -> RunRecord:
         """Optimise an image with the content of `content` and the style of `styles`.
 
         `resume` continues a run whose first scales finished earlier (same inputs and
-        settings); `on_scale_done` receives each finished scale but the last."""
+        settings); `on_scale_done` receives each finished scale but the last; `regions`
+        gives each area of a mask its own style entry, or keeps the photo there."""
         if not styles:
             raise InputError("at least one style image is needed")
         if settings.style_blend and len(settings.style_blend) != len(styles):
             raise InputError(f"style_blend has {len(settings.style_blend)} weights for "
                              f"{len(styles)} style images")
+        if regions is not None:
+            check_regions(regions.mask, regions.regions, content.size, len(styles))
+            if settings.init == "preview":
+                raise InputError("init: preview does not take a region mask; use init: "
+                                 "content")
         started = time.perf_counter()
         s = settings
         precision = resolve_precision(s.precision, self.device)
@@ -166,7 +174,7 @@ class Engine:
         for plan in plans[first:]:
             t0 = time.perf_counter()
             objective = self.targets.objective(content, styles, keys, plan.size, s, precision,
-                                               plan.memory)
+                                               plan.memory, regions)
             timings["targets"] += time.perf_counter() - t0
             if pixels is None:
                 pixels = self._initial(content, styles, plan.size, s)
@@ -275,13 +283,14 @@ class Engine:
                                 layers, "max")
 
     def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
-                 settings: Settings) -> dict[str, float]:
-        """The objective's terms for a finished image at its own size (no optimisation)."""
+                 settings: Settings, regions: RegionInput | None = None) -> dict[str, float]:
+        """The objective's terms for a finished image at its own size (no optimisation);
+        with `regions`, the style term is the regions' guided one."""
         precision = resolve_precision(settings.precision, self.device)
         keys: Keys = (image_key(content), [image_key(style) for style in styles])
         plan = budget.plan_run([image.size], settings, precision, self.device)[image.size]
         objective = self.targets.objective(content, styles, keys, image.size, settings,
-                                           precision, plan)  # in tiles if it needs them
+                                           precision, plan, regions)  # in tiles if needed
         with torch.no_grad(), autocast(self.device, precision):
             total, terms = objective(to_pixels(image, self.device))
         return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}
