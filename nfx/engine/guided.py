@@ -53,6 +53,15 @@ def _gather(rows: torch.Tensor, region: RegionRows) -> torch.Tensor:
     return rows if region.positions is None else rows.index_select(0, region.positions)
 
 
+def _wide(values: torch.Tensor) -> torch.Tensor:
+    """fp32, or fp64 kept (bf16 products are rounded once, in fp32, as nfx.engine.losses)."""
+    return values if values.dtype == torch.float64 else values.float()
+
+
+def second_dtype(features: torch.Tensor) -> torch.dtype:
+    return torch.float64 if features.dtype == torch.float64 else torch.float32
+
+
 def weighted_moments(features: torch.Tensor, region: RegionRows, centred: bool
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(second, mean, centre) of (1, C, H, W) features over a region's weighted positions,
@@ -63,13 +72,14 @@ def weighted_moments(features: torch.Tensor, region: RegionRows, centred: bool
         selected = _gather(feature_rows(features), region)
         centre = None
         if centred:
-            mean = (region.weight.to(features.dtype) @ selected).float() / total
+            mean = _wide(region.weight.to(features.dtype) @ selected) / total
             centre = mean.to(features.dtype)
             selected = selected - centre
         else:  # a Gram loss never reads it: Σ m f would cost another pass over the rows
-            mean = torch.zeros(features.shape[1], device=features.device)
+            mean = torch.zeros(features.shape[1], dtype=second_dtype(features),
+                               device=features.device)
         scaled = selected * region.weight.sqrt().to(features.dtype).unsqueeze(1)
-        second = (scaled.T @ scaled).float() / total
+        second = _wide(scaled.T @ scaled) / total
     return second, mean, centre
 
 
@@ -82,6 +92,8 @@ def add_feature_gradient(out_rows: torch.Tensor, features: torch.Tensor, region:
     gradient of the second moment and c the centre (the covariance's gradient through μ
     vanishes: weighted centred features sum to zero). `total` is Σm over the whole image
     when the features are one block of it (nfx.engine.tiling); by default the region's."""
+    if grad_second is None and grad_mean is None:
+        return  # neither moment reached the loss
     total = region.total.clamp_min(1e-12) if total is None else total
     with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
         selected = _gather(feature_rows(features), region)
