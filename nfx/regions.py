@@ -250,6 +250,16 @@ def weights(mask: Mask, regions: RegionMap, size: tuple[int, int], feather: floa
     return stack.astype(np.float32)
 
 
+def kept_weight(mask: Mask, regions: RegionMap, size: tuple[int, int], feather: float
+                ) -> np.ndarray | None:
+    """How much of each pixel is the photo's own (H, W): the soft weight of the regions that
+    keep the photo; None when none does."""
+    keep = [i for i, r in enumerate(regions.regions) if r.keeps_photo]
+    if not keep:
+        return None
+    return weights(mask, regions, size, feather)[keep].sum(0)
+
+
 def gaussian_blur(values: np.ndarray, sigma: float) -> np.ndarray:
     """A Gaussian blur of a 2-D float array, as three box blurs (their variance adds up to
     sigma², a close Gaussian at O(pixels) whatever sigma); edges repeat their values."""

@@ -200,9 +200,10 @@ def test_a_kept_region_stays_the_photo_and_styled_regions_change(engine):
     settings = TINY.with_changes(size=64, steps=20, style_weight=1e3, region_feather=0)
     out = np.asarray(engine.stylize(content, [style], settings, regions=regions).image, float)
     photo = np.asarray(content, float)
-    kept = np.abs(out[:, 4:24] - photo[:, 4:24]).mean()
+    kept = np.abs(out[:, 4:24] - photo[:, 4:24]).max()
     styled = np.abs(out[:, 40:] - photo[:, 40:]).mean()
-    assert styled > 3 * kept, (kept, styled)
+    assert kept <= 1.0, "the kept area is the photo (8-bit rounding aside)"
+    assert styled > 3, styled
 
 
 def test_masked_runs_resume_from_a_checkpoint(engine, content_image, style_image):

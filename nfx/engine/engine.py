@@ -35,7 +35,7 @@ from nfx.images import image_key, size_for_long_edge
 from nfx.planning import budget
 from nfx.planning.run_plan import ScalePlan, plan_scales
 from nfx.planning.work import WorkModel
-from nfx.regions import RegionInput, check as check_regions
+from nfx.regions import RegionInput, check as check_regions, kept_weight
 from nfx.run_record import RunRecord, ScaleImage
 from nfx.settings import Settings
 
@@ -190,12 +190,16 @@ class Engine:
                      self._recorder(plan, pixels, s.steps, history, on_progress, preview_every))
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
+            if regions is not None:
+                pixels = self._keep_photo(pixels, content, regions, plan.size, s)
             if on_scale_done is not None and plan.index < plan.count - 1:
                 on_scale_done(ScaleImage(plan.index + 1, to_image(pixels), list(history)))
 
         assert pixels is not None
         if s.preserve_color == "luminance":
             pixels = color.recombine_chroma(pixels, self.targets.pixels(content, final))
+            if regions is not None:  # the kept regions' colour is the photo's too
+                pixels = self._keep_photo(pixels, content, regions, final, s, final=True)
         image = to_image(pixels)
         last = history[-1] if history else {}
         losses = {k: v for k, v in last.items() if k not in ("iteration", "scale")}
@@ -204,6 +208,24 @@ class Engine:
                          precision=precision, resumed_from_scale=first,
                          iterations_run=len(history) - resumed_history, timings=timings,
                          optimizers=[plan.memory.optimizer for plan in plans])
+
+    def _keep_photo(self, pixels: torch.Tensor, content: Image.Image, regions: RegionInput,
+                    size: tuple[int, int], s: Settings, *, final: bool = False
+                    ) -> torch.Tensor:
+        """The photo itself where a region keeps it, blended over the feather: the
+        optimisation leaves those areas near the photo (no style term pulls them), and this
+        takes out what the neighbouring regions' receptive fields still wrote there. While
+        a `luminance` run optimises brightness only, the photo's brightness; at its end
+        (`final`), the photo in colour."""
+        keep = kept_weight(regions.mask, regions.regions, size,
+                           s.region_feather * max(size) / s.size)
+        if keep is None:
+            return pixels
+        weight = torch.from_numpy(keep).to(pixels.device, pixels.dtype)[None, None]
+        photo = self.targets.pixels(content, size).to(pixels.dtype)
+        if s.preserve_color == "luminance" and not final:
+            photo = color.luminance(photo)
+        return photo * weight + pixels * (1 - weight)
 
     @staticmethod
     def _recorder(plan: ScalePlan, pixels: torch.Tensor, steps: int,
