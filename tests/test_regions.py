@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import ROOT, TINY, image_bytes, make_image, run_nfx, start_worker, wait_exit
+from conftest import TINY, image_bytes, make_image, run_nfx, start_worker, wait_exit
 from nfx.engine.guided import GuidedStyleLoss, region_rows, weighted_moments
 from nfx.engine.losses import GramStyleLoss, Moments
 from nfx.engine.tiling import TiledObjective

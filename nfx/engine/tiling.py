@@ -35,8 +35,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from nfx.engine.guided import (add_feature_gradient, region_rows, weighted_moments,
-                               zero_gradient)
+from nfx.engine.guided import (RegionRows, add_feature_gradient, region_rows,
+                               weighted_moments, zero_gradient)
 from nfx.engine.losses import AutogradContext, Moments, gram, vgg_features
 from nfx.engine.objective import Objective
 from nfx.layers import layer as vgg_layer
@@ -56,12 +56,11 @@ class _MomentSums:
         self.first: torch.Tensor | float = 0.0  # a tensor once a block is added
         self.second: torch.Tensor | float = 0.0
 
-    def add(self, features: torch.Tensor, centred: bool, weight: torch.Tensor | None = None
+    def add(self, features: torch.Tensor, centred: bool, region: RegionRows | None = None
             ) -> None:
-        """Add a block's features; `weight` (H, W): a region's weights of its positions
+        """Add a block's features; `region`: a region's weighted positions among them
         (nfx.engine.guided), None: every position weighs 1."""
-        if weight is not None:
-            region = region_rows(weight)
+        if region is not None:
             if region.weight.numel() == 0:
                 return
             second, mean, _ = weighted_moments(features, region, centred)
@@ -169,6 +168,16 @@ class TiledObjective(nn.Module):
     def __init__(self, objective: Objective, tile: int) -> None:
         super().__init__()
         self.objective, self.tile = objective, tile
+        # a guided loss's regions in each block, found once (the blocks stay put)
+        self._block_rows: dict[tuple[str, int, tuple[int, int, int, int]], RegionRows] = {}
+
+    def _rows(self, layer: str, index: int, block: Block, weight: torch.Tensor) -> RegionRows:
+        """Region `index`'s weighted positions among a block's interior features."""
+        rows, cols = block.world(vgg_layer(layer).stride)
+        key = (layer, index, (rows.start, rows.stop, cols.start, cols.stop))
+        if key not in self._block_rows:
+            self._block_rows[key] = region_rows(weight[rows, cols])
+        return self._block_rows[key]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         o = self.objective
@@ -191,10 +200,11 @@ class TiledObjective(nn.Module):
             with torch.no_grad():
                 for layer in style_layers:
                     inner = interior(found[layer], block, layer)
-                    rows, cols = block.world(vgg_layer(layer).stride)
-                    for region_sums, weight in zip(sums[layer], guides[layer]):
+                    for index, (region_sums, weight) in enumerate(zip(sums[layer],
+                                                                      guides[layer])):
                         region_sums.add(inner, o.style.centred,
-                                        None if weight is None else weight[rows, cols])
+                                        None if weight is None
+                                        else self._rows(layer, index, block, weight))
                 content_error += self._content_difference(found, block).square().sum()
             if keep:
                 kept = (block, pixels, found)
@@ -299,18 +309,17 @@ class TiledObjective(nn.Module):
             grads.append(full)
         return outputs, grads
 
-    @staticmethod
-    def _guided_gradient(inner: torch.Tensor, block: Block, layer: str,
+    def _guided_gradient(self, inner: torch.Tensor, block: Block, layer: str,
                          moments: list[Moments], style_grads: list[tuple[torch.Tensor, ...]],
                          sums: list[_MomentSums], guides: list[torch.Tensor | None]
                          ) -> torch.Tensor:
         """The style gradient at a block's interior features from every region's moments,
         each over the region's positions in the block, divided by its mass in the image."""
         gradient, out_rows = zero_gradient(inner, torch.float32)
-        rows, cols = block.world(vgg_layer(layer).stride)
-        for found, grads, region_sums, weight in zip(moments, style_grads, sums, guides):
+        for index, (found, grads, region_sums, weight) in enumerate(zip(moments, style_grads,
+                                                                        sums, guides)):
             assert weight is not None, "a guided loss weighs every region"
-            region = region_rows(weight[rows, cols])
+            region = self._rows(layer, index, block, weight)
             if region.weight.numel() == 0:
                 continue
             second, *rest = grads
