@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
+from nfx.regions import RegionMap
 from nfx.settings import FIELDS, Settings, settings_text
 
 if TYPE_CHECKING:  # only for annotations: importing the queue package loads the store
@@ -110,6 +111,25 @@ def styles_text(style_names: Sequence[str], blend: Sequence[float] = ()) -> str:
     return " + ".join(stem(n) for n in style_names)
 
 
+def regions_text(regions: RegionMap, style_names: Sequence[str]) -> str:
+    """'#ff0000 starry_night · #0000ff the_scream · #000000 photo kept': what each region of
+    a mask gets (style names by the job's style positions)."""
+    parts = []
+    for region in regions.regions:
+        what = (styles_text([style_names[i - 1] for i in region.styles])
+                if region.styles else "photo kept")
+        parts.append(f"{region.colour} {what}")
+    return " · ".join(parts)
+
+
+def region_styles_text(regions: RegionMap, style_names: Sequence[str]) -> str:
+    """'starry_night | the_scream | photo kept (regions)': the short form, for labels."""
+    named = [styles_text([style_names[i - 1] for i in r.styles]) for r in regions.regions
+             if r.styles]
+    kept = ["photo kept"] if any(r.keeps_photo for r in regions.regions) else []
+    return " | ".join(named + kept) + " (regions)"
+
+
 def inputs_text(content_name: str, style_names: Sequence[str],
                 blend: Sequence[float] = ()) -> str:
     """'chelsea × the_scream': names in full, never cut."""
@@ -136,11 +156,16 @@ def changes_text(settings: Settings, source: Settings) -> str:
 
 
 def entry_label(ref: str, content_name: str, style_names: Sequence[str], settings: Settings,
-                varying: Sequence[str], source: Settings | None = None) -> str:
+                varying: Sequence[str], source: Settings | None = None,
+                regions: RegionMap | None = None) -> str:
     """'J17 · chelsea × the_scream · Style weight 1e+04': the one label of a job or result,
     with the values that vary within its batch (or among what is shown beside it); for a
-    re-run, what it changed from the result it started from ('Style weight 10 → 30')."""
-    parts = [ref, inputs_text(content_name, style_names, settings.style_blend)]
+    re-run, what it changed from the result it started from ('Style weight 10 → 30'); a run
+    with regions names each region's style ('chelsea × starry_night | the_scream | photo
+    kept (regions)')."""
+    inputs = (inputs_text(content_name, style_names, settings.style_blend) if regions is None
+              else f"{stem(content_name)} × {region_styles_text(regions, style_names)}")
+    parts = [ref, inputs]
     if source is not None:
         shown = changes_text(settings, source) or "run again"
     else:

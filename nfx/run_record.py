@@ -18,6 +18,7 @@ from PIL import Image
 
 from nfx.errors import InputError
 from nfx.images import color_profile, png_bytes, read_png_info, read_png_settings
+from nfx.regions import RegionInput, RegionMap
 from nfx.settings import Settings
 
 
@@ -92,12 +93,19 @@ class ScaleImage:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def mask_ref(regions: RegionInput) -> InputRef:
+    """A run's mask as the run names it, like its other inputs."""
+    return InputRef(name=regions.name, sha256=regions.sha256, path=regions.path)
+
+
 def run_png(run: RunRecord, content: InputRef, styles: Sequence[InputRef],
-            **extra: Any) -> bytes:
-    """The output PNG of a run: pixels, settings, inputs (name + sha256) and run facts."""
-    info = {"content": asdict(content), "styles": [asdict(s) for s in styles],
-            **run.facts, **extra}
-    return png_bytes(run.image, run.settings, info)
+            regions: RegionInput | None = None, **extra: Any) -> bytes:
+    """The output PNG of a run: pixels, settings, inputs (name + sha256), the mask and its
+    assignments if it had regions, and run facts."""
+    info: dict[str, Any] = {"content": asdict(content), "styles": [asdict(s) for s in styles]}
+    if regions is not None:
+        info.update(mask=asdict(mask_ref(regions)), regions=regions.regions.as_json())
+    return png_bytes(run.image, run.settings, {**info, **run.facts, **extra})
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ class StoredRun:
     settings: Settings
     content: InputRef | None  # None: not recorded (PNGs from before inputs were embedded)
     styles: tuple[InputRef, ...]
+    mask: InputRef | None = None  # a run with regions: its mask, and what each colour got
+    regions: RegionMap | None = None
 
 
 def read_run_png(source: str | Path | bytes) -> StoredRun:
@@ -116,6 +126,10 @@ def read_run_png(source: str | Path | bytes) -> StoredRun:
     content, styles = info.get("content"), info.get("styles") or []
     if not content or not isinstance(styles, list):
         return StoredRun(settings, None, ())
+    mask, regions = info.get("mask"), info.get("regions")
+    if mask and isinstance(regions, list):
+        return StoredRun(settings, _ref(content), tuple(_ref(s) for s in styles), _ref(mask),
+                         RegionMap.from_json(regions))
     return StoredRun(settings, _ref(content), tuple(_ref(s) for s in styles))
 
 

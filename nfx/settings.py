@@ -25,10 +25,12 @@ BOTH: tuple[Method, ...] = METHODS
 
 
 def _meta(group: str, *, indexed: bool = False, sweep: bool = True,
-          methods: tuple[Method, ...] = ("gatys",)) -> dict[str, Any]:
+          methods: tuple[Method, ...] = ("gatys",), masked: bool = False) -> dict[str, Any]:
     """Extra facts about a field: its widget group, whether the gallery filters on it, whether
-    a batch may sweep it, and which methods read it (most are the optimiser's alone)."""
-    return {"group": group, "indexed": indexed, "sweep": sweep, "methods": list(methods)}
+    a batch may sweep it, which methods read it (most are the optimiser's alone), and whether
+    only runs with a region mask read it."""
+    return {"group": group, "indexed": indexed, "sweep": sweep, "methods": list(methods),
+            "masked": masked}
 
 
 class Settings(BaseModel):
@@ -100,6 +102,11 @@ class Settings(BaseModel):
                                         "network applies: its style vector is interpolated "
                                         "with the photo's own (1: the painting's, 0: "
                                         "the photo as the network redraws it).")
+    region_feather: float = Field(
+        8.0, ge=0.0, le=512.0, json_schema_extra=_meta("Style", masked=True),
+        description="With a region mask: the width in output pixels over which one region "
+                    "gives way to the next. Wider hides seams between two paintings; "
+                    "narrower keeps a kept-photo area (a face) crisp to its edge.")
     content_layer: Layer = Field("relu4_2", json_schema_extra=_meta("Layers"),
                                  description="VGG-19 layer whose activations the output "
                                              "must match to keep the content.")
@@ -195,13 +202,16 @@ class Settings(BaseModel):
         steps, weights or optimiser)."""
         return self.method in FIELDS[name].methods
 
-    def digest(self) -> str:
+    def digest(self, masked: bool = False) -> str:
         """Stable hash of the values that decide the picture: identical runs give identical
         digests, whatever the settings their method ignores say.
 
         An optimisation's digest leaves out `method` and `strength`, so it is the one it had
-        before feed-forward runs existed (the gallery's stored identities still match)."""
-        data = {k: v for k, v in self.model_dump(mode="json").items() if self.applies(k)}
+        before feed-forward runs existed (the gallery's stored identities still match); the
+        settings only a region mask reads enter the digests of `masked` runs alone, so the
+        unmasked identities stayed as they were too."""
+        data = {k: v for k, v in self.model_dump(mode="json").items()
+                if self.applies(k) and (masked or not FIELDS[k].masked)}
         if self.method == "gatys":
             data.pop("method")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -243,6 +253,7 @@ class FieldSpec:
     indexed: bool = False  # a database column the gallery filters on
     sweepable: bool = True  # may take several values in one batch
     methods: tuple[str, ...] = ("gatys",)  # the methods that read it
+    masked: bool = False  # read only by runs with a region mask (nfx.regions)
 
     @property
     def label(self) -> str:
@@ -307,10 +318,11 @@ def _spec(name: str) -> FieldSpec:
     info = Settings.model_fields[name]
     extra = info.json_schema_extra or {}
     assert isinstance(extra, dict), "extras are _meta's dicts, never pydantic's callable form"
-    group, indexed, sweep, methods = (extra.get("group", "Other"), extra.get("indexed", False),
-                                      extra.get("sweep", True), extra.get("methods", []))
+    group, indexed, sweep, methods, masked = (
+        extra.get("group", "Other"), extra.get("indexed", False), extra.get("sweep", True),
+        extra.get("methods", []), extra.get("masked", False))
     assert isinstance(group, str) and isinstance(indexed, bool) and isinstance(sweep, bool) \
-        and isinstance(methods, list), "as _meta writes them"
+        and isinstance(methods, list) and isinstance(masked, bool), "as _meta writes them"
     annotation = info.annotation
     minimum = maximum = None
     for item in info.metadata:
@@ -334,7 +346,7 @@ def _spec(name: str) -> FieldSpec:
                      group=group, minimum=minimum, maximum=maximum,
                      choices=choices, item_choices=item_choices, indexed=indexed,
                      sweepable=sweep and kind != "list",
-                     methods=tuple(str(method) for method in methods))
+                     methods=tuple(str(method) for method in methods), masked=masked)
 
 
 FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}

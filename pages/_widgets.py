@@ -220,6 +220,7 @@ FORM = "nb"  # the New batch form's keys
 KEEP = "session"  # persist_state of the form, the gallery's filters, compare's picks: the
 # session's, across pages (Streamlit otherwise forgets a widget a run does not draw)
 MIXES = f"{FORM}:mixes"  # [StyleEntry], the style mixes of the batch being planned
+MASKS = f"{FORM}:masks"  # {content id: MaskChoice}, the photos' masks (pages/_regions.py)
 
 
 def fill_batch_form(draft: new_batch.BatchDraft) -> None:
@@ -229,6 +230,7 @@ def fill_batch_form(draft: new_batch.BatchDraft) -> None:
     state[f"{FORM}:content"] = list(draft.content_ids)
     state[f"{FORM}:style"] = draft.style_ids
     state[MIXES] = draft.mixes
+    state[MASKS] = dict(draft.masks)
     for name, spec in forms.FIELDS.items():
         value = getattr(draft.settings, name)
         state[f"{FORM}:{name}"] = spec.format(value) if spec.kind == "list" else value
@@ -324,12 +326,17 @@ def result_dialog(result_id: int) -> None:
         st.image(view.image_bytes(record.image_sha256), width="stretch",
                  caption=view.caption(record), alt=view.label(record))
     with info_col:
-        inputs = st.columns(1 + len(record.styles))
+        inputs = st.columns(1 + len(record.styles) + (record.mask is not None))
         inputs[0].image(view.thumbnail(record.content.sha256), caption="content",
                         width="stretch", alt=f"content: {record.content.name}")
-        for column, style in zip(inputs[1:], record.styles):
-            column.image(view.thumbnail(style.sha256), caption="style", width="stretch",
-                         alt=f"style: {style.name}")
+        for index, (column, style) in enumerate(zip(inputs[1:], record.styles)):
+            column.image(view.thumbnail(style.sha256),
+                         caption=f"style {index + 1}" if record.mask else "style",
+                         width="stretch", alt=f"style: {style.name}")
+        if record.mask is not None:
+            inputs[-1].image(view.thumbnail(record.mask.sha256), caption="mask",
+                             width="stretch", alt=f"mask: {record.mask.name}")
+            st.caption(f"Regions: {view.regions_caption(record)}")
         st.download_button("Download PNG", view.result_png(result_id), width="stretch",
                            file_name=view.png_file_name(record), mime="image/png",
                            icon=":material/download:", on_click="ignore",

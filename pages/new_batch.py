@@ -3,7 +3,8 @@ queue them. The form keeps its state for the session (persist_state)."""
 
 import streamlit as st
 
-from nfx.app import forms, new_batch, previews
+from nfx.app import forms, masks, new_batch, previews
+from pages._regions import regions_panel
 from pages._widgets import (outage_notice, FORM, KEEP, MIXES, add_samples_button, field_error,
                             person, sample_previews, settings_inputs, through_app_navigation)
 
@@ -127,6 +128,9 @@ with right, st.container(border=True):
     style_ids = image_picker("style", "Style images", style_records)
     mixes = style_mixes(style_records)
 entries = [new_batch.StyleEntry((i,)) for i in style_ids] + mixes
+style_names = {r.id: r.name for r in style_records}
+chosen_photos = [r for r in content_records if r.id in content_ids]
+mask_choices = regions_panel(chosen_photos, [e.label(style_names) for e in entries])
 
 st.subheader("Settings")
 values, sweep_texts = settings_inputs(FORM, forms.default_settings(), sweepable=True,
@@ -185,17 +189,19 @@ if content_ids and entries:
 st.subheader("Jobs")
 problem = None if form.ok else form.summary()
 plan = None
+mask_plans: dict = {}
 if form.ok:
     try:
-        plan = new_batch.plan_frame(content_ids, entries, form.base, form.sweep)
+        mask_plans = masks.mask_plans(mask_choices, chosen_photos, len(entries))
+        plan = new_batch.plan_frame(content_ids, entries, form.base, form.sweep, mask_plans)
     except new_batch.InputError as exc:
         problem = str(exc)
 @st.fragment(run_every="3s")
 @outage_notice(retry=False)
-def estimate_and_jobs(content_ids, entries, base, sweep) -> None:
+def estimate_and_jobs(content_ids, entries, base, sweep, mask_plans) -> None:
     """The count, the estimate and the table of jobs: redrawn as the worker measures this
     machine and finished jobs refine its speed, without touching the form."""
-    plan = new_batch.plan_frame(content_ids, entries, base, sweep)
+    plan = new_batch.plan_frame(content_ids, entries, base, sweep, mask_plans)
     shown = new_batch.batch_estimate(plan)
     count, estimate = st.columns([1, 3])
     count.metric("Jobs", str(len(plan)))
@@ -213,19 +219,21 @@ if problem is not None:
     estimate.metric("Estimated time", "—")
     st.warning(problem, icon=":material/block:")
 else:
-    estimate_and_jobs(content_ids, entries, form.base, form.sweep)
+    estimate_and_jobs(content_ids, entries, form.base, form.sweep, mask_plans)
 name = st.text_input("Batch name", placeholder="optional", key=f"{FORM}:name",
                      persist_state=KEEP)
 
 if TOKEN not in st.session_state:
     st.session_state[TOKEN] = new_batch.new_form_token()
 submission = (new_batch.submission_key(st.session_state[TOKEN], content_ids, entries, form.base,
-                                       form.sweep, name) if plan is not None else None)
+                                       form.sweep, name, mask_plans)
+              if plan is not None else None)
 if st.button("Queue batch", type="primary", icon=":material/playlist_add:",
              disabled=plan is None or not len(plan), key="nbb:queue"):
     try:
         batch = new_batch.queue_batch(content_ids, entries, form.base, form.sweep, name,
-                                      submission=submission, person=person())
+                                      submission=submission, masks=mask_plans,
+                                      person=person())
     except new_batch.InputError as exc:
         st.error(str(exc))
     else:

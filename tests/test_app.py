@@ -1097,6 +1097,91 @@ def test_a_feedforward_batch_runs_through_a_worker_and_reruns(monkeypatch, galle
     assert read_run_png(tmp_path / "again.png").settings.method == "feedforward"
 
 
+# --- regions (issue #23): a mask per photo on New batch -------------------------------------------
+
+MASK_COLOURS = ("#ff0000", "#0000ff", "#000000")
+
+
+def three_colour_mask(size=(96, 64)) -> bytes:
+    """Left red, right blue, a black square in the middle (anti-aliased by a downscale)."""
+    big = Image.new("RGB", (size[0] * 4, size[1] * 4), MASK_COLOURS[0])
+    big.paste(MASK_COLOURS[1], (size[0] * 2, 0, size[0] * 4, size[1] * 4))
+    big.paste(MASK_COLOURS[2], (size[0], size[1], size[0] * 3, size[1] * 3))
+    return image_bytes(big.resize(size, Image.Resampling.LANCZOS))
+
+
+def masked_form(monkeypatch, gallery_url):
+    """New batch with the first content photo (48×32) and two styles chosen."""
+    store = open_store(gallery_url)
+    extra = store.add_image(image_bytes(make_image(40, 40, seed=5)), "style5.png", "style").id
+    styles = [next(i.id for i in store.list_images("style") if i.id != extra), extra]
+    photo = store.list_images("content")[0]
+    at = open_page(monkeypatch, gallery_url, "pages/new_batch.py")
+    at.multiselect(key="nb:content").select(photo.id).run()
+    at.multiselect(key="nb:style").set_value(styles).run()
+    at.number_input(key="nb:size").set_value(32).run()
+    at.number_input(key="nb:scales").set_value(1).run()
+    return at, photo, styles
+
+
+def upload_mask(at, photo, data: bytes, name: str = "mask.png"):
+    at.file_uploader(key=f"nb:mask:{photo.id}:upload").set_value(
+        [(name, data, "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_new_batch_queues_a_photo_with_an_uploaded_mask(monkeypatch, gallery_url):
+    at, photo, styles = masked_form(monkeypatch, gallery_url)
+    upload_mask(at, photo, three_colour_mask())
+    boxes = {b.key.rsplit(":", 1)[-1]: b for b in at.selectbox if b.key.startswith("nbb:mask:")}
+    assert set(boxes) == set(MASK_COLOURS), "one assignment per colour after snapping"
+    boxes["#ff0000"].set_value(1).run()
+    boxes = {b.key.rsplit(":", 1)[-1]: b for b in at.selectbox if b.key.startswith("nbb:mask:")}
+    boxes["#0000ff"].set_value(2).run()
+    boxes = {b.key.rsplit(":", 1)[-1]: b for b in at.selectbox if b.key.startswith("nbb:mask:")}
+    boxes["#000000"].set_value("photo").run()
+    plan = at.dataframe[0].value
+    assert len(plan) == 1 and "photo kept" in plan["style"][0], "one job for the masked photo"
+    click(at, "Queue batch")
+    assert at.success[0].value.startswith("Queued batch B")
+    (job,) = open_queue(gallery_url).list_jobs(status="queued")
+    assert job.style_ids == tuple(styles) and job.mask_name == "mask.png"
+    assert {r.colour: r.styles for r in job.regions.regions} == {
+        "#ff0000": (1,), "#0000ff": (2,), "#000000": ()}
+
+
+@pytest.mark.parametrize("case, data, message", [
+    ("not an image", b"not a picture", "not an image"),
+    ("aspect", None, "aspect ratios differ"),
+    ("nine colours", None, "9 colours after snapping"),
+])
+def test_new_batch_refuses_a_bad_mask_in_one_line(monkeypatch, gallery_url, case, data,
+                                                  message):
+    if case == "aspect":
+        data = three_colour_mask((96, 96))
+    elif case == "nine colours":
+        stripes = Image.new("RGB", (96, 64))
+        for i in range(9):
+            stripes.paste((i * 28, 255 - i * 28, 90), (0, i * 7, 96, i * 7 + 7))
+        data = image_bytes(stripes)
+    at, photo, _ = masked_form(monkeypatch, gallery_url)
+    upload_mask(at, photo, data, "bad.png")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0], errors
+    assert not open_store(gallery_url).list_images("mask"), "nothing stored"
+
+
+def test_new_batch_says_which_colour_has_no_style_and_queues_nothing(monkeypatch, gallery_url):
+    at, photo, _ = masked_form(monkeypatch, gallery_url)
+    upload_mask(at, photo, three_colour_mask())
+    box = next(b for b in at.selectbox if b.key.endswith(":#000000"))
+    box.set_value(None).run()
+    warning = at.warning[0].value
+    assert "#000000" in warning and "no assignment" in warning
+    assert next(b for b in at.button if b.label == "Queue batch").disabled
+
+
 # --- people and limits (#24) ----------------------------------------------------------------
 
 

@@ -101,7 +101,8 @@ def test_the_app_and_the_store_never_load_torch():
 
 EXACT = ("streamlit", "sys", "math", "runpy", "json")  # whole modules a page may import
 
-ALLOWED = ("streamlit.", "nfx.app.", "nfx.labels.", "pages._widgets.", "__future__.",
+ALLOWED = ("streamlit.", "streamlit_drawable_canvas.", "nfx.app.", "nfx.labels.",
+           "pages._widgets.", "pages._regions.", "__future__.",
            "math.", "runpy.", "pathlib.", "typing.", "sys.", "json.", "contextlib.",
            "collections.abc.")
 

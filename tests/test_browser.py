@@ -29,8 +29,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from conftest import make_image, start_worker, wait_exit, write_auth_file
+from PIL import Image
+
+from conftest import image_bytes, make_image, start_worker, wait_exit, write_auth_file
 from nfx.queue import open_queue
+from nfx.store import open_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -388,6 +391,111 @@ def test_upload_queue_run_and_open_in_a_browser(app_server, tmp_path):
             no_exception(page)
         finally:
             browser.close()
+
+
+def paint_stroke(page: Page, canvas, points) -> None:
+    """A brush stroke through `points` (canvas pixels), as a mouse drag."""
+    box = canvas.bounding_box()
+    assert box is not None, "the canvas is on screen"
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+    page.mouse.up()
+    settle(page)
+
+
+def test_regions_painted_and_uploaded_in_a_browser(app_server, tmp_path):
+    """Issue #23 in a real browser: a mask painted over one photo on the canvas, another
+    photo's mask uploaded, each colour given a style or "Keep photo"; both masked jobs run
+    and their results show their masks."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base, url = app_server
+    store = open_store(url)
+    photos = [store.add_image(image_bytes(make_image(96, 64, seed=s)), f"photo{s}.png",
+                              "content") for s in (31, 32)]
+    for s in (33, 34):
+        store.add_image(image_bytes(make_image(48, 48, seed=s)), f"paint{s}.png", "style")
+    mask = tmp_path / "uploaded-mask.png"
+    picture = Image.new("RGB", (96, 64), "#ff0000")
+    picture.paste("#0000ff", (48, 0, 96, 64))
+    picture.save(mask)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            visit(page, base, "new_batch", "Style images")
+            for label, names in (("Content images from the library", ["photo31", "photo32"]),
+                                 ("Style images from the library", ["paint33", "paint34"])):
+                for name in names:
+                    page.get_by_label(label).click()
+                    page.get_by_role("option").filter(has_text=name).first.click()
+                    settle(page)
+                    page.keyboard.press("Escape")
+            set_number(page, "Size", 32)
+            set_number(page, "Scales", 1)
+            page.get_by_role("tab", name="Optimiser").click()
+            set_number(page, "Steps", 2)
+
+            page.get_by_text("Regions: a mask per photo").click()
+            settle(page)
+            photo = page.get_by_role("combobox", name="Photo", exact=True)
+            photo.click()
+            page.get_by_role("option", name="photo31.png").click()
+            settle(page)
+            use = page.get_by_role("button", name="Use this painting as the mask")
+            expect(use).to_be_disabled()  # nothing painted yet
+            canvas = page.locator("canvas").last
+            canvas.evaluate("e => e.scrollIntoView({block: 'center'})")  # clear of the header
+            page.wait_for_timeout(1000)
+            paint_stroke(page, canvas, [(20 + (i % 2) * 200, 60 + i * 12) for i in range(20)])
+            expect(use).to_be_enabled()  # the stroke reached the app
+            page.get_by_text("Blue", exact=True).click()
+            settle(page)
+            paint_stroke(page, canvas, [(290 + (i % 2) * 200, 60 + i * 12) for i in range(20)])
+            shot(page, "new-batch-regions-painting")
+            use.click()
+            settle(page)
+            expect(page.get_by_text("photo31-mask.png over photo31.png")).to_be_visible()
+            scroll_to(page, page.get_by_role("button", name="Remove mask"))
+            shot(page, "new-batch-regions-assigned")
+
+            photo.evaluate("e => e.scrollIntoView({block: 'center'})")
+            photo.click()
+            page.get_by_role("option", name="photo32.png").click()
+            settle(page)
+            page.get_by_role("tab", name="Upload a mask").click()
+            page.locator("input[type=file]").last.set_input_files(mask)
+            expect(page.get_by_text("uploaded-mask.png over photo32.png")).to_be_visible(
+                timeout=30_000)
+            settle(page)
+            expect(page.get_by_text("2 jobs").or_(page.get_by_test_id("stMetricValue")
+                                                  .filter(has_text="2"))).to_have_count(1)
+            page.get_by_role("button", name="Queue batch").click()
+            expect(page.get_by_text("Queued batch B1")).to_be_visible(timeout=30_000)
+            no_exception(page)
+            jobs = open_queue(url).list_jobs()
+            assert len(jobs) == 2 and all(j.regions is not None for j in jobs), jobs
+            painted = next(j for j in jobs if j.content_id == photos[0].id)
+            assert painted.mask_name == "photo31-mask.png"
+            colours = {r.colour: r.styles for r in painted.regions.regions}
+            assert colours.pop("#ffffff") == (), "the unpainted area keeps the photo"
+            assert sorted(colours.values()) == [(1,), (2,)], colours
+
+            wait = time.monotonic() + 300
+            while time.monotonic() < wait and any(
+                    j.status != "done" for j in open_queue(url).list_jobs()):
+                time.sleep(1)
+            assert all(j.status == "done" for j in open_queue(url).list_jobs())
+            go(page, "Gallery", "Filters")
+            expect(page.get_by_text("(regions)").first).to_be_visible(timeout=30_000)
+            page.get_by_role("button", name=re.compile("photo31")).first.click()
+            expect(page.get_by_role("img", name="mask: photo31-mask.png")).to_be_visible(
+                timeout=30_000)
+            settle(page)
+            shot(page, "gallery-result-with-regions")
+            no_exception(page)
 
 
 # --- sign-in (#24): a real OpenID Connect provider, people and what each may do ---------------

@@ -163,7 +163,7 @@ def label_cards(cards: Sequence[GalleryCard]) -> list[tuple[GalleryCard, str]]:
         names = varying.get(c.batch_id, []) if c.batch_id is not None else loose
         source = sources.get(c.source_result_id) if c.source_result_id is not None else None
         out.append((c, entry_label(ref, c.content_name, c.style_names, c.settings, names,
-                                   source)))
+                                   source, c.regions)))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -18,11 +18,15 @@ import pandas as pd
 
 from nfx.app import samples
 from nfx.app.context import PlannedJob, queue, store, sweep_variants, thumbnail
+from nfx.app.masks import KEEP_PHOTO, MaskChoice
+from nfx.planning.batch import MaskPlan, masked_job
+from nfx.regions import RegionMap
 from nfx.planning.budget import check_fits
 from nfx.app.estimates import batch_estimate, job_seconds, work_model
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
-from nfx.labels import batch_ref, inputs_text, plural, run_text, stem, styles_text
+from nfx.labels import (batch_ref, inputs_text, plural, regions_text, run_text, stem,
+                        styles_text)
 from nfx.limits import limits_from_environment
 from nfx.people import LOCAL, Person
 from nfx.queue.records import BatchRecord
@@ -128,6 +132,7 @@ class BatchDraft:
     settings: Settings  # the base settings (a mix's weights live in its entry)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     name: str = ""
+    masks: dict[int, MaskChoice] = field(default_factory=dict)  # by content id
 
     @property
     def style_ids(self) -> list[int]:
@@ -144,10 +149,14 @@ def _entry(style_ids: Sequence[int], blend: Sequence[float]) -> StyleEntry:
 
 
 def draft_from_result(record: ResultRecord) -> BatchDraft:
-    """A result's content, style (or mix) and settings, to start a new batch from."""
-    return BatchDraft((record.content.id,),
-                      (_entry([s.id for s in record.styles], record.settings.style_blend),),
-                      record.settings.with_changes(style_blend=()))
+    """A result's content, style (or mix) and settings, to start a new batch from; a run
+    with regions gives each region's styles an entry and the photo its mask."""
+    run = _DraftRun(record.content.id, tuple(s.id for s in record.styles),
+                    record.settings.style_blend, record.regions,
+                    record.mask.id if record.mask else None)
+    entries, masks = _draft_entries([run])
+    return BatchDraft((record.content.id,), entries,
+                      record.settings.with_changes(style_blend=()), masks=masks)
 
 
 def draft_from_batch(batch_id: int) -> BatchDraft:
@@ -156,9 +165,49 @@ def draft_from_batch(batch_id: int) -> BatchDraft:
     batch = queue().get_batch(batch_id)
     jobs = queue().list_jobs(batch_id=batch_id, limit=None)
     contents = tuple(dict.fromkeys(j.content_id for j in jobs))
-    entries = tuple(dict.fromkeys(_entry(j.style_ids, j.settings.style_blend) for j in jobs))
+    entries, masks = _draft_entries([_DraftRun(j.content_id, j.style_ids, j.settings.style_blend,
+                                               j.regions, j.mask_id) for j in jobs])
     return BatchDraft(contents, entries, (batch.base or Settings()).with_changes(style_blend=()),
-                      dict(batch.sweep), f"{batch.name} (again)")
+                      dict(batch.sweep), f"{batch.name} (again)", masks)
+
+
+@dataclass(frozen=True)
+class _DraftRun:
+    """What a draft needs of a job or result."""
+
+    content_id: int
+    style_ids: tuple[int, ...]
+    blend: tuple[float, ...]
+    regions: RegionMap | None
+    mask_id: int | None
+
+
+def _draft_entries(runs: Sequence[_DraftRun]
+                   ) -> tuple[tuple[StyleEntry, ...], dict[int, MaskChoice]]:
+    """The style entries of some runs, single styles first and then mixes (as the form lists
+    them), and each masked photo's mask with every colour's entry number among them."""
+    wanted: dict[int, tuple[int, dict[str, StyleEntry | None]]] = {}
+    found: list[StyleEntry] = []
+    for run in runs:
+        if run.regions is None or run.mask_id is None:
+            found.append(_entry(run.style_ids, run.blend))
+            continue
+        weights = list(run.blend) or [1.0] * len(run.style_ids)
+        colours: dict[str, StyleEntry | None] = {}
+        for region in run.regions.regions:
+            colours[region.colour] = None
+            if region.styles:
+                entry = _entry([run.style_ids[i - 1] for i in region.styles],
+                               [weights[i - 1] for i in region.styles])
+                colours[region.colour] = entry
+                found.append(entry)
+        wanted[run.content_id] = (run.mask_id, colours)
+    unique = list(dict.fromkeys(found))
+    entries = tuple([e for e in unique if not e.blend] + [e for e in unique if e.blend])
+    masks = {content_id: MaskChoice(mask_id, {
+        colour: entries.index(entry) + 1 if entry is not None else KEEP_PHOTO
+        for colour, entry in colours.items()}) for content_id, (mask_id, colours) in wanted.items()}
+    return entries, masks
 
 
 def new_form_token() -> str:
@@ -166,26 +215,42 @@ def new_form_token() -> str:
     return uuid.uuid4().hex
 
 
+Masks = Mapping[int, MaskPlan]  # a masked photo's regions, by its content id
+
+
 def submission_key(token: str, content_ids: Sequence[int], entries: Sequence[StyleEntry],
-                   base: Settings, sweep: dict[str, list[Any]], name: str | None) -> str:
+                   base: Settings, sweep: dict[str, list[Any]], name: str | None,
+                   masks: Masks | None = None) -> str:
     """The same form, sent twice from one session (a double click, a resent request), is
     one submission: the store queues it once."""
     plan = [token, list(content_ids), [[list(e.style_ids), list(e.blend)] for e in entries],
-            base.digest(), {k: [repr(v) for v in values] for k, values in sorted(sweep.items())},
-            name or ""]
+            base.digest(masked=bool(masks)),
+            {k: [repr(v) for v in values] for k, values in sorted(sweep.items())}, name or "",
+            sorted([c, m.mask_id, m.regions.as_json()] for c, m in (masks or {}).items())]
     return hashlib.sha256(json.dumps(plan).encode()).hexdigest()
 
 
 def plan_jobs(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-              sweep: dict[str, list[Any]]) -> list[PlannedJob]:
-    """content × style entries × sweep; a mix's weights go in its jobs' style_blend."""
+              sweep: dict[str, list[Any]], masks: Masks | None = None) -> list[PlannedJob]:
+    """content × style entries × sweep; a mix's weights go in its jobs' style_blend. A
+    masked photo makes one job per sweep combination, its regions sharing out the entries
+    they name."""
     variants = sweep_variants(base, sweep)
-    return [PlannedJob(c, e.style_ids, v.with_changes(style_blend=e.blend) if e.blend else v)
-            for c in content_ids for e in entries for v in variants]
+    masks = masks or {}
+    pairs = [(e.style_ids, e.blend) for e in entries]
+    jobs = []
+    for c in content_ids:
+        if c in masks:
+            jobs += [masked_job(c, masks[c], pairs, v) for v in variants]
+        else:
+            jobs += [PlannedJob(c, e.style_ids,
+                                v.with_changes(style_blend=e.blend) if e.blend else v)
+                     for e in entries for v in variants]
+    return jobs
 
 
 def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
-               sweep: dict[str, list[Any]]) -> pd.DataFrame:
+               sweep: dict[str, list[Any]], masks: Masks | None = None) -> pd.DataFrame:
     """The jobs a batch would queue, one row each, with what will run and an estimate."""
     columns = ["content", "style", "runs", "estimate (s)"]
     if not content_ids or not entries:
@@ -193,17 +258,17 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
     images = {r.id: r for role in ("content", "style") for r in library(role)}
     model = work_model()  # None until a worker has measured this machine
     rows = []
-    for job in plan_jobs(content_ids, entries, base, sweep):
+    for job in plan_jobs(content_ids, entries, base, sweep, masks):
         content = images[job.content_id]
         size = (content.width, content.height)
         try:  # refused now, with the size that fits, rather than failing at once when run
             check_fits(size, job.settings)
         except InputError as exc:
             raise InputError(f"{stem(content.name)}: {exc}") from None
-        row: dict[str, str | float | None] = {
-            "content": stem(content.name),
-            "style": styles_text([images[i].name for i in job.style_ids],
-                                 job.settings.style_blend)}
+        style = styles_text([images[i].name for i in job.style_ids], job.settings.style_blend)
+        if job.regions is not None:
+            style = regions_text(job.regions, [images[i].name for i in job.style_ids])
+        row: dict[str, str | float | None] = {"content": stem(content.name), "style": style}
         row.update(settings_text(job.settings, sweep, labels=True))
         row["runs"] = run_text(job.settings, size)
         row["estimate (s)"] = (None if model is None else
@@ -214,13 +279,15 @@ def plan_frame(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: 
 
 def queue_batch(content_ids: Sequence[int], entries: Sequence[StyleEntry], base: Settings,
                 sweep: dict[str, list[Any]], name: str | None = None,
-                submission: str | None = None, person: Person = LOCAL) -> BatchRecord:
+                submission: str | None = None, masks: Masks | None = None,
+                person: Person = LOCAL) -> BatchRecord:
     """Queue the planned batch as `person`'s (once per `submission`); InputError when
     nothing is picked, a job cannot fit its memory budget, or it takes the person over the
     cap on queued jobs."""
     if not content_ids or not entries:
         raise InputError("Pick at least one content image and one style (or mix).")
-    return queue().create_planned_batch(plan_jobs(content_ids, entries, base, sweep), base,
+    return queue().create_planned_batch(plan_jobs(content_ids, entries, base, sweep, masks),
+                                        base,
                                         sweep=sweep or None, name=name or None,
                                         submission=submission, person=person)
 

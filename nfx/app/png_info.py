@@ -16,6 +16,7 @@ from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info
 from nfx.labels import batch_ref, format_duration, inputs_text, job_ref, plural, result_ref
+from nfx.regions import RegionMap
 from nfx.people import LOCAL, Person
 from nfx.run_record import InputRef, read_run_png
 from nfx.settings import Settings
@@ -35,6 +36,9 @@ class PngInputs:
     facts: dict[str, Any]  # the rest of nfx:info (losses, seconds, device...)
     result_id: int | None = None  # this run's result in the gallery, if it is there
     recorded: tuple[InputRef, ...] = ()  # what the PNG records (name, sha256, colour profile)
+    mask_name: str | None = None  # a run with regions: its mask as recorded,
+    mask: ImageRecord | None = None  # found in the library,
+    regions: RegionMap | None = None  # and what each colour got
 
     @property
     def title(self) -> str:
@@ -56,6 +60,9 @@ class PngInputs:
             if found is None:
                 lines.append(f"Style “{name}” is not in the gallery: add it on New batch "
                              "first.")
+        if self.mask_name is not None and self.mask is None:
+            lines.append(f"Mask “{self.mask_name}” is not in the gallery: give the photo "
+                         "that mask on New batch first.")
         return lines
 
 
@@ -69,19 +76,24 @@ def inspect(data: bytes, name: str = "image") -> PngInputs:
     def find(ref: InputRef, role: str) -> ImageRecord | None:
         return store().image_by_sha256(ref.sha256, role) if ref.sha256 else None
 
+    regions = ([stored.mask.sha256, stored.regions.as_json()]
+               if stored.mask is not None and stored.regions is not None else None)
     result_id = store().find_result(
         hashlib.sha256(data).hexdigest(),
         stored.content.sha256 if stored.content else None,
-        [s.sha256 for s in stored.styles], stored.settings)
+        [s.sha256 for s in stored.styles], stored.settings, regions)
     return PngInputs(
         settings=stored.settings,
         content_name=stored.content.name if stored.content else None,
         style_names=[s.name for s in stored.styles],
         content=find(stored.content, "content") if stored.content else None,
         styles=[find(s, "style") for s in stored.styles],
-        facts={k: v for k, v in read_png_info(data).items() if k not in ("content", "styles")},
+        facts={k: v for k, v in read_png_info(data).items()
+               if k not in ("content", "styles", "mask", "regions")},
         result_id=result_id,
-        recorded=(stored.content, *stored.styles) if stored.content else ())
+        recorded=(stored.content, *stored.styles) if stored.content else (),
+        mask_name=stored.mask.name if stored.mask else None,
+        mask=find(stored.mask, "mask") if stored.mask else None, regions=stored.regions)
 
 
 def facts_text(found: PngInputs) -> str:
@@ -135,7 +147,8 @@ def queue_again(found: PngInputs, values: dict[str, Any], person: Person = LOCAL
     changes = changed_values(values, found.settings)
     settings = found.settings.with_changes(**changes)
     batch = queue().create_planned_batch(
-        [PlannedJob(content.id, tuple(s.id for s in styles), settings)], settings,
+        [PlannedJob(content.id, tuple(s.id for s in styles), settings,
+                    found.mask.id if found.mask else None, found.regions)], settings,
         name=f"again: {found.title}", force=not changes, person=person)
     (job,) = queue().list_jobs(batch_id=batch.id, limit=1)
     if job.status == JobStatus.DONE:

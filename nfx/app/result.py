@@ -12,7 +12,7 @@ from nfx.app.context import JobStatus, blob, queue, store, thumbnail
 from nfx.app.forms import changed_values, settings_frame
 from nfx.app.new_batch import BatchDraft, draft_from_result
 from nfx.errors import InputError, NotPermitted
-from nfx.labels import entry_label, file_stem, job_ref, result_ref
+from nfx.labels import entry_label, file_stem, job_ref, regions_text, result_ref
 from nfx.people import LOCAL, Person
 from nfx.queue.records import JobRecord
 from nfx.settings import Settings
@@ -21,7 +21,7 @@ from nfx.store.records import ResultRecord
 __all__ = ["InputError", "result", "image_bytes", "thumbnail", "label", "caption", "neighbours",
            "result_png", "png_file_name", "history_chart", "LossChart", "settings_frame",
            "all_tags", "set_favourite", "set_tags", "delete_summary", "delete_result",
-           "rerun", "rerun_message", "draft", "BatchDraft"]
+           "rerun", "rerun_message", "draft", "BatchDraft", "regions_caption"]
 
 
 def result(result_id: int, person: Person = LOCAL) -> ResultRecord:
@@ -51,7 +51,14 @@ def label(record: ResultRecord) -> str:
     ('R21 · chelsea × starry_night · Style weight 10 → 30')."""
     return entry_label(result_ref(record.id), record.content.name,
                        [s.name for s in record.styles], record.settings, _varying(record),
-                       _source(record))
+                       _source(record), record.regions)
+
+
+def regions_caption(record: ResultRecord) -> str | None:
+    """'#ff0000 starry_night · #000000 photo kept': what each colour of the mask got."""
+    if record.regions is None:
+        return None
+    return regions_text(record.regions, [s.name for s in record.styles])
 
 
 def caption(record: ResultRecord) -> str:

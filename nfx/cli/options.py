@@ -50,3 +50,11 @@ def settings_changes(args: argparse.Namespace) -> dict[str, Any]:
 def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
     """Settings from the defaults (or `base`), with the command line's values applied."""
     return (base or Settings()).with_changes(**settings_changes(args))
+
+
+def add_region_option(parser: argparse.ArgumentParser, more_help: str = "") -> None:
+    """--region COLOUR=STYLE (repeatable): what each colour of a mask gets (nfx.regions)."""
+    parser.add_argument("--region", action="append", dest="regions", metavar="COLOUR=STYLE",
+                        help="what a mask colour gets: '#ff0000=1' (the first style), "
+                             "'#00ff00=1+2' (a mix, weighted by --style-blend) or "
+                             "'#000000=photo' (kept as it is); once per colour" + more_help)

@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from nfx.cli.options import add_db_option, add_settings_options, settings_from_args
+from nfx.regions import RegionMap
+from nfx.cli.options import (add_db_option, add_region_option, add_settings_options,
+                             settings_from_args)
 from nfx.errors import InputError, NFXError
 from nfx.settings import FIELDS, parse_sweep
 from nfx.store.export import loss_columns
@@ -27,8 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "batch", help="queue contents × styles × sweeps",
         description="Queue one job per content image, style image and combination of swept "
                     "values. Jobs identical to a finished one reuse its result unless --force.")
-    batch.add_argument("--content", nargs="+", required=True, metavar="IMAGE")
+    batch.add_argument("--content", nargs="+", required=True, metavar="IMAGE[:MASK]",
+                       help="content images; PHOTO:MASK gives a photo a mask of regions, "
+                            "whose colours --region assigns to the --style images by number")
     batch.add_argument("--style", nargs="+", required=True, metavar="IMAGE")
+    add_region_option(batch, " (every masked photo's)")
     batch.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                        help="several values for one setting (repeatable), e.g. "
                             "style_weight=1e4,1e5,1e6")
@@ -94,6 +99,15 @@ def _read(path: str) -> tuple[str, bytes]:
     return file.name, file.read_bytes()
 
 
+def _photo_and_mask(text: str) -> tuple[str, str | None]:
+    """'photo.jpg:mask.png' -> (photo, mask); a path that is a file as given (a colon in its
+    name, a Windows drive) is a photo alone."""
+    photo, sep, mask = text.rpartition(":")
+    if not sep or Path(text).is_file() or not photo:
+        return text, None
+    return photo, mask
+
+
 def run_batch(args: argparse.Namespace) -> int:
     from nfx.queue import open_queue
 
@@ -104,11 +118,17 @@ def run_batch(args: argparse.Namespace) -> int:
         if name in sweep:
             raise InputError(f"{name} is swept twice")
         sweep[name] = values
-    contents = [_read(p) for p in args.content]
+    photos = [_photo_and_mask(p) for p in args.content]
+    contents = [_read(photo) for photo, _ in photos]
+    masks = {i: _read(mask) for i, (_, mask) in enumerate(photos) if mask is not None}
+    if args.regions and not masks:
+        raise InputError("--region needs a mask: give --content PHOTO:MASK")
+    regions = RegionMap.parse(args.regions) if args.regions else None
     styles = [_read(p) for p in args.style]
     batch = open_queue(args.db).create_batch_from_uploads(contents, styles, base, sweep,
                                                           name=args.name, force=args.force,
-                                                          priority=args.priority)
+                                                          priority=args.priority, masks=masks,
+                                                          regions=regions)
     print(f"batch {batch.id}: {batch.job_count} jobs queued"
           + (f" ({batch.reused_count} reused from earlier runs)" if batch.reused_count else ""))
     return 0
@@ -119,7 +139,9 @@ def jobs_table(jobs: Iterable[JobRecord]) -> pd.DataFrame:
     for job in jobs:
         row = {"job_id": job.id, "batch_id": job.batch_id, "status": job.status,
                "priority": job.priority, "attempts": job.attempts, "content": job.content_name,
-               "styles": ";".join(job.style_names), "result_id": job.result_id,
+               "styles": ";".join(job.style_names), "mask": job.mask_name,
+               "regions": job.regions.text() if job.regions else None,
+               "result_id": job.result_id,
                "reused": job.reused, "seconds": job.seconds, "error": job.error,
                "owner": job.owner}
         values = job.settings.model_dump(mode="json")

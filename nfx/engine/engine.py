@@ -35,6 +35,7 @@ from nfx.images import image_key, size_for_long_edge
 from nfx.planning import budget
 from nfx.planning.run_plan import ScalePlan, plan_scales
 from nfx.planning.work import WorkModel
+from nfx.regions import RegionInput, check as check_regions, kept_weight
 from nfx.run_record import RunRecord, ScaleImage
 from nfx.settings import Settings
 
@@ -136,16 +137,23 @@ class Engine:
     def stylize(self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings,
                 on_progress: Callable[[Progress], bool | None] | None = None,
                 preview_every: int = 10, resume: ScaleImage | None = None,
-                on_scale_done: Callable[[ScaleImage], None] | None = None) -> RunRecord:
+                on_scale_done: Callable[[ScaleImage], None] | None = None,
+                regions: RegionInput | None = None) -> RunRecord:
         """Optimise an image with the content of `content` and the style of `styles`.
 
         `resume` continues a run whose first scales finished earlier (same inputs and
-        settings); `on_scale_done` receives each finished scale but the last."""
+        settings); `on_scale_done` receives each finished scale but the last; `regions`
+        gives each area of a mask its own style entry, or keeps the photo there."""
         if not styles:
             raise InputError("at least one style image is needed")
         if settings.style_blend and len(settings.style_blend) != len(styles):
             raise InputError(f"style_blend has {len(settings.style_blend)} weights for "
                              f"{len(styles)} style images")
+        if regions is not None:
+            check_regions(regions.mask, regions.regions, content.size, len(styles))
+            if settings.init == "preview":
+                raise InputError("init: preview does not take a region mask; use init: "
+                                 "content")
         started = time.perf_counter()
         s = settings
         precision = resolve_precision(s.precision, self.device)
@@ -166,7 +174,7 @@ class Engine:
         for plan in plans[first:]:
             t0 = time.perf_counter()
             objective = self.targets.objective(content, styles, keys, plan.size, s, precision,
-                                               plan.memory)
+                                               plan.memory, regions)
             timings["targets"] += time.perf_counter() - t0
             if pixels is None:
                 pixels = self._initial(content, styles, plan.size, s)
@@ -182,12 +190,16 @@ class Engine:
                      self._recorder(plan, pixels, s.steps, history, on_progress, preview_every))
             timings["optimise"] += time.perf_counter() - t0
             pixels = pixels.detach().clamp(0, 255)
+            if regions is not None:
+                pixels = self._keep_photo(pixels, content, regions, plan.size, s)
             if on_scale_done is not None and plan.index < plan.count - 1:
                 on_scale_done(ScaleImage(plan.index + 1, to_image(pixels), list(history)))
 
         assert pixels is not None
         if s.preserve_color == "luminance":
             pixels = color.recombine_chroma(pixels, self.targets.pixels(content, final))
+            if regions is not None:  # the kept regions' colour is the photo's too
+                pixels = self._keep_photo(pixels, content, regions, final, s, final=True)
         image = to_image(pixels)
         last = history[-1] if history else {}
         losses = {k: v for k, v in last.items() if k not in ("iteration", "scale")}
@@ -196,6 +208,24 @@ class Engine:
                          precision=precision, resumed_from_scale=first,
                          iterations_run=len(history) - resumed_history, timings=timings,
                          optimizers=[plan.memory.optimizer for plan in plans])
+
+    def _keep_photo(self, pixels: torch.Tensor, content: Image.Image, regions: RegionInput,
+                    size: tuple[int, int], s: Settings, *, final: bool = False
+                    ) -> torch.Tensor:
+        """The photo itself where a region keeps it, blended over the feather: the
+        optimisation leaves those areas near the photo (no style term pulls them), and this
+        takes out what the neighbouring regions' receptive fields still wrote there. While
+        a `luminance` run optimises brightness only, the photo's brightness; at its end
+        (`final`), the photo in colour."""
+        keep = kept_weight(regions.mask, regions.regions, size,
+                           s.region_feather * max(size) / s.size)
+        if keep is None:
+            return pixels
+        weight = torch.from_numpy(keep).to(pixels.device, pixels.dtype)[None, None]
+        photo = self.targets.pixels(content, size).to(pixels.dtype)
+        if s.preserve_color == "luminance" and not final:
+            photo = color.luminance(photo)
+        return photo * weight + pixels * (1 - weight)
 
     @staticmethod
     def _recorder(plan: ScalePlan, pixels: torch.Tensor, steps: int,
@@ -275,13 +305,14 @@ class Engine:
                                 layers, "max")
 
     def evaluate(self, image: Image.Image, content: Image.Image, styles: Sequence[Image.Image],
-                 settings: Settings) -> dict[str, float]:
-        """The objective's terms for a finished image at its own size (no optimisation)."""
+                 settings: Settings, regions: RegionInput | None = None) -> dict[str, float]:
+        """The objective's terms for a finished image at its own size (no optimisation);
+        with `regions`, the style term is the regions' guided one."""
         precision = resolve_precision(settings.precision, self.device)
         keys: Keys = (image_key(content), [image_key(style) for style in styles])
         plan = budget.plan_run([image.size], settings, precision, self.device)[image.size]
         objective = self.targets.objective(content, styles, keys, image.size, settings,
-                                           precision, plan)  # in tiles if it needs them
+                                           precision, plan, regions)  # in tiles if needed
         with torch.no_grad(), autocast(self.device, precision):
             total, terms = objective(to_pixels(image, self.device))
         return {**{name: float(value) for name, value in terms.items()}, "total": float(total)}

@@ -38,7 +38,7 @@ def tensor_sum(terms: Sequence[torch.Tensor]) -> torch.Tensor:
     return result
 
 
-def _rows(features: torch.Tensor) -> torch.Tensor:
+def feature_rows(features: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) features as (H*W, C) rows: a free view of a channels_last tensor."""
     return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
 
@@ -62,7 +62,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx: AutogradContext, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)
-        rows = _rows(features)
+        rows = feature_rows(features)
         return (rows.T @ rows).float() / rows.shape[0]
 
     @staticmethod
@@ -91,7 +91,7 @@ class _CentredMoments(torch.autograd.Function):
     def forward(ctx: AutogradContext, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = features.mean((0, 2, 3), dtype=torch.float32)
         centre = mean.to(features.dtype)  # what is subtracted, exactly, in the features' dtype
-        rows = _rows(features - centre.view(1, -1, 1, 1))
+        rows = feature_rows(features - centre.view(1, -1, 1, 1))
         cov = (rows.T @ rows).float() / rows.shape[0]
         ctx.save_for_backward(features, centre)
         return cov, mean
@@ -223,6 +223,15 @@ class LayeredStyleLoss(nn.Module):
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.from_moments({layer: self.moments(features[layer])
                                   for layer in self.weighted_layers})
+
+    # The region interface (nfx.engine.guided.GuidedStyleLoss has several regions): an
+    # unguided loss has one region, every position weighing 1.
+
+    def region_weights(self, layer: str, height: int, width: int) -> list[torch.Tensor | None]:
+        return [None]
+
+    def from_region_moments(self, moments: dict[str, list[Moments]]) -> torch.Tensor:
+        return self.from_moments({layer: found[0] for layer, found in moments.items()})
 
 
 class GramStyleLoss(LayeredStyleLoss):

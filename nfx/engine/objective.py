@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nfx.engine.guided import GuidedStyleLoss
 from nfx.engine.losses import ContentLoss, LayeredStyleLoss, TVLoss, tensor_sum, vgg_features
 from nfx.layers import in_order
 
@@ -29,7 +30,7 @@ class Objective(nn.Module):
     """Σ weight · term; `forward` returns (total, {term: unweighted value})."""
 
     def __init__(self, model: nn.Module, pooling: str, content: ContentLoss,
-                 style: LayeredStyleLoss, weights: dict[str, float]) -> None:
+                 style: LayeredStyleLoss | GuidedStyleLoss, weights: dict[str, float]) -> None:
         super().__init__()
         self.model, self.pooling = model, pooling
         self.content, self.style, self.tv = content, style, TVLoss()  # registered modules

@@ -15,12 +15,15 @@ from PIL import Image
 from nfx.caches import BoundedCache
 from nfx.engine import color, tiling
 from nfx.engine.devices import autocast
-from nfx.engine.losses import STYLE_LOSSES, ContentLoss, Moments, blend, raw_moments, vgg_features
+from nfx.engine.guided import GuidedStyleLoss
+from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, LayeredStyleLoss, Moments, blend,
+                               raw_moments, vgg_features)
 from nfx.engine.objective import Objective
 from nfx.engine.tensors import to_pixels
 from nfx.engine.vgg import VGG19Features
 from nfx.images import resize, size_for_area
 from nfx.planning import budget
+from nfx.regions import RegionInput, weights as region_weights
 from nfx.settings import Settings
 
 Keys = tuple[str, list[str]]  # the content's and each style's image_key
@@ -107,18 +110,40 @@ class Targets:
 
     def objective(self, content: Image.Image, styles: Sequence[Image.Image], keys: Keys,
                   size: tuple[int, int], s: Settings, precision: str,
-                  plan: budget.MemoryPlan | None = None) -> Objective | tiling.TiledObjective:
+                  plan: budget.MemoryPlan | None = None, regions: RegionInput | None = None
+                  ) -> Objective | tiling.TiledObjective:
         """The objective at one size; evaluated in tiles (nfx.engine.tiling) if the plan
-        says so."""
+        says so; with `regions`, each region's style term over its own positions."""
         content_key, style_keys = keys
         content_loss = ContentLoss(s.content_layer, self.content(
             content, content_key, size, s, precision, plan))
         moments = [self.style(style, key, content, content_key, size, s, precision, plan)
                    for style, key in zip(styles, style_keys)]
-        style_loss = STYLE_LOSSES[s.style_loss](blend(moments, s.style_blend),
-                                                s.style_layer_weights)
+        style_loss: LayeredStyleLoss | GuidedStyleLoss
+        if regions is None:
+            style_loss = STYLE_LOSSES[s.style_loss](blend(moments, s.style_blend),
+                                                    s.style_layer_weights)
+        else:
+            style_loss = self._guided(moments, size, s, regions)
         weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
         objective = Objective(self.model, s.pooling, content_loss, style_loss, weights)
         if plan is not None and plan.tile:
             return tiling.TiledObjective(objective, plan.tile)
         return objective
+
+    def _guided(self, moments: list[dict[str, Moments]], size: tuple[int, int], s: Settings,
+                regions: RegionInput) -> GuidedStyleLoss:
+        """One style loss per styled region, against its entry's blend of the styles, guided
+        by the region's soft mask at this size (the feather scaled from the output's)."""
+        feather = s.region_feather * max(size) / s.size
+        soft = region_weights(regions.mask, regions.regions, size, feather)
+        blend_weights = s.style_blend or (1.0,) * len(moments)
+        losses, masks = [], []
+        for region, weight in zip(regions.regions.regions, soft):
+            if region.keeps_photo:
+                continue
+            chosen = [i - 1 for i in region.styles]
+            target = blend([moments[i] for i in chosen], [blend_weights[i] for i in chosen])
+            losses.append(STYLE_LOSSES[s.style_loss](target, s.style_layer_weights))
+            masks.append(torch.from_numpy(weight))
+        return GuidedStyleLoss(losses, torch.stack(masks).to(self.device))

@@ -35,6 +35,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from nfx.engine.guided import (RegionRows, add_feature_gradient, region_rows,
+                               weighted_moments, zero_gradient)
 from nfx.engine.losses import AutogradContext, Moments, gram, vgg_features
 from nfx.engine.objective import Objective
 from nfx.layers import layer as vgg_layer
@@ -50,11 +52,24 @@ class _MomentSums:
     """A layer's first and second moments summed over blocks, in fp64."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count: float = 0
         self.first: torch.Tensor | float = 0.0  # a tensor once a block is added
         self.second: torch.Tensor | float = 0.0
 
-    def add(self, features: torch.Tensor, centred: bool) -> None:
+    def add(self, features: torch.Tensor, centred: bool, region: RegionRows | None = None
+            ) -> None:
+        """Add a block's features; `region`: a region's weighted positions among them
+        (nfx.engine.guided), None: every position weighs 1."""
+        if region is not None:
+            if region.weight.numel() == 0:
+                return
+            second, mean, _ = weighted_moments(features, region, centred)
+            if centred:
+                second = second + torch.outer(mean, mean)
+            self.count += float(region.total)
+            self.first = self.first + float(region.total) * mean.double()
+            self.second = self.second + float(region.total) * second.double()
+            return
         count = features.shape[2] * features.shape[3]
         with torch.autocast(features.device.type, enabled=False):
             mean = features.mean((0, 2, 3), dtype=torch.float32)
@@ -70,7 +85,7 @@ class _MomentSums:
     def _averages(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(first, second) moments averaged over the positions of every block added."""
         assert isinstance(self.first, torch.Tensor) and isinstance(self.second, torch.Tensor), \
-            "every image has at least one block"
+            "every image has at least one block, every region weight somewhere"
         return self.first / self.count, self.second / self.count
 
     def moments(self, centred: bool) -> Moments:
@@ -153,6 +168,16 @@ class TiledObjective(nn.Module):
     def __init__(self, objective: Objective, tile: int) -> None:
         super().__init__()
         self.objective, self.tile = objective, tile
+        # a guided loss's regions in each block, found once (the blocks stay put)
+        self._block_rows: dict[tuple[str, int, tuple[int, int, int, int]], RegionRows] = {}
+
+    def _rows(self, layer: str, index: int, block: Block, weight: torch.Tensor) -> RegionRows:
+        """Region `index`'s weighted positions among a block's interior features."""
+        rows, cols = block.world(vgg_layer(layer).stride)
+        key = (layer, index, (rows.start, rows.stop, cols.start, cols.stop))
+        if key not in self._block_rows:
+            self._block_rows[key] = region_rows(weight[rows, cols])
+        return self._block_rows[key]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         o = self.objective
@@ -161,7 +186,10 @@ class TiledObjective(nn.Module):
         source, image = image, image.detach()
         style_layers = o.style.weighted_layers
         content = o.content
-        sums = {layer: _MomentSums() for layer in style_layers}
+        height, width = image.shape[2:]
+        # each layer's regions' weights at its grid (one None region: unguided)
+        guides = {layer: o.style.region_weights(layer, height, width) for layer in style_layers}
+        sums = {layer: [_MomentSums() for _ in guides[layer]] for layer in style_layers}
         content_error = torch.zeros((), dtype=torch.float64, device=image.device)
         kept = None
         for index, block in enumerate(tiles):  # pass 1: the loss's sums
@@ -171,7 +199,12 @@ class TiledObjective(nn.Module):
                 found = vgg_features(o.model, pixels, o.layers, o.pooling)
             with torch.no_grad():
                 for layer in style_layers:
-                    sums[layer].add(interior(found[layer], block, layer), o.style.centred)
+                    inner = interior(found[layer], block, layer)
+                    for index, (region_sums, weight) in enumerate(zip(sums[layer],
+                                                                      guides[layer])):
+                        region_sums.add(inner, o.style.centred,
+                                        None if weight is None
+                                        else self._rows(layer, index, block, weight))
                 content_error += self._content_difference(found, block).square().sum()
             if keep:
                 kept = (block, pixels, found)
@@ -181,11 +214,12 @@ class TiledObjective(nn.Module):
             return Moments(m.second.requires_grad_(want_grad),
                            m.mean.requires_grad_(want_grad) if m.mean is not None else None)
 
-        moments = {layer: as_leaves(sums[layer].moments(o.style.centred))
+        moments = {layer: [as_leaves(region.moments(o.style.centred)) for region in sums[layer]]
                    for layer in style_layers}
         pixels = image.detach().requires_grad_(want_grad)  # an alias: TV copies nothing
         with torch.enable_grad():
-            style = o.style.from_moments(moments) if style_layers else image.new_zeros(())
+            style = (o.style.from_region_moments(moments) if style_layers
+                     else image.new_zeros(()))
             tv = o.tv(pixels)
         terms = {"content": (content_error * content.normaliser).float(), "style": style,
                  "tv": tv}
@@ -194,15 +228,16 @@ class TiledObjective(nn.Module):
         if not want_grad:
             return total.detach(), terms
 
-        leaves = [t for m in moments.values() for t in m if t is not None]
+        leaves = [t for regions in moments.values() for m in regions for t in m if t is not None]
         found_grads = torch.autograd.grad(total, [pixels, *leaves], allow_unused=True)
         gradient = found_grads[0]
-        style_grads: dict[str, tuple[torch.Tensor, ...]] = {}
-        position = 1
+        style_grads: dict[str, list[tuple[torch.Tensor, ...]]] = {}
+        position, size = 1, 1 + o.style.centred
         for layer in style_layers:
-            width = 1 + o.style.centred
-            style_grads[layer] = found_grads[position:position + width]
-            position += width
+            style_grads[layer] = []
+            for _ in moments[layer]:
+                style_grads[layer].append(found_grads[position:position + size])
+                position += size
         assert kept is not None, "with gradient, pass 1 kept its last block"
         order: list[tuple[Block, torch.Tensor | None, dict[str, torch.Tensor] | None]] = [
             kept, *[(block, None, None) for block in tiles[:-1]]]
@@ -214,7 +249,7 @@ class TiledObjective(nn.Module):
                 with torch.enable_grad():
                     block_found = vgg_features(o.model, block_pixels, o.layers, o.pooling)
             outputs, grads = self._feature_gradients(block_found, block, moments, style_grads,
-                                                     sums)
+                                                     sums, guides)
             torch.autograd.backward(outputs, grads)
             assert block_pixels.grad is not None, "the block's features depend on its pixels"
             gradient[..., block.region[0], block.region[1]] += block_pixels.grad
@@ -230,14 +265,16 @@ class TiledObjective(nn.Module):
                                   rows, cols)
 
     def _feature_gradients(self, found: dict[str, torch.Tensor], block: Block,
-                           moments: dict[str, Moments],
-                           style_grads: dict[str, tuple[torch.Tensor, ...]],
-                           sums: dict[str, _MomentSums]
+                           moments: dict[str, list[Moments]],
+                           style_grads: dict[str, list[tuple[torch.Tensor, ...]]],
+                           sums: dict[str, list[_MomentSums]],
+                           guides: dict[str, list[torch.Tensor | None]]
                            ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The closed-form gradient of the total with respect to each used layer's features in
         this block: zero in the margin; in the interior, for G = Σ f fᵀ / N (or Σ the
         covariance about μ), (S + Sᵀ)(f − μ)/N + dμ/N with S = dLoss/dG and dμ = dLoss/dμ,
-        plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖²."""
+        plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖²; a guided region's the same over its
+        positions, weighted by them (nfx.engine.guided.add_feature_gradient)."""
         o = self.objective
         outputs: list[torch.Tensor] = []
         grads: list[torch.Tensor] = []
@@ -246,13 +283,16 @@ class TiledObjective(nn.Module):
             inner = interior(feature, block, layer)
             with torch.no_grad(), torch.autocast(feature.device.type, enabled=False):
                 grad = torch.zeros((), dtype=torch.float32, device=feature.device)
-                if layer in style_grads:
-                    second, *rest = style_grads[layer]
-                    n = sums[layer].count
+                if layer in style_grads and guides[layer][0] is not None:
+                    grad = self._guided_gradient(inner, block, layer, moments[layer],
+                                                 style_grads[layer], sums[layer], guides[layer])
+                elif layer in style_grads:
+                    second, *rest = style_grads[layer][0]
+                    n = sums[layer][0].count
                     weight = ((second + second.T) / n).to(feature.dtype)
                     centre = inner
                     if rest:
-                        mean = moments[layer].mean
+                        mean = moments[layer][0].mean
                         assert mean is not None, "a centred loss's moments have their means"
                         centre = inner - mean.detach().to(
                             feature.dtype).view(1, -1, 1, 1)
@@ -269,3 +309,21 @@ class TiledObjective(nn.Module):
             grads.append(full)
         return outputs, grads
 
+    def _guided_gradient(self, inner: torch.Tensor, block: Block, layer: str,
+                         moments: list[Moments], style_grads: list[tuple[torch.Tensor, ...]],
+                         sums: list[_MomentSums], guides: list[torch.Tensor | None]
+                         ) -> torch.Tensor:
+        """The style gradient at a block's interior features from every region's moments,
+        each over the region's positions in the block, divided by its mass in the image."""
+        gradient, out_rows = zero_gradient(inner, torch.float32)
+        for index, (found, grads, region_sums, weight) in enumerate(zip(moments, style_grads,
+                                                                        sums, guides)):
+            assert weight is not None, "a guided loss weighs every region"
+            region = self._rows(layer, index, block, weight)
+            if region.weight.numel() == 0:
+                continue
+            second, *rest = grads
+            centre = None if found.mean is None else found.mean.detach().to(inner.dtype)
+            add_feature_gradient(out_rows, inner, region, second,
+                                 rest[0] if rest else None, centre, region_sums.count)
+        return gradient

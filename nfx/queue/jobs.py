@@ -24,12 +24,14 @@ from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from nfx.errors import InputError
+from nfx.images import load_image
 from nfx.queue import deaths
 from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning.batch import input_digest
+from nfx.regions import RegionMap, read_mask
 from nfx.run_record import InputRef, RunRecord
 from nfx.settings import Settings
-from nfx.store.blobs import delete_unreferenced, put_blob
+from nfx.store.blobs import delete_unreferenced, get_blob, put_blob
 from nfx.store.gallery import finished_result
 from nfx.store.models import Image, Job, JobStyle, Result, Worker, utcnow
 from nfx.store.setting_columns import setting_values
@@ -61,6 +63,8 @@ class Claim:
     styles: tuple[InputRef, ...]
     settings: Settings
     checkpoint: Checkpoint | None = None
+    mask: InputRef | None = None  # a job with regions: its mask, and each colour's styles
+    regions: RegionMap | None = None
 
 
 class Ownership(Enum):
@@ -119,18 +123,30 @@ def mark_reused(job: Job, result: Result) -> None:
 
 def add_job(session: Session, *, content: Image, styles: Sequence[Image], settings: Settings,
             batch_id: int | None = None, force: bool = False, priority: int = 0,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS, owner: str = LOCAL_NAME) -> Job:
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, mask: Image | None = None,
+            regions: RegionMap | None = None, owner: str = LOCAL_NAME) -> Job:
     """Queue one job for `owner`, or record it as done at once when an identical run already
-    finished."""
+    finished. A job with regions (`mask` and `regions`) is checked against its photo and
+    styles now: a bad mask is refused in one line and nothing is queued."""
     if content.role != "content" or any(s.role != "style" for s in styles):
         raise InputError("jobs take one content image and style images")
-    digest = input_digest(content.sha256, [s.sha256 for s in styles], settings)
+    if (mask is None) != (regions is None):
+        raise InputError("a mask needs its regions' assignments, and regions a mask")
+    if mask is not None and regions is not None:
+        if mask.role != "mask":
+            raise InputError(f"image {mask.id} is a {mask.role} image, not a mask")
+        refuse_regions(settings)
+        read_mask(load_image(get_blob(session, mask.sha256), mask.name), regions,
+                  (content.width, content.height), len(styles))
+    digest = input_digest(content.sha256, [s.sha256 for s in styles], settings,
+                          _identity(mask, regions))
     job = Job(batch_id=batch_id, content=content, settings_json=settings.to_json(),
               input_digest=digest, force=force, priority=priority, max_attempts=max_attempts,
               status=JobStatus.QUEUED, attempts=0, total_iterations=0, losses={},
               reused=False, created_at=utcnow(), owner=owner,
               **run_fields_reset(keep_checkpoint=False),
-              **setting_values(settings))
+              **setting_values(settings), mask=mask,
+              regions=regions.as_json() if regions is not None else None)
     job.styles = [JobStyle(position=i, image=s) for i, s in enumerate(styles)]
     if not force and (result := finished_result(session, digest)) is not None:
         mark_reused(job, result)
@@ -185,11 +201,31 @@ def retry(session: Session, job_id: int, changes: dict[str, Any] | None = None,
     return job
 
 
+def refuse_regions(settings: Settings) -> None:
+    """Regions are the optimiser's: one line for the settings that cannot take a mask."""
+    if settings.method == "feedforward":
+        raise InputError("regions need method gatys: the feed-forward network styles the "
+                         "whole picture")
+    if settings.init == "preview":
+        raise InputError("init: preview does not take a region mask; use init: content")
+
+
+def _identity(mask: Image | None, regions: RegionMap | None) -> list[object] | None:
+    """What regions add to a run's identity (as nfx.regions.RegionInput.identity)."""
+    if mask is None or regions is None:
+        return None
+    return [mask.sha256, regions.as_json()]
+
+
+def job_regions(job: Job) -> RegionMap | None:
+    return RegionMap.from_json(job.regions) if job.regions else None
+
+
 def _set_settings(job: Job, settings: Settings) -> None:
     """A job's settings, with what derives from them: its identity and the indexed columns."""
     job.settings_json = settings.to_json()
     job.input_digest = input_digest(job.content.sha256, [s.image.sha256 for s in job.styles],
-                                    settings)
+                                    settings, _identity(job.mask, job_regions(job)))
     for name, value in setting_values(settings).items():
         setattr(job, name, value)
 
@@ -332,7 +368,9 @@ def claim_next(session: Session, worker: str, lease: float = DEFAULT_LEASE_SECON
         return Claim(job_id=job.id, attempt=job.attempts, worker=worker,
                      content=InputRef(job.content.name, job.content.sha256),
                      styles=tuple(InputRef(s.image.name, s.image.sha256) for s in job.styles),
-                     settings=Settings.from_json(job.settings_json), checkpoint=checkpoint)
+                     settings=Settings.from_json(job.settings_json), checkpoint=checkpoint,
+                     mask=InputRef(job.mask.name, job.mask.sha256) if job.mask else None,
+                     regions=job_regions(job))
 
 
 def _owned(claim: Claim) -> ColumnElement[bool]:

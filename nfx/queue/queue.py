@@ -28,6 +28,7 @@ from nfx.queue import jobs, workers
 from nfx.queue.jobs import Claim, Ownership
 from nfx.queue.records import BatchRecord, JobRecord, WorkerRecord
 from nfx.run_record import RunRecord
+from nfx.regions import RegionMap
 from nfx.settings import Settings
 from nfx.status import ACTIVE, STATUSES, JobStatus, WorkerState
 from nfx.store import Store, open_store
@@ -68,13 +69,25 @@ class Queue:
                                   styles: Sequence[tuple[str, bytes]], base: Settings,
                                   sweep: Mapping[str, Sequence[Any]] | None = None,
                                   name: str | None = None, force: bool = False,
-                                  priority: int = 0, person: Person = LOCAL) -> BatchRecord:
-        """Uploads and the batch in one transaction: a bad file leaves nothing behind."""
+                                  priority: int = 0,
+                                  masks: Mapping[int, tuple[str, bytes]] | None = None,
+                                  regions: RegionMap | None = None,
+                                  person: Person = LOCAL) -> BatchRecord:
+        """Uploads and the batch in one transaction, `person`'s: a bad file leaves nothing
+        behind. `masks` (name, bytes) by the position of their photo in `contents` share
+        `regions` out: each colour's number names a style of `styles`."""
         planner.plan_batch([0] * len(contents), [0] * len(styles), base, sweep)  # validate
+        masks = masks or {}
+        if masks and regions is None:
+            raise InputError("a mask needs its regions' assignments, like --region "
+                             "'#ff0000=1'")
         with self.store.write() as session:
             content_ids = [add_image_row(session, d, n, "content").id for n, d in contents]
             style_ids = [add_image_row(session, d, n, "style").id for n, d in styles]
-            plan = planner.plan_batch(content_ids, style_ids, base, sweep)
+            plans = {content_ids[i]: planner.MaskPlan(add_image_row(session, d, n, "mask").id,
+                                                      regions)
+                     for i, (n, d) in masks.items() if regions is not None}
+            plan = planner.plan_batch(content_ids, style_ids, base, sweep, plans)
             batch = _create_batch(session, plan, base, sweep, name, force, priority, None,
                                   person.name)
             self._check_cap(session, person.name, batch.counts.get(JobStatus.QUEUED, 0))
@@ -96,7 +109,8 @@ class Queue:
             job = jobs.add_job(session, content=source.content,
                                 styles=[s.image for s in source.styles], settings=settings,
                                 force=not changes if force is None else force,
-                                priority=priority, owner=person.name)
+                                priority=priority, mask=source.mask,
+                                regions=jobs.job_regions(source), owner=person.name)
             job.source_result_id = result_id
             session.flush()
             self._check_cap(session, person.name, int(job.status == JobStatus.QUEUED))
@@ -343,7 +357,8 @@ def _submitted(session: Session, submission: str | None) -> BatchRecord | None:
 def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settings,
                   sweep: Mapping[str, Sequence[Any]] | None, name: str | None, force: bool,
                   priority: int, submission: str | None, owner: str) -> BatchRecord:
-    ids = {p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
+    ids = ({p.content_id for p in plan} | {s for p in plan for s in p.style_ids}
+           | {p.mask_id for p in plan if p.mask_id is not None})
     images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_(ids)))}
     missing = sorted(ids - set(images))
     if missing:
@@ -360,7 +375,9 @@ def _create_batch(session: Session, plan: list[planner.PlannedJob], base: Settin
     for p in plan:
         jobs.add_job(session, content=images[p.content_id],
                       styles=[images[s] for s in p.style_ids], settings=p.settings,
-                      batch_id=batch.id, force=force, priority=priority, owner=owner)
+                      batch_id=batch.id, force=force, priority=priority,
+                      mask=images[p.mask_id] if p.mask_id is not None else None,
+                      regions=p.regions, owner=owner)
     session.flush()
     return _batch_record(session, batch)
 
@@ -401,4 +418,6 @@ def _job_record(session: Session, job: Job, seconds: float | None = None) -> Job
         heartbeat_at=job.heartbeat_at, seconds=seconds, lease_until=job.lease_until,
         checkpoint_scales=job.checkpoint_scales or 0, seconds_left=job.seconds_left,
         source_result_id=job.source_result_id, blamed_deaths=job.blamed_deaths or 0,
-        deaths=tuple(job.deaths or ()), owner=job.owner)
+        deaths=tuple(job.deaths or ()), mask_id=job.mask_id,
+        mask_name=job.mask.name if job.mask else None, regions=jobs.job_regions(job),
+        owner=job.owner)

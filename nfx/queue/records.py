@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nfx.regions import RegionMap
 from nfx.people import LOCAL_NAME
 from nfx.settings import Settings
 from nfx.status import JobStatus
@@ -60,6 +61,9 @@ class JobRecord:
     source_result_id: int | None = None  # a re-run: the result it started from
     blamed_deaths: int = 0  # worker deaths the evidence blamed on it (nfx.queue.deaths)
     deaths: tuple[dict[str, Any], ...] = ()  # every worker death while it ran: evidence
+    mask_id: int | None = None  # regions: the mask picture, and what each colour gets
+    mask_name: str | None = None
+    regions: RegionMap | None = None
     owner: str = LOCAL_NAME  # who queued it (nfx.people)
 
 

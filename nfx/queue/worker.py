@@ -36,6 +36,7 @@ from nfx import host_memory
 from nfx.errors import Canceled, DatabaseUnavailable, NFXError, StorageRefused
 from nfx.feedforward.runs import feedforward_run
 from nfx.images import color_profile, load_image, thumbnail_bytes
+from nfx.regions import RegionInput
 from nfx.run_record import InputRef, RunRecord, ScaleImage, run_png
 from nfx.planning.work import WorkModel
 from nfx.queue.patience import Patience
@@ -172,6 +173,7 @@ class JobRun:
         self.first_progress: tuple[float, float] | None = None  # (time, fraction) this attempt
         self.refusal: str | None = None  # why the database would not store the result
         self.refs: list[InputRef] = []  # the inputs as the PNG's record names them
+        self.regions: RegionInput | None = None
 
     def seconds_left(self, fraction: float, now: float) -> float | None:
         """This attempt's pace so far, applied to the work left (None until it has one)."""
@@ -218,6 +220,15 @@ class JobRun:
             LOG.warning("job %s: scale %d not kept (%s)", self.claim.job_id, scale.scales_done,
                         exc)
 
+    def _regions(self, content: Image.Image, style_count: int) -> RegionInput | None:
+        """The job's mask and assignments, checked against its photo (None: no regions)."""
+        mask, regions = self.claim.mask, self.claim.regions
+        if mask is None or regions is None:
+            return None
+        picture = self.patience(self.pictures.get, mask.sha256, "mask").image
+        return RegionInput.checked(picture, mask.sha256, regions, content.size, style_count,
+                                   mask.name)
+
     def _resume_point(self) -> ScaleImage | None:
         checkpoint = self.claim.checkpoint
         if checkpoint is None:
@@ -244,6 +255,7 @@ class JobRun:
             # what the PNG's record says of each input: the colour profile converted
             self.refs = [replace(ref, profile=picture.profile) for ref, picture in
                          zip((self.claim.content, *self.claim.styles), inputs)]
+            self.regions = self._regions(content, len(styles))
             resume = self._resume_point()
         except (DatabaseUnavailable, StorageRefused):
             raise
@@ -258,7 +270,8 @@ class JobRun:
             return self.engine.stylize(content, styles, self.claim.settings,
                                        on_progress=self.on_progress,
                                        preview_every=self.options.preview_every,
-                                       resume=resume, on_scale_done=self.on_scale_done)
+                                       resume=resume, on_scale_done=self.on_scale_done,
+                                       regions=self.regions)
         except Canceled:
             return self._stopped()
         except Exception as exc:  # the engine's trouble is this job's, not the worker's
@@ -272,7 +285,7 @@ class JobRun:
         """The run's PNG and thumbnail into the gallery: DONE, LOST (the job went on
         elsewhere) or RELEASED (the database would not store it: the job goes back, with
         why; nothing was written)."""
-        png = run_png(run, self.refs[0], self.refs[1:], job_id=self.claim.job_id)
+        png = run_png(run, self.refs[0], self.refs[1:], self.regions, job_id=self.claim.job_id)
         try:
             result_id = self.patience(self.queue.finish, self.claim, run, png,
                                       thumbnail_bytes(run.image))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nfx.regions import RegionMap
 from nfx.people import LOCAL_NAME
 from nfx.settings import Settings
 from nfx.status import JobStatus
@@ -16,7 +17,7 @@ class ImageRecord:
     id: int
     sha256: str
     name: str
-    role: str  # "content" | "style"
+    role: str  # "content" | "style" | "mask"
     width: int
     height: int
     added_at: datetime
@@ -46,6 +47,8 @@ class GalleryCard:
     error: str | None
     made_at: datetime | None = None  # when the result was made (the job's finished_at)
     source_result_id: int | None = None  # a re-run: the result it started from
+    mask: ImageRecord | None = None  # a run with regions: its mask, what each colour got
+    regions: RegionMap | None = None
     owner: str = LOCAL_NAME  # who queued the job (nfx.people)
 
 
@@ -71,4 +74,6 @@ class ResultRecord:
     resumed_from_scale: int = 0  # scales before this one came from a checkpoint
     iterations_run: int | None = None  # None: recorded before runs counted them
     source_result_id: int | None = None  # a re-run: the result it started from
+    mask: ImageRecord | None = None  # a run with regions: its mask, what each colour got
+    regions: RegionMap | None = None
     owner: str = LOCAL_NAME  # who queued the job that made it (nfx.people)

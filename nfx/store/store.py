@@ -26,6 +26,7 @@ from nfx.errors import DatabaseUnavailable, InputError, StorageRefused
 from nfx.labels import result_ref, varying_fields
 from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning import batch as planner
+from nfx.regions import RegionMap
 from nfx.settings import Settings
 from nfx.status import JobStatus
 from nfx.store import db, export, gallery, outages
@@ -33,7 +34,7 @@ from nfx.store.blobs import delete_unreferenced, get_blob, put_blob, thumbnail_s
 from nfx.store.models import Batch, Image, Job, Result, ResultTag, Star, Tag, utcnow
 from nfx.store.records import GalleryCard, ImageRecord, ResultRecord
 
-ROLES = ("content", "style")
+ROLES = ("content", "style", "mask")  # a mask: a picture of regions (nfx.regions)
 PATIENCE_SECONDS = 5.0  # how long one transaction waits for an unreachable database
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.1, 2.0
 THUMBNAIL_SIZE = 256
@@ -224,15 +225,16 @@ class Store:
             return list(session.scalars(select(Job.owner).distinct().order_by(Job.owner)))
 
     def find_result(self, image_sha256: str, content_sha256: str | None = None,
-                    style_sha256s: Sequence[str] = (), settings: Settings | None = None
-                    ) -> int | None:
+                    style_sha256s: Sequence[str] = (), settings: Settings | None = None,
+                    regions: Sequence[object] | None = None) -> int | None:
         """The gallery's result for a PNG: the one stored with exactly these bytes, else the
-        finished run of these inputs and settings (a PNG the CLI made, say); None if none."""
+        finished run of these inputs, settings and regions (nfx.planning.batch.input_digest;
+        a PNG the CLI made, say); None if none."""
         with self.read() as session:
             found = session.scalar(select(Result.id).where(Result.image_sha256 == image_sha256)
                                    .limit(1))
             if found is None and content_sha256 and settings is not None:
-                digest = planner.input_digest(content_sha256, style_sha256s, settings)
+                digest = planner.input_digest(content_sha256, style_sha256s, settings, regions)
                 result = gallery.finished_result(session, digest)
                 found = result.id if result is not None else None
             return found
@@ -331,7 +333,7 @@ class Store:
 
 def _role(role: str) -> str:
     if role not in ROLES:
-        raise InputError(f"image role must be 'content' or 'style', not {role!r}")
+        raise InputError(f"image role must be one of {', '.join(ROLES)}, not {role!r}")
     return role
 
 
@@ -401,7 +403,14 @@ def _card(job: Job, result: Result | None, favourite: bool) -> GalleryCard:
         favourite=favourite,
         tags=tuple(t.name for t in result.tags) if result else (), progress=job.progress,
         error=job.error, made_at=job.finished_at, source_result_id=job.source_result_id,
-        owner=job.owner)
+        owner=job.owner, **_regions(job))
+
+
+def _regions(job: Job) -> dict[str, Any]:
+    """A job's mask and assignments, as its records carry them."""
+    if job.mask is None or not job.regions:
+        return {}
+    return {"mask": image_record(job.mask), "regions": RegionMap.from_json(job.regions)}
 
 
 def _result_record(session: Session, result: Result, job: Job | None = None,
@@ -421,4 +430,4 @@ def _result_record(session: Session, result: Result, job: Job | None = None,
         tags=tuple(t.name for t in result.tags),
         resumed_from_scale=result.resumed_from_scale or 0,
         iterations_run=result.iterations_run, source_result_id=job.source_result_id,
-        owner=result_owner(session, result))
+        owner=result_owner(session, result), **_regions(job))
