@@ -23,6 +23,13 @@ class AppLimits:
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # a file, as Streamlit's server.maxUploadSize
     max_queued_jobs: int = DEFAULT_MAX_QUEUED_JOBS  # a person; 0: no cap
 
+    def check_upload(self, name: str, data: bytes) -> None:
+        """InputError, in one line, for an upload over the cap: refused before it is
+        decoded (in a browser Streamlit's server.maxUploadSize stops it first)."""
+        if len(data) > self.max_upload_mb * 2 ** 20:
+            raise InputError(f"{name}: {len(data) / 2 ** 20:.1f} MB, over the "
+                             f"{self.max_upload_mb} MB a file this app takes")
+
     def environment(self) -> dict[str, str]:
         return {MAX_UPLOAD_MB_VARIABLE: str(self.max_upload_mb),
                 MAX_QUEUED_JOBS_VARIABLE: str(self.max_queued_jobs)}

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY, image_bytes, make_image, run_nfx
 from PIL import Image
+from nfx.errors import InputError
 from nfx.run_record import read_run_png
 from nfx.images import size_for_long_edge
 from nfx.planning.pyramid import scale_sizes
@@ -1213,6 +1214,12 @@ def test_an_upload_over_the_cap_is_refused_in_one_line(monkeypatch, gallery_url)
     assert error.value == "big.bmp: 2.3 MB, over the 1 MB a file this app takes"
     names = [i.name for i in open_store(gallery_url).list_images("content")]
     assert "small.png" in names and "big.bmp" not in names
+    from nfx.app import masks, png_info  # a mask and a PNG to read are uploads too
+    photo = open_store(gallery_url).list_images("content")[0]
+    for refused in (lambda: masks.add_mask("big.bmp", big, photo),
+                    lambda: png_info.inspect(big, "big.bmp")):
+        with pytest.raises(InputError, match="^big.bmp: 2.3 MB, over the 1 MB a file"):
+            refused()
 
 
 def test_the_queued_jobs_cap_is_one_line_on_the_new_batch_page(monkeypatch, gallery_url):

@@ -20,6 +20,7 @@ from nfx.app.context import blob, store
 from nfx.errors import InputError, NFXError
 from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import stem
+from nfx.limits import limits_from_environment
 from nfx.planning.batch import MaskPlan
 from nfx.regions import Mask, PHOTO, Region, RegionMap, check, snap
 from nfx.store.records import ImageRecord
@@ -57,6 +58,7 @@ def add_mask(name: str, data: bytes, photo: ImageRecord) -> ImageRecord:
     """Store an uploaded or painted mask for `photo`, checked now: not an image, more than
     eight colours, no flat colour, or the wrong aspect ratio, each in one line (nothing is
     stored then)."""
+    limits_from_environment().check_upload(name, data)
     mask = snap(load_image(data, name))
     check_aspect(mask, photo)
     try:

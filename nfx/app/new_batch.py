@@ -57,15 +57,13 @@ def add_uploads(files: Iterable[tuple[str, bytes]], role: str
     """Store each uploaded file; returns (records added, one error line per refused file).
 
     A bad file never stops the good ones; a file over the app's upload cap is refused
-    before it is decoded (Streamlit's server.maxUploadSize stops it first in a browser)."""
+    before it is decoded."""
     added: list[ImageRecord] = []
     errors: list[str] = []
-    cap = limits_from_environment().max_upload_mb
+    limits = limits_from_environment()
     for name, data in files:
         try:
-            if len(data) > cap * 1024 * 1024:
-                raise InputError(f"{name}: {len(data) / 2 ** 20:.1f} MB, over the {cap} MB "
-                                 "a file this app takes")
+            limits.check_upload(name, data)
             added.append(store().add_image(data, name=name, role=role))
         except NFXError as exc:
             errors.append(str(exc) if name in str(exc) else f"{name}: {exc}")

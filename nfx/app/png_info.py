@@ -16,8 +16,9 @@ from nfx.app.forms import changed_values, settings_frame
 from nfx.errors import InputError
 from nfx.images import read_png_info
 from nfx.labels import batch_ref, format_duration, inputs_text, job_ref, plural, result_ref
-from nfx.regions import RegionMap
+from nfx.limits import limits_from_environment
 from nfx.people import LOCAL, Person
+from nfx.regions import RegionMap
 from nfx.run_record import InputRef, read_run_png
 from nfx.settings import Settings
 from nfx.store.records import ImageRecord
@@ -68,6 +69,7 @@ class PngInputs:
 
 def inspect(data: bytes, name: str = "image") -> PngInputs:
     """Settings and inputs of a PNG; InputError (one line) for anything that is not one."""
+    limits_from_environment().check_upload(name, data)
     try:
         stored = read_run_png(data)
     except InputError:
