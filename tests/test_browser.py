@@ -496,6 +496,8 @@ def test_regions_painted_and_uploaded_in_a_browser(app_server, tmp_path):
             settle(page)
             shot(page, "gallery-result-with-regions")
             no_exception(page)
+        finally:
+            browser.close()
 
 
 # --- sign-in (#24): a real OpenID Connect provider, people and what each may do ---------------
