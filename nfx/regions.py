@@ -197,14 +197,25 @@ def snap(image: Image.Image) -> Mask:
     return Mask(labels, palette)
 
 
-def check(mask: Mask, regions: RegionMap, photo_size: tuple[int, int], style_count: int
-          ) -> None:
-    """Refuse, in one line, a mask and assignments that cannot make a run."""
+def identity(mask_sha256: str, regions: RegionMap) -> list[object]:
+    """What a run's identity (nfx.planning.batch.input_digest) adds for its regions: the
+    mask's bytes, by sha256, and every colour's assignment."""
+    return [mask_sha256, regions.as_json()]
+
+
+def check_aspect(mask: Mask, photo_size: tuple[int, int]) -> None:
+    """Refuse, in one line, a mask whose aspect ratio is not the photo's."""
     (mw, mh), (pw, ph) = mask.size, photo_size
     ratio = (mw / mh) / (pw / ph)
     if abs(ratio - 1) > ASPECT_TOLERANCE:
         raise InputError(f"mask is {mw}×{mh} but the photo is {pw}×{ph}: their aspect ratios "
                          f"differ by {abs(ratio - 1):.1%} (at most {ASPECT_TOLERANCE:.0%})")
+
+
+def check(mask: Mask, regions: RegionMap, photo_size: tuple[int, int], style_count: int
+          ) -> None:
+    """Refuse, in one line, a mask and assignments that cannot make a run."""
+    check_aspect(mask, photo_size)
     unassigned = [c for c in mask.palette if c not in regions.colours]
     if unassigned:
         has = "has" if len(unassigned) == 1 else "have"
@@ -313,6 +324,3 @@ class RegionInput:
         return cls(read_mask(picture, regions, photo_size, style_count), regions, sha256,
                    name, path)
 
-    def identity(self) -> list[object]:
-        """What a run's identity adds for its regions: the mask's bytes and the assignments."""
-        return [self.sha256, self.regions.as_json()]

@@ -22,7 +22,7 @@ from nfx.images import load_image, thumbnail_bytes
 from nfx.labels import stem
 from nfx.limits import limits_from_environment
 from nfx.planning.batch import MaskPlan
-from nfx.regions import Mask, PHOTO, Region, RegionMap, check, snap
+from nfx.regions import Mask, PHOTO, Region, RegionMap, check, check_aspect, snap
 from nfx.store.records import ImageRecord
 
 __all__ = ["PALETTE", "UNPAINTED", "KEEP_PHOTO", "CANVAS_EDGE", "MaskChoice", "add_mask",
@@ -60,17 +60,11 @@ def add_mask(name: str, data: bytes, photo: ImageRecord) -> ImageRecord:
     stored then)."""
     limits_from_environment().check_upload(name, data)
     mask = snap(load_image(data, name))
-    check_aspect(mask, photo)
+    check_aspect(mask, (photo.width, photo.height))  # assignments come later, in the form
     try:
         return store().add_image(data, name=name, role="mask")
     except NFXError as exc:
         raise InputError(str(exc) if name in str(exc) else f"{name}: {exc}") from None
-
-
-def check_aspect(mask: Mask, photo: ImageRecord) -> None:
-    """The aspect ratio's check of nfx.regions.check (assignments come later, in the form)."""
-    check(mask, RegionMap.of(Region(c, (1,)) for c in mask.palette), (photo.width, photo.height),
-          1)
 
 
 def canvas_size(photo: ImageRecord, edge: int = CANVAS_EDGE) -> tuple[int, int]:

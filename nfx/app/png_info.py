@@ -18,7 +18,7 @@ from nfx.images import read_png_info
 from nfx.labels import batch_ref, format_duration, inputs_text, job_ref, plural, result_ref
 from nfx.limits import limits_from_environment
 from nfx.people import LOCAL, Person
-from nfx.regions import RegionMap
+from nfx.regions import RegionMap, identity
 from nfx.run_record import InputRef, read_run_png
 from nfx.settings import Settings
 from nfx.store.records import ImageRecord
@@ -78,7 +78,7 @@ def inspect(data: bytes, name: str = "image") -> PngInputs:
     def find(ref: InputRef, role: str) -> ImageRecord | None:
         return store().image_by_sha256(ref.sha256, role) if ref.sha256 else None
 
-    regions = ([stored.mask.sha256, stored.regions.as_json()]
+    regions = (identity(stored.mask.sha256, stored.regions)
                if stored.mask is not None and stored.regions is not None else None)
     result_id = store().find_result(
         hashlib.sha256(data).hexdigest(),

@@ -106,7 +106,7 @@ def plan_batch(content_ids: Sequence[int], style_ids: Sequence[int], base: Setti
 def input_digest(content_sha: str, style_shas: Iterable[str], settings: Settings,
                  regions: Sequence[object] | None = None) -> str:
     """Identity of a run: the same pictures and settings give the same picture out. A run
-    with regions adds them (nfx.regions.RegionInput.identity: the mask's sha256 and every
+    with regions adds them (nfx.regions.identity: the mask's sha256 and every
     colour's assignment) and the settings only masks read; a run without keeps the identity
     it always had."""
     parts: list[object] = [content_sha, list(style_shas), settings.digest(bool(regions))]

@@ -28,7 +28,7 @@ from nfx.images import load_image
 from nfx.queue import deaths
 from nfx.people import LOCAL, LOCAL_NAME, Person
 from nfx.planning.batch import input_digest
-from nfx.regions import RegionMap, read_mask
+from nfx.regions import RegionMap, identity, read_mask
 from nfx.run_record import InputRef, RunRecord
 from nfx.settings import Settings
 from nfx.store.blobs import delete_unreferenced, get_blob, put_blob
@@ -211,10 +211,10 @@ def refuse_regions(settings: Settings) -> None:
 
 
 def _identity(mask: Image | None, regions: RegionMap | None) -> list[object] | None:
-    """What regions add to a run's identity (as nfx.regions.RegionInput.identity)."""
+    """What regions add to a run's identity (nfx.regions.identity), None without."""
     if mask is None or regions is None:
         return None
-    return [mask.sha256, regions.as_json()]
+    return identity(mask.sha256, regions)
 
 
 def job_regions(job: Job) -> RegionMap | None:
