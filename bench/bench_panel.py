@@ -241,6 +241,7 @@ def main() -> None:
     changed = "".join(f", {name}={text}" for name, text in changes(chosen, defaults))
     print(f"# NFX panel benchmark: {len(pairs)} pairs at {args.size} px; NFX defaults "
           f"(style_weight {defaults.style_weight:g}, tv_weight {defaults.tv_weight:g}, "
+          f"ghost_weight {defaults.ghost_weight:g}, "
           f"{defaults.scales} scales x {defaults.steps} steps){changed} against pastiche "
           f"{args.peer_steps} steps", flush=True)
     evaluator = Evaluator(IMAGES / pairs[0][0], IMAGES / pairs[0][1])

@@ -25,12 +25,14 @@ BOTH: tuple[Method, ...] = METHODS
 
 
 def _meta(group: str, *, indexed: bool = False, sweep: bool = True,
-          methods: tuple[Method, ...] = ("gatys",), masked: bool = False) -> dict[str, Any]:
+          methods: tuple[Method, ...] = ("gatys",), masked: bool = False,
+          legacy: Any = None) -> dict[str, Any]:
     """Extra facts about a field: its widget group, whether the gallery filters on it, whether
-    a batch may sweep it, which methods read it (most are the optimiser's alone), and whether
-    only runs with a region mask read it."""
+    a batch may sweep it, which methods read it (most are the optimiser's alone), whether
+    only runs with a region mask read it, and, for a setting added with a default that changes
+    results, the value that runs stored before it existed had (`legacy`)."""
     return {"group": group, "indexed": indexed, "sweep": sweep, "methods": list(methods),
-            "masked": masked}
+            "masked": masked, "legacy": legacy}
 
 
 class Settings(BaseModel):
@@ -107,6 +109,14 @@ class Settings(BaseModel):
         description="With a region mask: the width in output pixels over which one region "
                     "gives way to the next. Wider hides seams between two paintings; "
                     "narrower keeps a kept-photo area (a face) crisp to its edge.")
+    ghost_weight: float = Field(
+        20.0, ge=0.0, le=1e4, json_schema_extra=_meta("Weights", legacy=0.0),
+        description="Keeps the painting's objects (a face, a sail, the moon) from being "
+                    "rebuilt in the output, so that it takes the painting's manner and not "
+                    "its subject: output places whose deepest style features are "
+                    "near-copies of one place in the painting are pushed away. 0 lets them "
+                    "reappear (runs made before NFX 0.3 had 0); higher holds them "
+                    "further off.")
     content_layer: Layer = Field("relu4_2", json_schema_extra=_meta("Layers"),
                                  description="VGG-19 layer whose activations the output "
                                              "must match to keep the content.")
@@ -195,6 +205,9 @@ class Settings(BaseModel):
             raise InputError(f"settings are not valid JSON: {exc.msg}") from None
         if not isinstance(data, dict):
             raise InputError("settings JSON must be an object")
+        # stored by an NFX from before a setting existed: the value that run had
+        data = {**{name: spec.legacy for name, spec in FIELDS.items()
+                   if spec.legacy is not None}, **data}
         return cls.from_dict(data, strict=strict)
 
     def applies(self, name: str) -> bool:
@@ -209,9 +222,12 @@ class Settings(BaseModel):
         An optimisation's digest leaves out `method` and `strength`, so it is the one it had
         before feed-forward runs existed (the gallery's stored identities still match); the
         settings only a region mask reads enter the digests of `masked` runs alone, so the
-        unmasked identities stayed as they were too."""
+        unmasked identities stayed as they were too; a setting added later enters only where
+        it differs from the value runs had before it existed (`legacy`), so that a stored run
+        and the same run queued again share one identity."""
         data = {k: v for k, v in self.model_dump(mode="json").items()
-                if self.applies(k) and (masked or not FIELDS[k].masked)}
+                if self.applies(k) and (masked or not FIELDS[k].masked)
+                and not (FIELDS[k].legacy is not None and v == FIELDS[k].legacy)}
         if self.method == "gatys":
             data.pop("method")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -254,6 +270,7 @@ class FieldSpec:
     sweepable: bool = True  # may take several values in one batch
     methods: tuple[str, ...] = ("gatys",)  # the methods that read it
     masked: bool = False  # read only by runs with a region mask (nfx.regions)
+    legacy: Any = None  # the value runs stored before the setting existed had (None: always was)
 
     @property
     def label(self) -> str:
@@ -318,9 +335,9 @@ def _spec(name: str) -> FieldSpec:
     info = Settings.model_fields[name]
     extra = info.json_schema_extra or {}
     assert isinstance(extra, dict), "extras are _meta's dicts, never pydantic's callable form"
-    group, indexed, sweep, methods, masked = (
+    group, indexed, sweep, methods, masked, legacy = (
         extra.get("group", "Other"), extra.get("indexed", False), extra.get("sweep", True),
-        extra.get("methods", []), extra.get("masked", False))
+        extra.get("methods", []), extra.get("masked", False), extra.get("legacy"))
     assert isinstance(group, str) and isinstance(indexed, bool) and isinstance(sweep, bool) \
         and isinstance(methods, list) and isinstance(masked, bool), "as _meta writes them"
     annotation = info.annotation
@@ -346,7 +363,8 @@ def _spec(name: str) -> FieldSpec:
                      group=group, minimum=minimum, maximum=maximum,
                      choices=choices, item_choices=item_choices, indexed=indexed,
                      sweepable=sweep and kind != "list",
-                     methods=tuple(str(method) for method in methods), masked=masked)
+                     methods=tuple(str(method) for method in methods), masked=masked,
+                     legacy=legacy)
 
 
 FIELDS: dict[str, FieldSpec] = {name: _spec(name) for name in Settings.model_fields}

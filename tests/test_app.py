@@ -178,7 +178,7 @@ def test_result_dialog_loss_chart_is_log_scaled_per_term(monkeypatch, gallery_ur
     lines = next(layer for layer in chart["layer"] if layer["mark"]["type"] == "line")
     assert lines["encoding"]["y"]["scale"]["type"] == "log"
     colours = lines["encoding"]["color"]["scale"]["range"]
-    assert len(set(colours)) == len(colours) == 4, "one colour per loss term"
+    assert len(set(colours)) == len(colours) == 5, "one colour per loss term and the total"
 
 
 def test_a_line_search_spike_does_not_flatten_the_loss_curve():

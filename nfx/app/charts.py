@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 
-TERMS = ("total", "content", "style", "tv")
-COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd")  # blue, green, red, purple
+TERMS = ("total", "content", "style", "tv", "ghost")  # the engine's terms and their total
+COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e")  # blue, green, red, purple, orange
 SPIKE_FACTOR = 100.0  # a point this far above both its neighbours is a line-search spike
 
 

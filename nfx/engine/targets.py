@@ -15,6 +15,7 @@ from PIL import Image
 from nfx.caches import BoundedCache
 from nfx.engine import color, tiling
 from nfx.engine.devices import autocast
+from nfx.engine.ghosts import GhostLoss, painting_rows
 from nfx.engine.guided import GuidedStyleLoss
 from nfx.engine.losses import (STYLE_LOSSES, ContentLoss, LayeredStyleLoss, Moments, blend,
                                raw_moments, vgg_features)
@@ -22,11 +23,17 @@ from nfx.engine.objective import Objective
 from nfx.engine.tensors import to_pixels
 from nfx.engine.vgg import VGG19Features
 from nfx.images import resize, size_for_area
+from nfx.layers import in_order
 from nfx.planning import budget
 from nfx.regions import RegionInput, weights as region_weights
 from nfx.settings import Settings
 
 Keys = tuple[str, list[str]]  # the content's and each style's image_key
+
+
+def ghost_layer(s: Settings) -> str:
+    """The ghost term's layer: the deepest style layer, where object parts live."""
+    return in_order(s.style_layers)[-1]
 
 
 class Targets:
@@ -85,28 +92,52 @@ class Targets:
         return self.cache.get(("content", key, size, s.content_layer, s.pooling, precision,
                                s.preserve_color == "luminance"), compute)
 
+    def _style_pixels(self, style: Image.Image, content: Image.Image,
+                      out_size: tuple[int, int], s: Settings) -> torch.Tensor:
+        """A style image as its targets see it: at the output's area times style_scale²,
+        its colours matched to the content's if the run preserves them."""
+        area = out_size[0] * out_size[1] * s.style_scale ** 2
+        pixels = self.pixels(style, size_for_area(style.size, area))
+        if s.preserve_color == "histogram":
+            pixels = color.match_color_statistics(pixels, self.pixels(content, out_size))
+        elif s.preserve_color == "luminance":
+            content_lum = color.luminance(self.pixels(content, out_size))
+            pixels = color.match_luminance(color.luminance(pixels), content_lum)
+        return pixels
+
+    @staticmethod
+    def _style_key(kind: str, style: Image.Image, style_key: str, content_key: str,
+                   out_size: tuple[int, int], s: Settings, precision: str) -> tuple:
+        area = out_size[0] * out_size[1] * s.style_scale ** 2
+        # Colour-preserving modes make the style depend on the content too.
+        depends_on_content = s.preserve_color != "none"
+        return (kind, style_key, size_for_area(style.size, area), tuple(s.style_layers),
+                s.pooling, precision, s.preserve_color,
+                content_key if depends_on_content else None,
+                out_size if depends_on_content else None)
+
     def style(self, style: Image.Image, style_key: str, content: Image.Image,
               content_key: str, out_size: tuple[int, int], s: Settings, precision: str,
               plan: budget.MemoryPlan | None = None) -> dict[str, Moments]:
         """A style image's raw moments at the output's area times style_scale²."""
-        area = out_size[0] * out_size[1] * s.style_scale ** 2
-        size = size_for_area(style.size, area)
-        # Colour-preserving modes make the style depend on the content too.
-        depends_on_content = s.preserve_color != "none"
-
         def compute() -> dict[str, Moments]:
-            pixels = self.pixels(style, size)
-            if s.preserve_color == "histogram":
-                pixels = color.match_color_statistics(pixels, self.pixels(content, out_size))
-            elif s.preserve_color == "luminance":
-                content_lum = color.luminance(self.pixels(content, out_size))
-                pixels = color.match_luminance(color.luminance(pixels), content_lum)
+            pixels = self._style_pixels(style, content, out_size, s)
             return self._moments(pixels, s, precision, self._tile(pixels, s, precision, plan))
 
-        return self.cache.get(("style", style_key, size, tuple(s.style_layers), s.pooling,
-                               precision, s.preserve_color,
-                               content_key if depends_on_content else None,
-                               out_size if depends_on_content else None), compute)
+        return self.cache.get(self._style_key("style", style, style_key, content_key,
+                                              out_size, s, precision), compute)
+
+    def ghost_features(self, style: Image.Image, style_key: str, content: Image.Image,
+                       content_key: str, out_size: tuple[int, int], s: Settings,
+                       precision: str, plan: budget.MemoryPlan | None = None) -> torch.Tensor:
+        """A style image's features at the ghost term's layer, seen as its moments are."""
+        def compute() -> torch.Tensor:
+            pixels = self._style_pixels(style, content, out_size, s)
+            return self._features(pixels, ghost_layer(s), s, precision,
+                                  self._tile(pixels, s, precision, plan))
+
+        return self.cache.get(self._style_key("ghost", style, style_key, content_key,
+                                              out_size, s, precision), compute)
 
     def objective(self, content: Image.Image, styles: Sequence[Image.Image], keys: Keys,
                   size: tuple[int, int], s: Settings, precision: str,
@@ -125,8 +156,14 @@ class Targets:
                                                     s.style_layer_weights)
         else:
             style_loss = self._guided(moments, size, s, regions)
-        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
-        objective = Objective(self.model, s.pooling, content_loss, style_loss, weights)
+        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight,
+                   "ghost": s.ghost_weight}
+        ghost = None
+        if s.ghost_weight > 0:  # against every painting the run uses
+            found = [self.ghost_features(style, key, content, content_key, size, s, precision,
+                                         plan) for style, key in zip(styles, style_keys)]
+            ghost = GhostLoss(ghost_layer(s), painting_rows(found, found[0].dtype))
+        objective = Objective(self.model, s.pooling, content_loss, style_loss, weights, ghost)
         if plan is not None and plan.tile:
             return tiling.TiledObjective(objective, plan.tile)
         return objective

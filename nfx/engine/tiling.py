@@ -191,6 +191,7 @@ class TiledObjective(nn.Module):
         guides = {layer: o.style.region_weights(layer, height, width) for layer in style_layers}
         sums = {layer: [_MomentSums() for _ in guides[layer]] for layer in style_layers}
         content_error = torch.zeros((), dtype=torch.float64, device=image.device)
+        ghost_sum, ghost_count = torch.zeros((), dtype=torch.float64, device=image.device), 0
         kept = None
         for index, block in enumerate(tiles):  # pass 1: the loss's sums
             keep = want_grad and index == len(tiles) - 1
@@ -206,6 +207,10 @@ class TiledObjective(nn.Module):
                                         None if weight is None
                                         else self._rows(layer, index, block, weight))
                 content_error += self._content_difference(found, block).square().sum()
+                if o.ghost is not None:
+                    penalty, count = o.ghost.penalty(interior(found[o.ghost.layer], block,
+                                                              o.ghost.layer))
+                    ghost_sum, ghost_count = ghost_sum + penalty, ghost_count + count
             if keep:
                 kept = (block, pixels, found)
             del found
@@ -222,7 +227,7 @@ class TiledObjective(nn.Module):
                      else image.new_zeros(()))
             tv = o.tv(pixels)
         terms = {"content": (content_error * content.normaliser).float(), "style": style,
-                 "tv": tv}
+                 "tv": tv, "ghost": (ghost_sum / max(ghost_count, 1)).float()}
         total = o.total(terms)
         terms = {name: value.detach() for name, value in terms.items()}
         if not want_grad:
@@ -249,7 +254,7 @@ class TiledObjective(nn.Module):
                 with torch.enable_grad():
                     block_found = vgg_features(o.model, block_pixels, o.layers, o.pooling)
             outputs, grads = self._feature_gradients(block_found, block, moments, style_grads,
-                                                     sums, guides)
+                                                     sums, guides, ghost_count)
             torch.autograd.backward(outputs, grads)
             assert block_pixels.grad is not None, "the block's features depend on its pixels"
             gradient[..., block.region[0], block.region[1]] += block_pixels.grad
@@ -268,17 +273,19 @@ class TiledObjective(nn.Module):
                            moments: dict[str, list[Moments]],
                            style_grads: dict[str, list[tuple[torch.Tensor, ...]]],
                            sums: dict[str, list[_MomentSums]],
-                           guides: dict[str, list[torch.Tensor | None]]
+                           guides: dict[str, list[torch.Tensor | None]], ghost_count: int
                            ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The closed-form gradient of the total with respect to each used layer's features in
         this block: zero in the margin; in the interior, for G = Σ f fᵀ / N (or Σ the
         covariance about μ), (S + Sᵀ)(f − μ)/N + dμ/N with S = dLoss/dG and dμ = dLoss/dμ,
-        plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖²; a guided region's the same over its
+        plus the content error's 2 w (F − Fₜ) / ‖Fₜ‖² and the ghost term's own (a sum over
+        positions, divided by their number in the image); a guided region's the same over its
         positions, weighted by them (nfx.engine.guided.add_feature_gradient)."""
         o = self.objective
         outputs: list[torch.Tensor] = []
         grads: list[torch.Tensor] = []
-        for layer in sorted({*o.style.weighted_layers, o.content.layer}):
+        ghost = [o.ghost.layer] if o.ghost is not None else []
+        for layer in sorted({*o.style.weighted_layers, o.content.layer, *ghost}):
             feature = found[layer]
             inner = interior(feature, block, layer)
             with torch.no_grad(), torch.autocast(feature.device.type, enabled=False):
@@ -302,6 +309,9 @@ class TiledObjective(nn.Module):
                 if layer == o.content.layer:
                     grad = grad + o.content.feature_gradient(
                         self._content_difference(found, block), o.weight("content"))
+                if o.ghost is not None and layer == o.ghost.layer:
+                    grad = grad + o.ghost.feature_gradient(inner,
+                                                           o.weight("ghost") / ghost_count)
                 full = torch.zeros_like(feature)
                 rows, cols = block.local(vgg_layer(layer).stride)
                 full[..., rows, cols] = grad.to(feature.dtype)
