@@ -88,7 +88,7 @@ def test_a_png_made_before_normalised_losses_still_reruns(tmp_path):
     meta.add_text(INFO_KEY, json.dumps({"content": str(content), "styles": [str(style)]}))
     make_image(48, 32, seed=3).save(old, pnginfo=meta)
     stored = read_png_settings(old)
-    assert stored == Settings(size=48, scales=2, steps=3, style_weight=5e3)
+    assert stored == Settings(size=48, scales=2, steps=3, style_weight=5e3, ghost_weight=0.0)
     assert stored.style_loss == "gram"
 
     again = tmp_path / "again.png"
