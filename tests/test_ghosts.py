@@ -28,7 +28,7 @@ def one_column(rows: list[list[float]]) -> torch.Tensor:
 
 
 def test_the_penalty_counts_only_near_copies_by_how_far_past_the_threshold():
-    ghost = GhostLoss(COPY_LAYER, painting_rows([PAINTING], torch.float32))
+    ghost = GhostLoss(COPY_LAYER, painting_rows(PAINTING, torch.float32))
     # cosines to the nearest painting position: 1.0, 0.8, 0.5 (an even mix of all), 0 (dead)
     output = one_column([[2.0, 0, 0, 0], [0.6, 0.8, 0, 0], [1.0, 1.0, 1.0, 1.0], [0, 0, 0, 0]])
     total, count = ghost.penalty(output)
@@ -38,7 +38,7 @@ def test_the_penalty_counts_only_near_copies_by_how_far_past_the_threshold():
 
 
 def test_its_gradient_moves_a_copy_away_from_the_painting_and_leaves_the_rest():
-    ghost = GhostLoss(COPY_LAYER, painting_rows([PAINTING], torch.float32))
+    ghost = GhostLoss(COPY_LAYER, painting_rows(PAINTING, torch.float32))
     output = one_column([[1.0, 0.1, 0, 0], [0.2, 0.2, 0.2, 0.2]])  # a copy; a mix (cos 0.5)
     gradient = ghost.feature_gradient(output, 1.0)
     assert float(gradient[..., 1, :].abs().sum()) == 0.0  # no push at or below the threshold
@@ -50,9 +50,9 @@ def test_its_gradient_moves_a_copy_away_from_the_painting_and_leaves_the_rest():
 
 def test_a_large_painting_is_searched_through_a_fixed_subset_of_its_positions():
     big = torch.rand(1, 8, 200, 100)  # 20000 positions
-    rows = painting_rows([big], torch.bfloat16)
+    rows = painting_rows(big, torch.bfloat16)
     assert rows.shape == (MAX_PAINTING_POSITIONS, 8) and rows.dtype == torch.bfloat16
-    assert torch.equal(rows, painting_rows([big], torch.bfloat16))  # the same every time
+    assert torch.equal(rows, painting_rows(big, torch.bfloat16))  # the same every time
     assert torch.allclose(rows.float().norm(dim=1), torch.ones(MAX_PAINTING_POSITIONS), atol=1e-2)
 
 

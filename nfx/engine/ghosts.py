@@ -24,8 +24,6 @@ is found without gradient (the max's gradient flows through its argmax only).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -40,11 +38,12 @@ def _unit_rows(features: torch.Tensor) -> torch.Tensor:
     return F.normalize(features.float().flatten(2)[0].T, dim=1)
 
 
-def painting_rows(features: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The paintings' positions at the ghost layer as unit rows, at most
+def painting_rows(features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A painting's positions at the ghost layer as unit rows, at most
     MAX_PAINTING_POSITIONS of them (a fixed random subset: neighbouring positions' features
-    overlap in most of their receptive field, so a copied part still finds a close one)."""
-    rows = torch.cat([_unit_rows(found) for found in features])
+    overlap in most of their receptive field, so a copied part still finds a close one).
+    Small enough to cache: the whole layer at 8192 px is 200 MB, its rows at most 16 MB."""
+    rows = _unit_rows(features)
     if rows.shape[0] > MAX_PAINTING_POSITIONS:
         chosen = torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))
         rows = rows[chosen[:MAX_PAINTING_POSITIONS].to(rows.device)]
@@ -60,7 +59,7 @@ class GhostLoss(nn.Module):
                  threshold: float = GHOST_SIMILARITY) -> None:
         super().__init__()
         self.layer, self.threshold = layer, threshold
-        self.register_buffer("painting", painting)
+        self.register_buffer("painting", painting)  # painting_rows of each painting, stacked
 
     def penalty(self, features: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(the sum of the per-position penalties in fp32, the number of positions) of one

@@ -127,14 +127,16 @@ class Targets:
         return self.cache.get(self._style_key("style", style, style_key, content_key,
                                               out_size, s, precision), compute)
 
-    def ghost_features(self, style: Image.Image, style_key: str, content: Image.Image,
-                       content_key: str, out_size: tuple[int, int], s: Settings,
-                       precision: str, plan: budget.MemoryPlan | None = None) -> torch.Tensor:
-        """A style image's features at the ghost term's layer, seen as its moments are."""
+    def ghost_rows(self, style: Image.Image, style_key: str, content: Image.Image,
+                   content_key: str, out_size: tuple[int, int], s: Settings,
+                   precision: str, plan: budget.MemoryPlan | None = None) -> torch.Tensor:
+        """A style image's positions at the ghost term's layer (nfx.engine.ghosts.
+        painting_rows), seen as its moments are."""
         def compute() -> torch.Tensor:
             pixels = self._style_pixels(style, content, out_size, s)
-            return self._features(pixels, ghost_layer(s), s, precision,
-                                  self._tile(pixels, s, precision, plan))
+            found = self._features(pixels, ghost_layer(s), s, precision,
+                                   self._tile(pixels, s, precision, plan))
+            return painting_rows(found, found.dtype)
 
         return self.cache.get(self._style_key("ghost", style, style_key, content_key,
                                               out_size, s, precision), compute)
@@ -160,9 +162,9 @@ class Targets:
                    "ghost": s.ghost_weight}
         ghost = None
         if s.ghost_weight > 0:  # against every painting the run uses
-            found = [self.ghost_features(style, key, content, content_key, size, s, precision,
-                                         plan) for style, key in zip(styles, style_keys)]
-            ghost = GhostLoss(ghost_layer(s), painting_rows(found, found[0].dtype))
+            rows = [self.ghost_rows(style, key, content, content_key, size, s, precision, plan)
+                    for style, key in zip(styles, style_keys)]
+            ghost = GhostLoss(ghost_layer(s), torch.cat(rows))
         objective = Objective(self.model, s.pooling, content_loss, style_loss, weights, ghost)
         if plan is not None and plan.tile:
             return tiling.TiledObjective(objective, plan.tile)
